@@ -1,0 +1,299 @@
+//! A dataset directory: the four IDX files of MNIST (or any dataset of the same shape), paired,
+//! checked against each other and against the known MNIST checksums, and converted to `f32`.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::aligned::AlignedF32;
+use crate::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
+
+/// SHA-256 of the decompressed MNIST files, from `SPEC.md`.
+pub const MNIST_SHA256: [(&str, &str); 4] = [
+    (
+        "train-images",
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    ),
+    (
+        "train-labels",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    ),
+    (
+        "t10k-images",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    ),
+    (
+        "t10k-labels",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    ),
+];
+
+/// The first ten training labels of MNIST.
+pub const MNIST_FIRST_TRAIN_LABELS: [u8; 10] = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4];
+/// The first ten test labels of MNIST.
+pub const MNIST_FIRST_TEST_LABELS: [u8; 10] = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9];
+
+/// Faults of a dataset as a whole (its files are checked by [`IdxError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// One file is unreadable or malformed.
+    #[error(transparent)]
+    Idx(#[from] IdxError),
+    /// Images and labels files disagree on the count.
+    #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
+    CountMismatch {
+        /// The images file.
+        images: PathBuf,
+        /// Its image count.
+        n_images: usize,
+        /// The labels file.
+        labels: PathBuf,
+        /// Its label count.
+        n_labels: usize,
+    },
+    /// A label outside `0..classes`.
+    #[error("{path}: label {label} at index {index} is out of range: expected 0..{classes}")]
+    BadLabel {
+        /// The labels file.
+        path: PathBuf,
+        /// Index of the first bad label.
+        index: usize,
+        /// The label found.
+        label: u8,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// A file that claims to be MNIST has the wrong content.
+    #[error(
+        "{path}: SHA-256 of the decompressed bytes is {found}, expected {expected} (the MNIST {name} file); the file is corrupt or not MNIST (use --checksum skip to load it anyway)"
+    )]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// Which MNIST file it should be.
+        name: &'static str,
+        /// The known checksum.
+        expected: &'static str,
+        /// The checksum computed.
+        found: String,
+    },
+    /// The dataset has no samples.
+    #[error("{path}: the training set is empty")]
+    Empty {
+        /// The images file.
+        path: PathBuf,
+    },
+}
+
+/// When to verify checksums.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChecksumPolicy {
+    /// Verify when the data claims to be MNIST (its label files have MNIST's counts and first
+    /// labels); other datasets of the same shape load unverified.
+    #[default]
+    Auto,
+    /// Every file must match the MNIST checksum.
+    Require,
+    /// Do not hash.
+    Skip,
+}
+
+/// What was verified about a loaded dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// All four files match the MNIST checksums.
+    Mnist,
+    /// Not MNIST (or hashing skipped): loaded without a checksum.
+    Unverified,
+}
+
+/// Images and labels of one split (train or test).
+#[derive(Debug)]
+pub struct Split {
+    /// The images file (`count × rows × cols` u8 pixels).
+    pub images: IdxFile,
+    /// The labels file (`count` u8 labels).
+    pub labels: IdxFile,
+}
+
+impl Split {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.count()
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Features (pixels) per sample.
+    pub fn features(&self) -> usize {
+        self.images.header().item_len()
+    }
+
+    /// All pixels, sample-major, as stored in the file.
+    pub fn pixels(&self) -> &[u8] {
+        self.images.body()
+    }
+
+    /// The pixels of sample `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let f = self.features();
+        &self.pixels()[i * f..(i + 1) * f]
+    }
+
+    /// All labels.
+    pub fn labels(&self) -> &[u8] {
+        self.labels.body()
+    }
+
+    /// The pixels as `f32` in [0, 1] (`x / 255`, as the tutorial), in one pass into an
+    /// aligned buffer of `len × features` values.
+    pub fn to_f32(&self) -> AlignedF32 {
+        let mut out = AlignedF32::zeros(self.pixels().len());
+        pixels_to_f32(self.pixels(), &mut out);
+        out
+    }
+}
+
+/// Convert u8 pixels to `f32` as the tutorial does: `x as f32 / 255`.
+pub fn pixels_to_f32(pixels: &[u8], out: &mut [f32]) {
+    for (o, &p) in out.iter_mut().zip(pixels) {
+        *o = p as f32 / 255.0;
+    }
+}
+
+/// A loaded dataset directory.
+#[derive(Debug)]
+pub struct Dataset {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The training split.
+    pub train: Split,
+    /// The test split.
+    pub test: Split,
+    /// What the checksums established.
+    pub verification: Verification,
+}
+
+/// Number of classes a dataset's labels must fit in.
+pub const CLASSES: usize = crate::MNIST_CLASSES;
+
+fn open_split(
+    dir: &Path,
+    prefix: &str,
+    kind: IdxKind,
+    opts: &LoadOptions,
+) -> Result<Split, DatasetError> {
+    let images = IdxFile::open(
+        &locate(dir, &format!("{prefix}-images"), "idx3-ubyte")?,
+        kind,
+        opts,
+    )?;
+    let labels = IdxFile::open(
+        &locate(dir, &format!("{prefix}-labels"), "idx1-ubyte")?,
+        IdxKind::Labels,
+        opts,
+    )?;
+    check_split(Split { images, labels })
+}
+
+/// Check that a split's files agree: equal counts, labels below [`CLASSES`].
+pub fn check_split(split: Split) -> Result<Split, DatasetError> {
+    if split.images.count() != split.labels.count() {
+        return Err(DatasetError::CountMismatch {
+            images: split.images.path().to_path_buf(),
+            n_images: split.images.count(),
+            labels: split.labels.path().to_path_buf(),
+            n_labels: split.labels.count(),
+        });
+    }
+    if let Some((index, &label)) = split
+        .labels()
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| l as usize >= CLASSES)
+    {
+        return Err(DatasetError::BadLabel {
+            path: split.labels.path().to_path_buf(),
+            index,
+            label,
+            classes: CLASSES,
+        });
+    }
+    Ok(split)
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Dataset {
+    /// Load the four files of `dir` with MNIST's 28×28 images.
+    pub fn open(
+        dir: &Path,
+        opts: &LoadOptions,
+        policy: ChecksumPolicy,
+    ) -> Result<Self, DatasetError> {
+        let kind = IdxKind::MNIST_IMAGES;
+        let train = open_split(dir, "train", kind, opts)?;
+        let test = open_split(dir, "t10k", kind, opts)?;
+        if train.is_empty() {
+            return Err(DatasetError::Empty {
+                path: train.images.path().to_path_buf(),
+            });
+        }
+        let verification = verify(&train, &test, policy)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            train,
+            test,
+            verification,
+        })
+    }
+}
+
+/// True when the label files have MNIST's counts and first labels.
+fn claims_mnist(train: &Split, test: &Split) -> bool {
+    train.len() == 60_000
+        && test.len() == 10_000
+        && train.labels().starts_with(&MNIST_FIRST_TRAIN_LABELS)
+        && test.labels().starts_with(&MNIST_FIRST_TEST_LABELS)
+}
+
+fn verify(
+    train: &Split,
+    test: &Split,
+    policy: ChecksumPolicy,
+) -> Result<Verification, DatasetError> {
+    let must_match = match policy {
+        ChecksumPolicy::Skip => return Ok(Verification::Unverified),
+        ChecksumPolicy::Require => true,
+        ChecksumPolicy::Auto => claims_mnist(train, test),
+    };
+    if !must_match {
+        return Ok(Verification::Unverified);
+    }
+    let files = [&train.images, &train.labels, &test.images, &test.labels];
+    let hashes: Vec<String> = files
+        .par_iter()
+        .map(|f| sha256_hex(f.raw_bytes()))
+        .collect();
+    for ((file, found), (name, expected)) in files.iter().zip(hashes).zip(MNIST_SHA256) {
+        if found != expected {
+            return Err(DatasetError::Checksum {
+                path: file.path().to_path_buf(),
+                name,
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(Verification::Mnist)
+}

@@ -1,0 +1,664 @@
+//! IDX files: locating them in a directory (raw or `.gz`, `-` or `.` in the name), decompressing
+//! `.gz` once into a cache, memory-mapping the raw bytes, and validating every header field
+//! before anything trusts it.
+//!
+//! IDX is big-endian: two zero bytes, an element-type byte (0x08 = u8), a dimension-count byte,
+//! one u32 per dimension, then the elements in row-major order.
+//!
+//! ## Memory-mapping policy
+//! A mapped file that another process truncates while we read it raises SIGBUS. To keep that
+//! hazard small we (1) validate the length against the header before mapping, (2) map `.gz`
+//! data only from cache files this crate wrote itself (temporary file + rename, never rewritten
+//! in place), and (3) offer [`LoadOptions::mmap`]` = false` (`--no-mmap`) that reads the bytes
+//! into memory instead.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use memmap2::Mmap;
+
+/// The element type byte of u8 data, the only type MNIST uses.
+pub const DTYPE_U8: u8 = 0x08;
+/// The two leading bytes of a gzip stream.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Everything that can be wrong with one IDX file. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum IdxError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What we were doing.
+        action: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// None of the accepted names exists in the directory.
+    #[error("{dir}: no {stem} file found (looked for {tried})")]
+    Missing {
+        /// The directory searched.
+        dir: PathBuf,
+        /// Which file, e.g. `train-images`.
+        stem: String,
+        /// The names tried, comma separated.
+        tried: String,
+    },
+    /// Shorter than its own header.
+    #[error("{path}: {found} bytes is too short for an IDX header of {expected} bytes")]
+    TooShort {
+        /// The file.
+        path: PathBuf,
+        /// Bytes needed for the header.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// The first two bytes are not zero.
+    #[error("{path}: bad IDX magic: expected 00 00 08 {expected_ndim:02x}, found {found}")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// Expected dimension count.
+        expected_ndim: usize,
+        /// The first four bytes, hex.
+        found: String,
+    },
+    /// Element type other than u8.
+    #[error("{path}: element type 0x{found:02x} is not supported: expected 0x08 (u8)")]
+    BadElementType {
+        /// The file.
+        path: PathBuf,
+        /// The type byte found.
+        found: u8,
+    },
+    /// Wrong number of dimensions for what the file should hold.
+    #[error("{path}: {found} dimensions, expected {expected} ({what})")]
+    BadRank {
+        /// The file.
+        path: PathBuf,
+        /// Expected dimension count.
+        expected: usize,
+        /// Found dimension count.
+        found: usize,
+        /// `images` or `labels`.
+        what: &'static str,
+    },
+    /// Images of another size than expected.
+    #[error("{path}: images are {found_rows}×{found_cols} pixels, expected {rows}×{cols}")]
+    BadImageSize {
+        /// The file.
+        path: PathBuf,
+        /// Expected rows.
+        rows: u32,
+        /// Expected columns.
+        cols: u32,
+        /// Found rows.
+        found_rows: u32,
+        /// Found columns.
+        found_cols: u32,
+    },
+    /// Body size overflows or exceeds the configured limit.
+    #[error("{path}: header claims {claimed} bytes of data, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Bytes claimed by the header (saturated at u64::MAX).
+        claimed: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file length does not match the header.
+    #[error("{path}: {found} bytes, but the header says {expected} bytes ({fault})")]
+    BadLength {
+        /// The file.
+        path: PathBuf,
+        /// Length implied by the header.
+        expected: u64,
+        /// Actual length (of the decompressed data for `.gz`).
+        found: u64,
+        /// `truncated` or `trailing bytes`.
+        fault: &'static str,
+    },
+    /// A raw file that holds gzip data.
+    #[error("{path}: is gzip-compressed data but its name has no .gz suffix (rename it to .gz)")]
+    UnexpectedGzip {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A `.gz` file that is not gzip.
+    #[error("{path}: named .gz but is not gzip data (first bytes {found}){hint}")]
+    NotGzip {
+        /// The file.
+        path: PathBuf,
+        /// First bytes, hex.
+        found: String,
+        /// A hint, e.g. that it looks like raw IDX.
+        hint: &'static str,
+    },
+    /// The gzip stream is corrupt (bad deflate data, CRC mismatch, truncated stream).
+    #[error("{path}: corrupt gzip stream: {source}")]
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// What flate2 reported.
+        source: io::Error,
+    },
+}
+
+/// What an IDX file must hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdxKind {
+    /// A vector of u8 labels (`idx1`).
+    Labels,
+    /// A stack of u8 images of the given size (`idx3`).
+    Images {
+        /// Pixel rows per image.
+        rows: u32,
+        /// Pixel columns per image.
+        cols: u32,
+    },
+}
+
+impl IdxKind {
+    /// MNIST's 28×28 images.
+    pub const MNIST_IMAGES: IdxKind = IdxKind::Images { rows: 28, cols: 28 };
+
+    /// Number of dimensions of the file.
+    pub fn ndim(self) -> usize {
+        match self {
+            IdxKind::Labels => 1,
+            IdxKind::Images { .. } => 3,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            IdxKind::Labels => "labels",
+            IdxKind::Images { .. } => "images",
+        }
+    }
+
+    /// Header length in bytes.
+    pub fn header_len(self) -> usize {
+        4 + 4 * self.ndim()
+    }
+}
+
+/// A validated IDX header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdxHeader {
+    /// What the file holds.
+    pub kind: IdxKind,
+    /// Number of items (images or labels).
+    pub count: usize,
+}
+
+impl IdxHeader {
+    /// Bytes per item (1 for labels, rows·cols for images).
+    pub fn item_len(&self) -> usize {
+        match self.kind {
+            IdxKind::Labels => 1,
+            IdxKind::Images { rows, cols } => rows as usize * cols as usize,
+        }
+    }
+
+    /// Total file length the header implies.
+    pub fn file_len(&self) -> u64 {
+        self.kind.header_len() as u64 + self.count as u64 * self.item_len() as u64
+    }
+}
+
+/// How files are loaded.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Memory-map raw files (default) or read them into memory.
+    pub mmap: bool,
+    /// Where decompressed `.gz` files are cached; `None` = a `.mnist-logreg-cache` directory
+    /// beside the data, or under the system temp directory when the data directory is read-only.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest data size a header may claim, in bytes (guards against allocation bombs).
+    pub max_bytes: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            mmap: true,
+            cache_dir: None,
+            max_bytes: 1 << 32,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parse and validate the header at the start of `bytes` (which may be just the header).
+/// Checks the magic, element type, rank, image size and the size limit; not the file length.
+pub fn parse_header(
+    path: &Path,
+    bytes: &[u8],
+    kind: IdxKind,
+    max_bytes: u64,
+) -> Result<IdxHeader, IdxError> {
+    let path = || path.to_path_buf();
+    if bytes.starts_with(&GZIP_MAGIC) {
+        return Err(IdxError::UnexpectedGzip { path: path() });
+    }
+    let expected = kind.header_len();
+    if bytes.len() < 4 {
+        return Err(IdxError::TooShort {
+            path: path(),
+            expected,
+            found: bytes.len(),
+        });
+    }
+    if bytes[0] != 0 || bytes[1] != 0 {
+        return Err(IdxError::BadMagic {
+            path: path(),
+            expected_ndim: kind.ndim(),
+            found: hex(&bytes[..4]),
+        });
+    }
+    if bytes[2] != DTYPE_U8 {
+        return Err(IdxError::BadElementType {
+            path: path(),
+            found: bytes[2],
+        });
+    }
+    if bytes[3] as usize != kind.ndim() {
+        return Err(IdxError::BadRank {
+            path: path(),
+            expected: kind.ndim(),
+            found: bytes[3] as usize,
+            what: kind.what(),
+        });
+    }
+    if bytes.len() < expected {
+        return Err(IdxError::TooShort {
+            path: path(),
+            expected,
+            found: bytes.len(),
+        });
+    }
+    let dim = |i: usize| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap());
+    if let IdxKind::Images { rows, cols } = kind {
+        let (found_rows, found_cols) = (dim(1), dim(2));
+        if (found_rows, found_cols) != (rows, cols) {
+            return Err(IdxError::BadImageSize {
+                path: path(),
+                rows,
+                cols,
+                found_rows,
+                found_cols,
+            });
+        }
+    }
+    let header = IdxHeader {
+        kind,
+        count: dim(0) as usize,
+    };
+    let claimed = header.file_len();
+    if claimed > max_bytes || usize::try_from(claimed).is_err() {
+        return Err(IdxError::TooLarge {
+            path: path(),
+            claimed,
+            limit: max_bytes,
+        });
+    }
+    Ok(header)
+}
+
+/// Check that `len` is exactly the length the header implies.
+fn check_len(path: &Path, header: &IdxHeader, len: u64) -> Result<(), IdxError> {
+    let expected = header.file_len();
+    if len != expected {
+        return Err(IdxError::BadLength {
+            path: path.to_path_buf(),
+            expected,
+            found: len,
+            fault: if len < expected {
+                "truncated"
+            } else {
+                "trailing bytes"
+            },
+        });
+    }
+    Ok(())
+}
+
+/// The bytes of a raw IDX file: mapped or owned.
+enum Storage {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+/// A validated IDX file: header checked, length exact.
+pub struct IdxFile {
+    path: PathBuf,
+    header: IdxHeader,
+    storage: Storage,
+}
+
+impl std::fmt::Debug for IdxFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdxFile")
+            .field("path", &self.path)
+            .field("header", &self.header)
+            .field("mapped", &matches!(self.storage, Storage::Mapped(_)))
+            .finish()
+    }
+}
+
+impl IdxFile {
+    /// Validate raw IDX bytes already in memory (used by tests and fuzzers too).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>, kind: IdxKind) -> Result<Self, IdxError> {
+        Self::from_bytes_limited(path, bytes, kind, LoadOptions::default().max_bytes)
+    }
+
+    fn from_bytes_limited(
+        path: &Path,
+        bytes: Vec<u8>,
+        kind: IdxKind,
+        max_bytes: u64,
+    ) -> Result<Self, IdxError> {
+        let header = parse_header(path, &bytes, kind, max_bytes)?;
+        check_len(path, &header, bytes.len() as u64)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            header,
+            storage: Storage::Owned(bytes),
+        })
+    }
+
+    /// Open `path`: a raw IDX file, or a `.gz` one (decompressed once into the cache).
+    pub fn open(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, IdxError> {
+        if path.extension().is_some_and(|e| e == "gz") {
+            let raw = decompress_cached(path, kind, opts)?;
+            let mut file = Self::open_raw(&raw, kind, opts)?;
+            file.path = path.to_path_buf();
+            Ok(file)
+        } else {
+            Self::open_raw(path, kind, opts)
+        }
+    }
+
+    /// Open a raw (uncompressed) IDX file, mapped or read according to `opts`.
+    pub fn open_raw(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, IdxError> {
+        let io_err = |action| move |source| IdxError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        };
+        let mut file = File::open(path).map_err(io_err("cannot open"))?;
+        let len = file.metadata().map_err(io_err("cannot stat"))?.len();
+        let mut head = vec![0u8; kind.header_len().min(len as usize)];
+        file.read_exact(&mut head).map_err(io_err("cannot read"))?;
+        let header = parse_header(path, &head, kind, opts.max_bytes)?;
+        check_len(path, &header, len)?;
+        let storage = if opts.mmap {
+            // SAFETY: the mapping is read-only and the length was checked against the header
+            // just above. Another process truncating the file while it is mapped would raise
+            // SIGBUS; see the module docs for the policy (cache files are written once via
+            // rename, and `mmap: false` avoids mapping entirely).
+            let map = unsafe { Mmap::map(&file) }.map_err(io_err("cannot memory-map"))?;
+            check_len(path, &header, map.len() as u64)?;
+            Storage::Mapped(map)
+        } else {
+            let mut bytes = Vec::with_capacity(len as usize);
+            file.seek_start_and_read(&mut bytes)
+                .map_err(io_err("cannot read"))?;
+            check_len(path, &header, bytes.len() as u64)?;
+            Storage::Owned(bytes)
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            header,
+            storage,
+        })
+    }
+
+    /// The file this was loaded from (the `.gz` for compressed files).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The validated header.
+    pub fn header(&self) -> IdxHeader {
+        self.header
+    }
+
+    /// Number of items.
+    pub fn count(&self) -> usize {
+        self.header.count
+    }
+
+    /// All bytes of the raw file, header included (what the checksums cover).
+    pub fn raw_bytes(&self) -> &[u8] {
+        match &self.storage {
+            Storage::Mapped(m) => m,
+            Storage::Owned(v) => v,
+        }
+    }
+
+    /// The elements after the header: `count · item_len` bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.raw_bytes()[self.header.kind.header_len()..]
+    }
+
+    /// True when the bytes are memory-mapped.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped(_))
+    }
+}
+
+trait SeekStartAndRead {
+    fn seek_start_and_read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize>;
+}
+
+impl SeekStartAndRead for File {
+    fn seek_start_and_read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        use std::io::Seek;
+        self.seek(io::SeekFrom::Start(0))?;
+        self.read_to_end(buf)
+    }
+}
+
+/// The accepted file names for `stem` (e.g. `train-images`) and `suffix` (e.g. `idx3-ubyte`),
+/// in order of preference: raw with `-`, raw with `.`, then the `.gz` of each.
+pub fn candidate_names(stem: &str, suffix: &str) -> [String; 4] {
+    [
+        format!("{stem}-{suffix}"),
+        format!("{stem}.{suffix}"),
+        format!("{stem}-{suffix}.gz"),
+        format!("{stem}.{suffix}.gz"),
+    ]
+}
+
+/// Find the file for `stem`/`suffix` in `dir` (see [`candidate_names`]).
+pub fn locate(dir: &Path, stem: &str, suffix: &str) -> Result<PathBuf, IdxError> {
+    let names = candidate_names(stem, suffix);
+    names
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| IdxError::Missing {
+            dir: dir.to_path_buf(),
+            stem: stem.to_string(),
+            tried: names.join(", "),
+        })
+}
+
+/// Read at most `buf.len()` bytes, stopping early only at end of stream.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Decompress a gzip stream holding an IDX file into `out`, validating the header before the
+/// body is inflated and the exact length after: never writes more than the header claims (+1
+/// byte to detect trailing data). Returns the number of bytes written.
+pub fn decompress_idx(
+    path: &Path,
+    compressed: impl Read,
+    kind: IdxKind,
+    max_bytes: u64,
+    out: &mut impl Write,
+) -> Result<u64, IdxError> {
+    let gz_err = |source| IdxError::Gzip {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut dec = MultiGzDecoder::new(compressed);
+    let mut head = vec![0u8; kind.header_len()];
+    let n = read_up_to(&mut dec, &mut head).map_err(gz_err)?;
+    let header = parse_header(path, &head[..n], kind, max_bytes)?;
+    let expected = header.file_len();
+    out.write_all(&head).map_err(|source| IdxError::Io {
+        path: path.to_path_buf(),
+        action: "cannot write the decompressed data",
+        source,
+    })?;
+    let body_limit = expected - head.len() as u64 + 1;
+    let mut body = dec.take(body_limit);
+    let mut written = head.len() as u64;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = read_up_to(&mut body, &mut chunk).map_err(gz_err)?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if written > expected {
+            break;
+        }
+        out.write_all(&chunk[..n]).map_err(|source| IdxError::Io {
+            path: path.to_path_buf(),
+            action: "cannot write the decompressed data",
+            source,
+        })?;
+    }
+    check_len(path, &header, written)?;
+    Ok(written)
+}
+
+/// The directory where decompressed copies of files in `data_dir` are cached.
+pub fn cache_dir_for(data_dir: &Path, opts: &LoadOptions) -> PathBuf {
+    if let Some(dir) = &opts.cache_dir {
+        return dir.clone();
+    }
+    let beside = data_dir.join(".mnist-logreg-cache");
+    if std::fs::create_dir_all(&beside).is_ok() && is_writable_dir(&beside) {
+        return beside;
+    }
+    // Read-only data directory: a per-directory folder under the system temp directory.
+    let canonical = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let key = fnv1a(canonical.to_string_lossy().as_bytes());
+    std::env::temp_dir().join(format!("mnist-logreg-cache-{key:016x}"))
+}
+
+fn is_writable_dir(dir: &Path) -> bool {
+    tempfile::Builder::new()
+        .prefix(".probe")
+        .tempfile_in(dir)
+        .is_ok()
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Decompress `gz` into the cache (once) and return the path of the raw cached copy.
+///
+/// The cache entry's name carries the `.gz`'s length and modification time, so a changed `.gz`
+/// gets a fresh entry; entries are written to a temporary file, synced, then renamed, so a
+/// crash never leaves a half-written entry under the final name.
+pub fn decompress_cached(gz: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<PathBuf, IdxError> {
+    let io_err = |path: &Path, action| {
+        let path = path.to_path_buf();
+        move |source| IdxError::Io {
+            path,
+            action,
+            source,
+        }
+    };
+    let mut file = File::open(gz).map_err(io_err(gz, "cannot open"))?;
+    let meta = file.metadata().map_err(io_err(gz, "cannot stat"))?;
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut file, &mut magic).map_err(io_err(gz, "cannot read"))?;
+    if !magic[..n].starts_with(&GZIP_MAGIC) || n < 2 {
+        let looks_raw = n >= 3 && magic[..3] == [0, 0, DTYPE_U8];
+        return Err(IdxError::NotGzip {
+            path: gz.to_path_buf(),
+            found: hex(&magic[..n]),
+            hint: if looks_raw {
+                ": it looks like raw IDX data, remove the .gz suffix"
+            } else {
+                ""
+            },
+        });
+    }
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let data_dir = gz.parent().unwrap_or(Path::new("."));
+    let dir = cache_dir_for(data_dir, opts);
+    let raw_name = gz.file_stem().unwrap_or_default().to_string_lossy();
+    let cached = dir.join(format!("{raw_name}.{}-{mtime}", meta.len()));
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the cache directory"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempfile_in(&dir)
+        .map_err(io_err(&dir, "cannot create a file in the cache directory"))?;
+    {
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(0))
+            .map_err(io_err(gz, "cannot read"))?;
+        let mut out = io::BufWriter::new(tmp.as_file_mut());
+        decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, &mut out)?;
+        out.flush().map_err(io_err(&cached, "cannot write"))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err(&cached, "cannot sync"))?;
+    tmp.persist(&cached)
+        .map_err(|e| io_err(&cached, "cannot rename into place")(e.error))?;
+    // Older entries for the same file are stale now.
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let prefix = format!("{raw_name}.");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && entry.path() != cached {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(cached)
+}

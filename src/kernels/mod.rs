@@ -1,0 +1,291 @@
+//! Kernels: one batch of rows in, loss / accuracy / clipped-row count and gradients out.
+//!
+//! Every variant implements [`Kernel`], so tests, benches and the CLI iterate over all of them:
+//!
+//! | variant | file | what it is |
+//! | --- | --- | --- |
+//! | `reference` | [`reference`] | plain scalar loops: the definition of correct (plus an f64 twin) |
+//! | `gemm` | [`gemm`] | unfused baseline: logits and `dW` with `matrixmultiply::sgemm` |
+//! | `fused` | [`fused`] | explicit SIMD (`wide`), forward + softmax + backward per block of rows |
+//! | `parallel` | [`parallel`] | `fused` sharded over rayon in fixed-size chunks, fixed-order reduction |
+//!
+//! The `_u8` variants are the same kernels fed with the u8 pixels of the mapped file
+//! (converted to `f32` in registers) instead of the `f32` buffer.
+
+pub mod fused;
+pub mod gemm;
+pub mod parallel;
+pub mod reference;
+pub mod softmax;
+
+use crate::model::{Grads, Model};
+
+/// Pixels of a whole dataset split, sample-major, `features` values per sample.
+#[derive(Clone, Copy, Debug)]
+pub enum Pixels<'a> {
+    /// Normalised `f32` values in [0, 1].
+    F32(&'a [f32]),
+    /// Raw u8 pixels (0..=255), read as `p / 255`.
+    U8(&'a [u8]),
+}
+
+impl Pixels<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Pixels::F32(x) => x.len(),
+            Pixels::U8(x) => x.len(),
+        }
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copy sample `row` into `out` as `f32` (u8 pixels divided by 255, as the tutorial).
+    pub fn row_to_f32(&self, row: usize, out: &mut [f32]) {
+        let d = out.len();
+        match self {
+            Pixels::F32(x) => out.copy_from_slice(&x[row * d..(row + 1) * d]),
+            Pixels::U8(x) => crate::dataset::pixels_to_f32(&x[row * d..(row + 1) * d], out),
+        }
+    }
+}
+
+/// Faults of a batch description.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BatchError {
+    /// Pixel count is not `labels × features`.
+    #[error("{pixels} pixel values do not make {samples} samples of {features} features")]
+    Shape {
+        /// Pixel values given.
+        pixels: usize,
+        /// Labels given.
+        samples: usize,
+        /// Features per sample.
+        features: usize,
+    },
+    /// A row index past the last sample.
+    #[error("row index {row} is out of range for {samples} samples")]
+    Row {
+        /// The index.
+        row: usize,
+        /// Number of samples.
+        samples: usize,
+    },
+    /// A label that is not a class of the model.
+    #[error("label {label} of sample {row} is not below the class count {classes}")]
+    Label {
+        /// The sample.
+        row: usize,
+        /// Its label.
+        label: u8,
+        /// Number of classes.
+        classes: usize,
+    },
+}
+
+/// A batch: which `rows` of a split to use, read in place.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// Pixels of the whole split.
+    pub pixels: Pixels<'a>,
+    /// Features per sample.
+    pub features: usize,
+    /// Labels of the whole split.
+    pub labels: &'a [u8],
+    /// Indices of the samples in this batch.
+    pub rows: &'a [usize],
+}
+
+impl<'a> Batch<'a> {
+    /// A validated batch: shapes agree, every row index is in range, and every label of the
+    /// batch is below `classes`.
+    pub fn new(
+        pixels: Pixels<'a>,
+        features: usize,
+        labels: &'a [u8],
+        rows: &'a [usize],
+        classes: usize,
+    ) -> Result<Self, BatchError> {
+        if features == 0 || pixels.len() != labels.len() * features {
+            return Err(BatchError::Shape {
+                pixels: pixels.len(),
+                samples: labels.len(),
+                features,
+            });
+        }
+        for &row in rows {
+            let label = *labels.get(row).ok_or(BatchError::Row {
+                row,
+                samples: labels.len(),
+            })?;
+            if label as usize >= classes {
+                return Err(BatchError::Label {
+                    row,
+                    label,
+                    classes,
+                });
+            }
+        }
+        Ok(Self {
+            pixels,
+            features,
+            labels,
+            rows,
+        })
+    }
+
+    /// Number of rows in the batch.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The sub-batch of rows `range` (same split).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Batch<'a> {
+        Batch {
+            rows: &self.rows[range],
+            ..*self
+        }
+    }
+
+    /// The label of batch row `i`.
+    pub fn label(&self, i: usize) -> usize {
+        self.labels[self.rows[i]] as usize
+    }
+}
+
+/// What a kernel reports about a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// The batch loss: `−Σ log(clip(p_y, 1e-9, 1))` summed over rows.
+    pub loss: f32,
+    /// Rows whose argmax (first index on ties) is the label.
+    pub correct: usize,
+    /// Rows whose true-class probability was clipped (`p_y < 1e-9`): they pass no gradient.
+    pub clipped: usize,
+}
+
+impl Stats {
+    /// Combine the stats of two disjoint sets of rows.
+    pub fn merge(self, other: Stats) -> Stats {
+        Stats {
+            loss: self.loss + other.loss,
+            correct: self.correct + other.correct,
+            clipped: self.clipped + other.clipped,
+        }
+    }
+}
+
+/// The interface every kernel implements.
+///
+/// Callers guarantee `batch.features == model.features` and labels below `model.classes`
+/// (both checked by [`Batch::new`] and asserted by kernels).
+pub trait Kernel: Send + Sync {
+    /// The variant's name, as `--kernel` spells it.
+    fn name(&self) -> &'static str;
+
+    /// Forward only: loss and stats of the batch; when `predictions` is given (one per row),
+    /// also the predicted class of each row.
+    fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u8]>) -> Stats;
+
+    /// Forward and backward: stats of the batch, and `grads` overwritten with `dW`, `db`.
+    fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats;
+}
+
+/// Panic with a clear message when a caller breaks the shape contract of [`Kernel`].
+pub(crate) fn assert_shapes(model: &Model, batch: &Batch) {
+    assert_eq!(
+        batch.features, model.features,
+        "batch has {} features, model expects {}",
+        batch.features, model.features
+    );
+}
+
+/// The kernel variants the CLI, tests and benches can choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelKind {
+    /// Scalar reference.
+    Reference,
+    /// `matrixmultiply` baseline.
+    Gemm,
+    /// Single-threaded fused SIMD on `f32` input.
+    Fused,
+    /// Single-threaded fused SIMD reading u8 pixels.
+    FusedU8,
+    /// Multithreaded fused SIMD on `f32` input.
+    Parallel,
+    /// Multithreaded fused SIMD reading u8 pixels.
+    ParallelU8,
+}
+
+/// Which pixel buffer a kernel variant reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The normalised `f32` buffer.
+    F32,
+    /// The raw u8 pixels.
+    U8,
+}
+
+impl KernelKind {
+    /// All variants, slowest first.
+    pub const ALL: [KernelKind; 6] = [
+        KernelKind::Reference,
+        KernelKind::Gemm,
+        KernelKind::Fused,
+        KernelKind::FusedU8,
+        KernelKind::Parallel,
+        KernelKind::ParallelU8,
+    ];
+
+    /// The name `--kernel` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelKind::Reference => "reference",
+            KernelKind::Gemm => "gemm",
+            KernelKind::Fused => "fused",
+            KernelKind::FusedU8 => "fused_u8",
+            KernelKind::Parallel => "parallel",
+            KernelKind::ParallelU8 => "parallel_u8",
+        }
+    }
+
+    /// Parse a `--kernel` name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The pixel buffer this variant reads.
+    pub fn input(self) -> Input {
+        match self {
+            KernelKind::FusedU8 | KernelKind::ParallelU8 => Input::U8,
+            _ => Input::F32,
+        }
+    }
+
+    /// Build the kernel. `threads` is used by the parallel variants (0 = rayon's default).
+    pub fn build(self, threads: usize) -> Box<dyn Kernel> {
+        match self {
+            KernelKind::Reference => Box::new(reference::Reference),
+            KernelKind::Gemm => Box::new(gemm::Gemm),
+            KernelKind::Fused => Box::new(fused::Fused),
+            KernelKind::FusedU8 => Box::new(fused::Fused),
+            KernelKind::Parallel | KernelKind::ParallelU8 => {
+                Box::new(parallel::Parallel::new(threads))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for KernelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

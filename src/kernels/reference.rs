@@ -1,0 +1,149 @@
+//! The scalar reference: plain loops, the definition of correct. An `f64` twin
+//! ([`forward_backward_f64`]) gives tests a ground truth free of f32 rounding.
+
+use super::softmax::{CLIP_MIN, forward_row, grad_row};
+use super::{Batch, Kernel, Stats, assert_shapes};
+use crate::model::{Grads, Model};
+
+/// The scalar reference kernel.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reference;
+
+/// `logits[c] = Σ_j x[j]·W[c][j] + b[c]`, in file order.
+fn logits_row(model: &Model, x: &[f32], logits: &mut [f32]) {
+    for (c, l) in logits.iter_mut().enumerate() {
+        let w = model.class_weights(c);
+        let dot: f32 = x.iter().zip(w).map(|(x, w)| x * w).sum();
+        *l = dot + model.b[c];
+    }
+}
+
+impl Kernel for Reference {
+    fn name(&self) -> &'static str {
+        "reference"
+    }
+
+    fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u8]>) -> Stats {
+        assert_shapes(model, batch);
+        let mut x = vec![0.0; model.features];
+        let mut logits = vec![0.0; model.classes];
+        let mut stats = Stats::default();
+        for (i, &row) in batch.rows.iter().enumerate() {
+            batch.pixels.row_to_f32(row, &mut x);
+            logits_row(model, &x, &mut logits);
+            let out = forward_row(&mut logits, batch.label(i));
+            stats.loss += out.loss;
+            stats.correct += (out.predicted == batch.label(i)) as usize;
+            stats.clipped += out.clipped as usize;
+            if let Some(p) = predictions.as_deref_mut() {
+                p[i] = out.predicted as u8;
+            }
+        }
+        stats
+    }
+
+    fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats {
+        assert_shapes(model, batch);
+        grads.clear();
+        let d = model.features;
+        let mut x = vec![0.0; d];
+        let mut g = vec![0.0; model.classes];
+        let mut stats = Stats::default();
+        for (i, &row) in batch.rows.iter().enumerate() {
+            batch.pixels.row_to_f32(row, &mut x);
+            logits_row(model, &x, &mut g);
+            let out = grad_row(&mut g, batch.label(i));
+            stats.loss += out.loss;
+            stats.correct += (out.predicted == batch.label(i)) as usize;
+            stats.clipped += out.clipped as usize;
+            for (c, &gc) in g.iter().enumerate() {
+                for (dw, &xj) in grads.dw[c * d..(c + 1) * d].iter_mut().zip(&x) {
+                    *dw += gc * xj;
+                }
+                grads.db[c] += gc;
+            }
+        }
+        stats
+    }
+}
+
+/// Everything the f64 reference computes for a batch.
+#[derive(Clone, Debug)]
+pub struct ReferenceF64 {
+    /// Batch loss.
+    pub loss: f64,
+    /// Correct predictions.
+    pub correct: usize,
+    /// Rows with `p_y < 1e-9`.
+    pub clipped: usize,
+    /// `dW`, class-major.
+    pub dw: Vec<f64>,
+    /// `db`.
+    pub db: Vec<f64>,
+    /// Per row: `max_c (|b_c| + Σ_j |W_cj·x_j|)`, the magnitude that scales the rounding
+    /// error of an f32 logit.
+    pub logit_scale: Vec<f64>,
+    /// Per row: the true-class log-probability `log p_y`.
+    pub log_py: Vec<f64>,
+    /// Per row: the gap between the largest and second-largest logit (∞ for one class).
+    pub top_gap: Vec<f64>,
+}
+
+/// The reference in `f64`: the same computation with every intermediate in double precision
+/// (inputs are the f32 model and batch, widened exactly).
+pub fn forward_backward_f64(model: &Model, batch: &Batch) -> ReferenceF64 {
+    assert_shapes(model, batch);
+    let (d, k) = (model.features, model.classes);
+    let mut out = ReferenceF64 {
+        loss: 0.0,
+        correct: 0,
+        clipped: 0,
+        dw: vec![0.0; d * k],
+        db: vec![0.0; k],
+        logit_scale: Vec::with_capacity(batch.len()),
+        log_py: Vec::with_capacity(batch.len()),
+        top_gap: Vec::with_capacity(batch.len()),
+    };
+    let mut x32 = vec![0.0f32; d];
+    let mut logits = vec![0.0f64; k];
+    for (i, &row) in batch.rows.iter().enumerate() {
+        batch.pixels.row_to_f32(row, &mut x32);
+        let x: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+        let label = batch.label(i);
+        let mut scale = 0.0f64;
+        for (c, l) in logits.iter_mut().enumerate() {
+            let w = model.class_weights(c);
+            let dot: f64 = x.iter().zip(w).map(|(x, &w)| x * w as f64).sum();
+            let abs: f64 = x.iter().zip(w).map(|(x, &w)| (x * w as f64).abs()).sum();
+            *l = dot + model.b[c] as f64;
+            scale = scale.max(abs + (model.b[c] as f64).abs());
+        }
+        let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
+        let mut sorted = logits.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        out.top_gap
+            .push(sorted.get(1).map_or(f64::INFINITY, |s| sorted[0] - s));
+        let log_p: Vec<f64> = logits.iter().map(|l| l - max - log_sum).collect();
+        let p: Vec<f64> = log_p.iter().map(|lp| lp.exp()).collect();
+        let py = p[label];
+        let clipped = py < CLIP_MIN as f64;
+        out.loss -= py.clamp(CLIP_MIN as f64, 1.0).ln();
+        let predicted = (1..k).fold(0, |best, c| if p[c] > p[best] { c } else { best });
+        out.correct += (predicted == label) as usize;
+        out.clipped += clipped as usize;
+        out.logit_scale.push(scale);
+        out.log_py.push(log_p[label]);
+        if clipped {
+            continue;
+        }
+        for c in 0..k {
+            let g = p[c] - (c == label) as u8 as f64;
+            for (dw, xj) in out.dw[c * d..(c + 1) * d].iter_mut().zip(&x) {
+                *dw += g * xj;
+            }
+            out.db[c] += g;
+        }
+    }
+    out
+}

@@ -1,0 +1,238 @@
+//! The training loop of the tutorial: sample a batch, forward + backward, SGD step; every
+//! `display_step` steps re-evaluate the same batch after the update and report.
+
+use std::time::{Duration, Instant};
+
+use crate::batch::{Sampler, Shuffle};
+use crate::kernels::{Batch, Kernel, Pixels, Stats};
+use crate::model::{Grads, Model};
+
+/// The knobs of a training run. [`Default`] is the tutorial's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Number of SGD steps.
+    pub steps: usize,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// SGD learning rate.
+    pub learning_rate: f32,
+    /// Report every this many steps (after the step's update).
+    pub display_step: usize,
+    /// Seed of the batch sampler.
+    pub seed: u64,
+    /// How batches are drawn.
+    pub shuffle: Shuffle,
+    /// Keep going when the loss, a gradient or a weight stops being finite.
+    pub allow_non_finite: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            batch_size: 256,
+            learning_rate: 0.01,
+            display_step: 50,
+            seed: 0,
+            shuffle: Shuffle::Buffer { size: 5000 },
+            allow_non_finite: false,
+        }
+    }
+}
+
+/// Faults of a training run.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TrainError {
+    /// A configuration value that cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The training data does not fit the model.
+    #[error(transparent)]
+    Batch(#[from] crate::kernels::BatchError),
+    /// The loss, a gradient or the weights stopped being finite.
+    #[error(
+        "step {step}: the {quantity} is not finite ({value}); training diverged (lower the learning rate, check the input for NaN, or pass --allow-non-finite to continue)"
+    )]
+    NonFinite {
+        /// The step (1-based) where it first appeared.
+        step: usize,
+        /// `loss`, `gradient` or `weights`.
+        quantity: &'static str,
+        /// The offending value.
+        value: f32,
+    },
+}
+
+/// The training set as the kernels read it.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainData<'a> {
+    /// Pixels of all samples.
+    pub pixels: Pixels<'a>,
+    /// Labels of all samples.
+    pub labels: &'a [u8],
+    /// Features per sample.
+    pub features: usize,
+}
+
+/// One progress report, every `display_step` steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Report {
+    /// The step just taken (1-based).
+    pub step: usize,
+    /// Loss of that step's batch, re-evaluated after the update.
+    pub loss: f32,
+    /// Accuracy on that batch after the update.
+    pub accuracy: f32,
+    /// Rows whose true-class probability was clipped (no gradient) in the training passes
+    /// since the previous report.
+    pub clipped_rows: usize,
+    /// Images processed per second by the training passes since the previous report.
+    pub images_per_sec: f64,
+}
+
+/// What a finished run returns.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// The trained model.
+    pub model: Model,
+    /// Wall time of the step loop (reports included).
+    pub elapsed: Duration,
+    /// Clipped rows over the whole run.
+    pub clipped_rows: usize,
+}
+
+/// Check a configuration before running it.
+pub fn validate(cfg: &TrainConfig, samples: usize) -> Result<(), TrainError> {
+    let bad = |m: &str| Err(TrainError::Config(m.to_string()));
+    if cfg.batch_size == 0 {
+        return bad("--batch-size must be at least 1");
+    }
+    if cfg.display_step == 0 {
+        return bad("--display-step must be at least 1");
+    }
+    if !cfg.learning_rate.is_finite() {
+        return bad("--learning-rate must be a finite number");
+    }
+    if let Shuffle::Buffer { size: 0 } = cfg.shuffle {
+        return bad("--shuffle-buffer must be at least 1");
+    }
+    if samples == 0 {
+        return bad("the training set is empty");
+    }
+    Ok(())
+}
+
+/// Run `cfg.steps` SGD steps of `kernel` on `data`, starting from `model`. `on_report` is
+/// called every `display_step` steps.
+pub fn train(
+    cfg: &TrainConfig,
+    kernel: &dyn Kernel,
+    data: TrainData,
+    mut model: Model,
+    mut on_report: impl FnMut(&Report),
+) -> Result<TrainOutcome, TrainError> {
+    validate(cfg, data.labels.len())?;
+    // Validate every label once: batches drawn later are then valid by construction.
+    let all: Vec<usize> = (0..data.labels.len()).collect();
+    Batch::new(data.pixels, data.features, data.labels, &all, model.classes)?;
+    drop(all);
+
+    let mut sampler = Sampler::new(cfg.shuffle, data.labels.len(), cfg.seed);
+    let mut grads = Grads::zeros_like(&model);
+    let mut rows = Vec::with_capacity(cfg.batch_size);
+    let (mut clipped_since, mut clipped_total) = (0, 0);
+    let start = Instant::now();
+    let mut interval_start = start;
+    let mut interval_images = 0usize;
+    for step in 1..=cfg.steps {
+        sampler.next_batch(cfg.batch_size, &mut rows);
+        let batch = Batch {
+            pixels: data.pixels,
+            features: data.features,
+            labels: data.labels,
+            rows: &rows,
+        };
+        let stats = kernel.forward_backward(&model, &batch, &mut grads);
+        clipped_since += stats.clipped;
+        clipped_total += stats.clipped;
+        interval_images += rows.len();
+        if !cfg.allow_non_finite {
+            check_finite(step, &stats, &grads)?;
+        }
+        model.sgd_step(&grads, cfg.learning_rate);
+        if step % cfg.display_step == 0 {
+            if !cfg.allow_non_finite {
+                if let Some(&value) = model.w.iter().chain(&model.b).find(|v| !v.is_finite()) {
+                    return Err(TrainError::NonFinite {
+                        step,
+                        quantity: "weights",
+                        value,
+                    });
+                }
+            }
+            let secs = interval_start.elapsed().as_secs_f64();
+            let after: Stats = kernel.forward(&model, &batch, None);
+            on_report(&Report {
+                step,
+                loss: after.loss,
+                accuracy: after.correct as f32 / rows.len() as f32,
+                clipped_rows: clipped_since,
+                images_per_sec: interval_images as f64 / secs.max(1e-12),
+            });
+            clipped_since = 0;
+            interval_images = 0;
+            interval_start = Instant::now();
+        }
+    }
+    Ok(TrainOutcome {
+        model,
+        elapsed: start.elapsed(),
+        clipped_rows: clipped_total,
+    })
+}
+
+/// Stop at the first step whose loss or gradient is not finite. `db` is the column sum of the
+/// logit gradient, so a NaN/Inf anywhere in `G` shows there; `dW` is checked as well because
+/// an infinite input can poison it alone.
+fn check_finite(step: usize, stats: &Stats, grads: &Grads) -> Result<(), TrainError> {
+    if !stats.loss.is_finite() {
+        return Err(TrainError::NonFinite {
+            step,
+            quantity: "loss",
+            value: stats.loss,
+        });
+    }
+    if let Some(&value) = grads.db.iter().chain(grads.dw.iter()).find(|v| !v.is_finite()) {
+        return Err(TrainError::NonFinite {
+            step,
+            quantity: "gradient",
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// Forward pass over every sample of a split: stats and one prediction per sample.
+pub fn evaluate(
+    kernel: &dyn Kernel,
+    model: &Model,
+    pixels: Pixels,
+    labels: &[u8],
+) -> Result<(Stats, Vec<u8>), TrainError> {
+    let rows: Vec<usize> = (0..labels.len()).collect();
+    let batch = Batch::new(pixels, model.features, labels, &rows, model.classes)?;
+    let mut predictions = vec![0u8; rows.len()];
+    let stats = kernel.forward(model, &batch, Some(&mut predictions));
+    Ok((stats, predictions))
+}
+
+/// Classes that never appear in `predictions` (a stalled class, see the README).
+pub fn never_predicted(predictions: &[u8], classes: usize) -> Vec<usize> {
+    let mut seen = vec![false; classes];
+    for &p in predictions {
+        if let Some(s) = seen.get_mut(p as usize) {
+            *s = true;
+        }
+    }
+    (0..classes).filter(|&c| !seen[c]).collect()
+}
