@@ -93,7 +93,15 @@ pub struct ReferenceF64 {
 /// (inputs are the f32 model and batch, widened exactly).
 pub fn forward_backward_f64(model: &Model, batch: &Batch) -> ReferenceF64 {
     assert_shapes(model, batch);
-    let (d, k) = (model.features, model.classes);
+    let w: Vec<f64> = model.w.iter().map(|&v| v as f64).collect();
+    let b: Vec<f64> = model.b.iter().map(|&v| v as f64).collect();
+    forward_backward_f64_params(&w, &b, batch)
+}
+
+/// [`forward_backward_f64`] on `f64` parameters: `w` class-major (`b.len() × features`).
+pub fn forward_backward_f64_params(w: &[f64], b: &[f64], batch: &Batch) -> ReferenceF64 {
+    let (d, k) = (batch.features, b.len());
+    assert_eq!(w.len(), d * k, "W must be classes × features");
     let mut out = ReferenceF64 {
         loss: 0.0,
         correct: 0,
@@ -112,11 +120,11 @@ pub fn forward_backward_f64(model: &Model, batch: &Batch) -> ReferenceF64 {
         let label = batch.label(i);
         let mut scale = 0.0f64;
         for (c, l) in logits.iter_mut().enumerate() {
-            let w = model.class_weights(c);
-            let dot: f64 = x.iter().zip(w).map(|(x, &w)| x * w as f64).sum();
-            let abs: f64 = x.iter().zip(w).map(|(x, &w)| (x * w as f64).abs()).sum();
-            *l = dot + model.b[c] as f64;
-            scale = scale.max(abs + (model.b[c] as f64).abs());
+            let wc = &w[c * d..(c + 1) * d];
+            let dot: f64 = x.iter().zip(wc).map(|(x, w)| x * w).sum();
+            let abs: f64 = x.iter().zip(wc).map(|(x, w)| (x * w).abs()).sum();
+            *l = dot + b[c];
+            scale = scale.max(abs + b[c].abs());
         }
         let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
