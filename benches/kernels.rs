@@ -59,7 +59,8 @@ fn kernels(c: &mut Criterion) {
     g.throughput(Throughput::Elements(256));
     for kind in KernelKind::ALL {
         let kernel = kind.build(0);
-        let batch = Batch::new(pixels(kind, train_f32, train_u8), 784, labels, &rows256, 10).unwrap();
+        let batch =
+            Batch::new(pixels(kind, train_f32, train_u8), 784, labels, &rows256, 10).unwrap();
         let mut grads = Grads::zeros_like(&model);
         g.bench_function(kind.name(), |b| {
             b.iter(|| black_box(kernel.forward_backward(&model, &batch, &mut grads)))
@@ -81,7 +82,8 @@ fn kernels(c: &mut Criterion) {
             (KernelKind::ParallelU8, 2),
         ] {
             let kernel = kind.build(threads);
-            let batch = Batch::new(pixels(kind, train_f32, train_u8), 784, labels, &rows, 10).unwrap();
+            let batch =
+                Batch::new(pixels(kind, train_f32, train_u8), 784, labels, &rows, 10).unwrap();
             let mut grads = Grads::zeros_like(&model);
             let id = BenchmarkId::new(format!("{}_t{threads}", kind.name()), n);
             g.bench_function(id, |b| {
@@ -97,7 +99,14 @@ fn kernels(c: &mut Criterion) {
     let mut predictions = vec![0u8; all.len()];
     for kind in KernelKind::ALL {
         let kernel = kind.build(0);
-        let batch = Batch::new(pixels(kind, test_f32, test_u8), 784, data.test.labels(), &all, 10).unwrap();
+        let batch = Batch::new(
+            pixels(kind, test_f32, test_u8),
+            784,
+            data.test.labels(),
+            &all,
+            10,
+        )
+        .unwrap();
         g.bench_function(kind.name(), |b| {
             b.iter(|| black_box(kernel.forward(&model, &batch, Some(&mut predictions))))
         });
@@ -115,7 +124,13 @@ fn load(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     g.sample_size(20);
     g.bench_function("open_cached_mmap", |b| {
-        b.iter(|| black_box(IdxFile::open(&gz, IdxKind::MNIST_IMAGES, &opts).unwrap().count()))
+        b.iter(|| {
+            black_box(
+                IdxFile::open(&gz, IdxKind::MNIST_IMAGES, &opts)
+                    .unwrap()
+                    .count(),
+            )
+        })
     });
     g.bench_function("to_f32", |b| {
         b.iter(|| {

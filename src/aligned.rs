@@ -67,7 +67,9 @@ impl std::ops::DerefMut for AlignedF32 {
 
 impl std::fmt::Debug for AlignedF32 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlignedF32").field("len", &self.len).finish()
+        f.debug_struct("AlignedF32")
+            .field("len", &self.len)
+            .finish()
     }
 }
 

@@ -31,9 +31,17 @@ pub struct Sampler {
 
 #[derive(Clone, Debug)]
 enum State {
-    Buffer { buffer: Vec<usize>, next_input: usize },
-    Epoch { order: Vec<usize>, pos: usize },
-    Sequential { next: usize },
+    Buffer {
+        buffer: Vec<usize>,
+        next_input: usize,
+    },
+    Epoch {
+        order: Vec<usize>,
+        pos: usize,
+    },
+    Sequential {
+        next: usize,
+    },
 }
 
 impl Sampler {

@@ -394,10 +394,12 @@ impl IdxFile {
 
     /// Open a raw (uncompressed) IDX file, mapped or read according to `opts`.
     pub fn open_raw(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, IdxError> {
-        let io_err = |action| move |source| IdxError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
+        let io_err = |action| {
+            move |source| IdxError::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
         };
         let mut file = File::open(path).map_err(io_err("cannot open"))?;
         let len = file.metadata().map_err(io_err("cannot stat"))?.len();
@@ -594,7 +596,11 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// The cache entry's name carries the `.gz`'s length and modification time, so a changed `.gz`
 /// gets a fresh entry; entries are written to a temporary file, synced, then renamed, so a
 /// crash never leaves a half-written entry under the final name.
-pub fn decompress_cached(gz: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<PathBuf, IdxError> {
+pub fn decompress_cached(
+    gz: &Path,
+    kind: IdxKind,
+    opts: &LoadOptions,
+) -> Result<PathBuf, IdxError> {
     let io_err = |path: &Path, action| {
         let path = path.to_path_buf();
         move |source| IdxError::Io {

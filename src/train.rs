@@ -161,14 +161,13 @@ pub fn train(
         }
         model.sgd_step(&grads, cfg.learning_rate);
         if step % cfg.display_step == 0 {
-            if !cfg.allow_non_finite {
-                if let Some(&value) = model.w.iter().chain(&model.b).find(|v| !v.is_finite()) {
-                    return Err(TrainError::NonFinite {
-                        step,
-                        quantity: "weights",
-                        value,
-                    });
-                }
+            let non_finite = model.w.iter().chain(&model.b).find(|v| !v.is_finite());
+            if let (false, Some(&value)) = (cfg.allow_non_finite, non_finite) {
+                return Err(TrainError::NonFinite {
+                    step,
+                    quantity: "weights",
+                    value,
+                });
             }
             let secs = interval_start.elapsed().as_secs_f64();
             let after: Stats = kernel.forward(&model, &batch, None);
@@ -202,7 +201,12 @@ fn check_finite(step: usize, stats: &Stats, grads: &Grads) -> Result<(), TrainEr
             value: stats.loss,
         });
     }
-    if let Some(&value) = grads.db.iter().chain(grads.dw.iter()).find(|v| !v.is_finite()) {
+    if let Some(&value) = grads
+        .db
+        .iter()
+        .chain(grads.dw.iter())
+        .find(|v| !v.is_finite())
+    {
         return Err(TrainError::NonFinite {
             step,
             quantity: "gradient",

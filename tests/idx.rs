@@ -49,7 +49,14 @@ fn bad_element_type() {
 #[test]
 fn bad_rank() {
     let e = err_of(labels_idx(&[1]), IMG);
-    assert!(matches!(e, IdxError::BadRank { expected: 3, found: 1, .. }));
+    assert!(matches!(
+        e,
+        IdxError::BadRank {
+            expected: 3,
+            found: 1,
+            ..
+        }
+    ));
     assert!(msg(&e).contains("1 dimensions, expected 3 (images)"));
 }
 
@@ -75,9 +82,19 @@ fn truncated_and_trailing() {
 #[test]
 fn too_short_for_header() {
     let e = err_of(vec![0, 0, 8, 3, 0, 0], IMG);
-    assert!(matches!(e, IdxError::TooShort { expected: 16, found: 6, .. }));
+    assert!(matches!(
+        e,
+        IdxError::TooShort {
+            expected: 16,
+            found: 6,
+            ..
+        }
+    ));
     assert!(msg(&e).contains("6 bytes is too short for an IDX header of 16 bytes"));
-    assert!(matches!(err_of(vec![], IMG), IdxError::TooShort { found: 0, .. }));
+    assert!(matches!(
+        err_of(vec![], IMG),
+        IdxError::TooShort { found: 0, .. }
+    ));
 }
 
 #[test]
@@ -87,13 +104,22 @@ fn huge_header_is_refused_before_allocating() {
     for d in [4_000_000_000u32, 65536, 65536] {
         b.extend_from_slice(&d.to_be_bytes());
     }
-    let kind = IdxKind::Images { rows: 65536, cols: 65536 };
+    let kind = IdxKind::Images {
+        rows: 65536,
+        cols: 65536,
+    };
     let e = err_of(b.clone(), kind);
     assert!(matches!(e, IdxError::TooLarge { .. }), "{e}");
     assert!(msg(&e).contains("over the limit"));
     // Same through the gzip path: nothing past the header is inflated.
-    let e = decompress_idx(Path::new("x.gz"), &gzip(&b)[..], kind, 1 << 32, &mut Vec::new())
-        .unwrap_err();
+    let e = decompress_idx(
+        Path::new("x.gz"),
+        &gzip(&b)[..],
+        kind,
+        1 << 32,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
     assert!(matches!(e, IdxError::TooLarge { .. }));
 }
 
@@ -110,7 +136,9 @@ fn raw_where_gzip_expected() {
     let p = write(dir.path(), "x-labels-idx1-ubyte.gz", &labels_idx(&[1]));
     let e = IdxFile::open(&p, IdxKind::Labels, &LoadOptions::default()).unwrap_err();
     assert!(matches!(e, IdxError::NotGzip { .. }));
-    assert!(msg(&e).contains("named .gz but is not gzip data (first bytes 00 00 08 01): it looks like raw IDX data"));
+    assert!(msg(&e).contains(
+        "named .gz but is not gzip data (first bytes 00 00 08 01): it looks like raw IDX data"
+    ));
 }
 
 #[test]
@@ -127,7 +155,10 @@ fn corrupt_and_truncated_gzip() {
     let z = gzip(&images_idx(20, 28, 28));
     let p = write(dir.path(), "b-images-idx3-ubyte.gz", &z[..z.len() / 2]);
     let e = IdxFile::open(&p, IMG, &LoadOptions::default()).unwrap_err();
-    assert!(matches!(e, IdxError::Gzip { .. } | IdxError::BadLength { .. }), "{e}");
+    assert!(
+        matches!(e, IdxError::Gzip { .. } | IdxError::BadLength { .. }),
+        "{e}"
+    );
     // Decompressed data with trailing bytes.
     let mut raw = labels_idx(&[1, 2]);
     raw.extend([9, 9]);
@@ -157,8 +188,15 @@ fn locate_accepts_dash_dot_and_gz_names() {
 fn gz_is_decompressed_once_into_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "t-labels-idx1-ubyte.gz", &gzip(&labels_idx(&[3, 1, 4])));
-    let opts = LoadOptions { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() };
+    let p = write(
+        dir.path(),
+        "t-labels-idx1-ubyte.gz",
+        &gzip(&labels_idx(&[3, 1, 4])),
+    );
+    let opts = LoadOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
     let f = IdxFile::open(&p, IdxKind::Labels, &opts).unwrap();
     assert!(f.is_mapped());
     assert_eq!(f.body(), &[3, 1, 4]);
@@ -166,12 +204,24 @@ fn gz_is_decompressed_once_into_the_cache() {
     let entries = || std::fs::read_dir(cache.path()).unwrap().count();
     assert_eq!(entries(), 1);
     // A second open hits the cache (same single entry); no-mmap reads it into memory.
-    let f = IdxFile::open(&p, IdxKind::Labels, &LoadOptions { mmap: false, ..opts.clone() }).unwrap();
+    let f = IdxFile::open(
+        &p,
+        IdxKind::Labels,
+        &LoadOptions {
+            mmap: false,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
     assert!(!f.is_mapped());
     assert_eq!(f.body(), &[3, 1, 4]);
     assert_eq!(entries(), 1);
     // Replacing the .gz (other length) makes a fresh entry and removes the stale one.
-    write(dir.path(), "t-labels-idx1-ubyte.gz", &gzip(&labels_idx(&[2, 7, 1, 8])));
+    write(
+        dir.path(),
+        "t-labels-idx1-ubyte.gz",
+        &gzip(&labels_idx(&[2, 7, 1, 8])),
+    );
     let f = IdxFile::open(&p, IdxKind::Labels, &opts).unwrap();
     assert_eq!(f.body(), &[2, 7, 1, 8]);
     assert_eq!(entries(), 1);
@@ -183,8 +233,14 @@ fn dataset_loads_raw_and_gz_unverified() {
         let dir = tempfile::tempdir().unwrap();
         tiny_dataset(dir.path(), 30, 10, gz);
         let d = Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Auto).unwrap();
-        assert_eq!((d.train.len(), d.test.len(), d.train.features()), (30, 10, 784));
-        assert_eq!(d.verification, mnist_logreg::dataset::Verification::Unverified);
+        assert_eq!(
+            (d.train.len(), d.test.len(), d.train.features()),
+            (30, 10, 784)
+        );
+        assert_eq!(
+            d.verification,
+            mnist_logreg::dataset::Verification::Unverified
+        );
         assert_eq!(&d.train.labels()[..3], &[0, 1, 2]);
     }
 }
@@ -195,7 +251,14 @@ fn dataset_count_mismatch() {
     tiny_dataset(dir.path(), 30, 10, false);
     write(dir.path(), "train-labels-idx1-ubyte", &labels_idx(&[1; 29]));
     let e = Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Auto).unwrap_err();
-    assert!(matches!(e, DatasetError::CountMismatch { n_images: 30, n_labels: 29, .. }));
+    assert!(matches!(
+        e,
+        DatasetError::CountMismatch {
+            n_images: 30,
+            n_labels: 29,
+            ..
+        }
+    ));
     assert!(msg(&e).contains("holds 30 images but"));
 }
 
@@ -207,8 +270,19 @@ fn dataset_label_out_of_range() {
     labels[4] = 10;
     write(dir.path(), "t10k-labels-idx1-ubyte", &labels_idx(&labels));
     let e = Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Auto).unwrap_err();
-    assert!(matches!(e, DatasetError::BadLabel { index: 4, label: 10, .. }));
-    assert!(msg(&e).contains("t10k-labels-idx1-ubyte: label 10 at index 4 is out of range: expected 0..10"));
+    assert!(matches!(
+        e,
+        DatasetError::BadLabel {
+            index: 4,
+            label: 10,
+            ..
+        }
+    ));
+    assert!(
+        msg(&e).contains(
+            "t10k-labels-idx1-ubyte: label 10 at index 4 is out of range: expected 0..10"
+        )
+    );
 }
 
 #[test]
@@ -224,8 +298,15 @@ fn dataset_missing_file() {
 fn require_checksum_rejects_non_mnist() {
     let dir = tempfile::tempdir().unwrap();
     tiny_dataset(dir.path(), 30, 10, false);
-    let e = Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Require).unwrap_err();
-    assert!(matches!(e, DatasetError::Checksum { name: "train-images", .. }));
+    let e =
+        Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Require).unwrap_err();
+    assert!(matches!(
+        e,
+        DatasetError::Checksum {
+            name: "train-images",
+            ..
+        }
+    ));
     assert!(msg(&e).contains("expected ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db (the MNIST train-images file)"));
 }
 
@@ -245,7 +326,16 @@ fn file_claiming_mnist_with_wrong_bytes_fails_checksum() {
         write(dir.path(), name, f.raw_bytes());
     }
     let e = Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Auto).unwrap_err();
-    assert!(matches!(e, DatasetError::Checksum { name: "train-images", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            DatasetError::Checksum {
+                name: "train-images",
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(msg(&e).contains("train-images-idx3-ubyte: SHA-256 of the decompressed bytes is"));
     // Skipping the check loads it.
     Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Skip).unwrap();

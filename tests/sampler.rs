@@ -13,7 +13,10 @@ fn shuffle_buffer_semantics() {
     let mut seen = vec![0usize; n];
     for (i, &x) in out.iter().enumerate() {
         let stream_pos = x + seen[x] * n;
-        assert!(stream_pos < size + i, "output {i} = stream element {stream_pos}");
+        assert!(
+            stream_pos < size + i,
+            "output {i} = stream element {stream_pos}"
+        );
         seen[x] += 1;
     }
     // First output is drawn from the first `size` elements.

@@ -1,7 +1,7 @@
 //! `train`: reproduce the TensorFlow low-level MNIST tutorial (softmax regression + SGD).
 //! Thin: parses flags, calls the library, prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -126,11 +126,15 @@ fn kind_of(arg: KernelArg) -> KernelKind {
 /// The default `data/mnist` relative to the working directory, or else to the crate (so
 /// `cargo run` works from any directory of the checkout).
 fn resolve_data_dir(dir: PathBuf) -> PathBuf {
-    if dir.exists() || dir != PathBuf::from("data/mnist") {
+    if dir.exists() || dir != Path::new("data/mnist") {
         return dir;
     }
     let beside_crate = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    if beside_crate.exists() { beside_crate } else { dir }
+    if beside_crate.exists() {
+        beside_crate
+    } else {
+        dir
+    }
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -211,10 +215,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let test_acc = test_stats.correct as f64 / data.test.len().max(1) as f64;
     println!("Test Accuracy: {test_acc:.6}");
 
-    for i in 0..args.show.min(data.test.len()) {
+    for (i, predicted) in predictions.iter().enumerate().take(args.show) {
         println!();
         print!("{}", image_to_text(data.test.image(i), 28, 28));
-        println!("Model prediction: {}", predictions[i]);
+        println!("Model prediction: {predicted}");
     }
 
     let stalled = train::never_predicted(&predictions, outcome.model.classes);

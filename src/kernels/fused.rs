@@ -321,7 +321,11 @@ pub fn forward_backward_rows(
 ) -> Stats {
     let (d, k) = (model.features, model.classes);
     let kp = padded_classes(k);
-    assert_eq!(dw.len(), kp * d, "dW buffer must be padded_classes × features");
+    assert_eq!(
+        dw.len(),
+        kp * d,
+        "dW buffer must be padded_classes × features"
+    );
     s.zero.resize(d, 0.0);
     s.g.resize(BLOCK_ROWS * kp, 0.0);
     let mut stats = Stats::default();
@@ -345,9 +349,13 @@ pub fn forward_backward_rows(
                 *db += g;
             }
         }
-        for (c0, tile) in (0..kp).step_by(CLASS_TILE).zip(dw.chunks_exact_mut(CLASS_TILE * d)) {
+        for (c0, tile) in (0..kp)
+            .step_by(CLASS_TILE)
+            .zip(dw.chunks_exact_mut(CLASS_TILE * d))
+        {
             let mut it = tile.chunks_exact_mut(d);
-            let rows_of_tile: [&mut [f32]; CLASS_TILE] = std::array::from_fn(|_| it.next().unwrap());
+            let rows_of_tile: [&mut [f32]; CLASS_TILE] =
+                std::array::from_fn(|_| it.next().unwrap());
             accumulate_5(rows_of_tile, xs, &s.g, kp, c0, d);
         }
     }
@@ -369,7 +377,9 @@ impl Kernel for Fused {
         grads.clear();
         let (d, k) = (model.features, model.classes);
         if padded_classes(k) == k {
-            return with_scratch(|s| forward_backward_rows(model, batch, &mut grads.dw, &mut grads.db, s));
+            return with_scratch(|s| {
+                forward_backward_rows(model, batch, &mut grads.dw, &mut grads.db, s)
+            });
         }
         with_scratch(|s| {
             let mut pad = std::mem::take(&mut s.dw_pad);

@@ -87,6 +87,8 @@ pub struct ReferenceF64 {
     pub log_py: Vec<f64>,
     /// Per row: the gap between the largest and second-largest logit (∞ for one class).
     pub top_gap: Vec<f64>,
+    /// The logit gradient `p − onehot(y)` (zero rows where clipped), `rows × classes`.
+    pub g: Vec<f64>,
 }
 
 /// The reference in `f64`: the same computation with every intermediate in double precision
@@ -111,6 +113,7 @@ pub fn forward_backward_f64_params(w: &[f64], b: &[f64], batch: &Batch) -> Refer
         logit_scale: Vec::with_capacity(batch.len()),
         log_py: Vec::with_capacity(batch.len()),
         top_gap: Vec::with_capacity(batch.len()),
+        g: vec![0.0; batch.len() * k],
     };
     let mut x32 = vec![0.0f32; d];
     let mut logits = vec![0.0f64; k];
@@ -145,8 +148,9 @@ pub fn forward_backward_f64_params(w: &[f64], b: &[f64], batch: &Batch) -> Refer
         if clipped {
             continue;
         }
-        for c in 0..k {
-            let g = p[c] - (c == label) as u8 as f64;
+        for (c, &pc) in p.iter().enumerate() {
+            let g = pc - (c == label) as u8 as f64;
+            out.g[i * k + c] = g;
             for (dw, xj) in out.dw[c * d..(c + 1) * d].iter_mut().zip(&x) {
                 *dw += g * xj;
             }

@@ -1,0 +1,220 @@
+//! End-to-end training on the real MNIST files, and the `train` binary's behaviour.
+
+mod common;
+
+use std::process::Command;
+
+use mnist_logreg::batch::Shuffle;
+use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
+use mnist_logreg::idx::LoadOptions;
+use mnist_logreg::kernels::{Input, KernelKind, Pixels};
+use mnist_logreg::model::Model;
+use mnist_logreg::train::{self, TrainConfig, TrainData, TrainError};
+
+fn mnist() -> Dataset {
+    Dataset::open(
+        &common::mnist_dir(),
+        &LoadOptions::default(),
+        ChecksumPolicy::Skip,
+    )
+    .unwrap()
+}
+
+/// Train with `kind` and return (reports, test accuracy, never-predicted classes).
+fn run(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    kind: KernelKind,
+) -> (Vec<train::Report>, f64, Vec<usize>) {
+    let (tr, te) = (data.train.to_f32(), data.test.to_f32());
+    let (train_px, test_px) = match kind.input() {
+        Input::F32 => (Pixels::F32(&tr), Pixels::F32(&te)),
+        Input::U8 => (
+            Pixels::U8(data.train.pixels()),
+            Pixels::U8(data.test.pixels()),
+        ),
+    };
+    let kernel = kind.build(0);
+    let td = TrainData {
+        pixels: train_px,
+        labels: data.train.labels(),
+        features: 784,
+    };
+    let mut reports = Vec::new();
+    let out = train::train(
+        cfg,
+        kernel.as_ref(),
+        td,
+        Model::tutorial_init(784, 10),
+        |r| reports.push(*r),
+    )
+    .unwrap();
+    let (stats, preds) =
+        train::evaluate(kernel.as_ref(), &out.model, test_px, data.test.labels()).unwrap();
+    (
+        reports,
+        stats.correct as f64 / 10_000.0,
+        train::never_predicted(&preds, 10),
+    )
+}
+
+#[test]
+fn tutorial_configuration_reaches_90_percent() {
+    // The seed configuration (shuffle buffer 5000, batch 256, lr 0.01, 1000 steps, default
+    // seed) with the scalar reference kernel.
+    let data = mnist();
+    let cfg = TrainConfig::default();
+    let (reports, acc, stalled) = run(&data, &cfg, KernelKind::Reference);
+    assert_eq!(reports.len(), 20);
+    assert_eq!(reports.last().unwrap().step, 1000);
+    assert!(acc >= 0.90, "test accuracy {acc}");
+    assert!(stalled.is_empty(), "classes never predicted: {stalled:?}");
+}
+
+#[test]
+fn parallel_matches_reference_in_sequential_order() {
+    let data = mnist();
+    let cfg = TrainConfig {
+        shuffle: Shuffle::Sequential,
+        ..TrainConfig::default()
+    };
+    let (r_ref, acc_ref, _) = run(&data, &cfg, KernelKind::Reference);
+    for kind in [KernelKind::Parallel, KernelKind::ParallelU8] {
+        let (r_par, acc_par, _) = run(&data, &cfg, kind);
+        assert!(
+            (acc_par - acc_ref).abs() <= 0.003,
+            "{kind}: {acc_par} vs reference {acc_ref}"
+        );
+        // The first report is before the chaotic divergence sets in: losses agree closely.
+        let (a, b) = (r_ref[0].loss, r_par[0].loss);
+        assert!(
+            (a - b).abs() <= 0.01 * a.abs(),
+            "{kind} step 50 loss {b} vs {a}"
+        );
+    }
+}
+
+#[test]
+fn divergence_stops_at_the_first_non_finite_step() {
+    let data = mnist();
+    let cfg = TrainConfig {
+        learning_rate: 1e38,
+        steps: 100,
+        ..TrainConfig::default()
+    };
+    let kernel = KernelKind::Fused.build(1);
+    let tr = data.train.to_f32();
+    let td = TrainData {
+        pixels: Pixels::F32(&tr),
+        labels: data.train.labels(),
+        features: 784,
+    };
+    let e = train::train(
+        &cfg,
+        kernel.as_ref(),
+        td,
+        Model::tutorial_init(784, 10),
+        |_| {},
+    )
+    .unwrap_err();
+    let TrainError::NonFinite { step, .. } = e else {
+        panic!("{e}")
+    };
+    assert!(step <= 100);
+    println!("{e}");
+    // NaN in the input is caught at step 1.
+    let mut bad = tr.to_vec();
+    bad[5] = f32::NAN;
+    let td = TrainData {
+        pixels: Pixels::F32(&bad),
+        labels: data.train.labels(),
+        features: 784,
+    };
+    let cfg = TrainConfig {
+        shuffle: Shuffle::Sequential,
+        ..TrainConfig::default()
+    };
+    let e = train::train(
+        &cfg,
+        kernel.as_ref(),
+        td,
+        Model::tutorial_init(784, 10),
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, TrainError::NonFinite { step: 1, quantity: "loss", value } if value.is_nan()),
+        "{e}"
+    );
+}
+
+fn train_bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn cli_prints_the_tutorial_lines() {
+    let out = train_bin()
+        .args(["--steps", "100", "--show", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let re_step = |l: &str, n: u32| {
+        let rest = l
+            .strip_prefix(&format!("step: {n}, loss: "))
+            .unwrap_or_else(|| panic!("{l}"));
+        let (loss, acc) = rest.split_once(", accuracy: ").unwrap();
+        assert_eq!(loss.split_once('.').unwrap().1.len(), 6, "{l}");
+        assert_eq!(acc.split_once('.').unwrap().1.len(), 6, "{l}");
+        loss.parse::<f32>().unwrap();
+        acc.parse::<f32>().unwrap();
+    };
+    re_step(lines[0], 50);
+    re_step(lines[1], 100);
+    assert!(lines[2].starts_with("Test Accuracy: 0."), "{}", lines[2]);
+    assert!(
+        stdout.contains("Model prediction: 7"),
+        "the first test image is a 7:\n{stdout}"
+    );
+    assert!(lines.last().unwrap().starts_with("timing: load "));
+    assert!(stdout.contains("kernel parallel_u8, simd "));
+}
+
+#[test]
+fn cli_rejects_bad_flags_and_data() {
+    for (args, expect) in [
+        (vec!["--batch-size", "0"], "--batch-size"),
+        (vec!["--kernel", "magic"], "magic"),
+        (vec!["--learning-rate", "abc"], "--learning-rate"),
+        (vec!["--data", "/nonexistent"], "no train-images file found"),
+        (
+            vec!["--learning-rate", "inf"],
+            "learning-rate must be a finite number",
+        ),
+    ] {
+        let out = train_bin().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn cli_reports_divergence() {
+    let out = train_bin()
+        .args(["--learning-rate", "1e38", "--steps", "200"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not finite"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("nan"));
+}
