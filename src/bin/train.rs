@@ -195,18 +195,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         labels: data.train.labels(),
         features,
     };
+    let mut clipped_per_report = Vec::new();
     let outcome = train::train(&cfg, kernel.as_ref(), train_data, model, |r| {
         println!(
             "step: {}, loss: {:.6}, accuracy: {:.6}",
             r.step, r.loss, r.accuracy
         );
-        if r.clipped_rows > 0 {
-            eprintln!(
-                "  {} rows clipped (p_true < 1e-9, no gradient) in the last {} steps",
-                r.clipped_rows, cfg.display_step
-            );
-        }
+        clipped_per_report.push(r.clipped_rows.to_string());
     })?;
+    if outcome.clipped_rows > 0 {
+        // stderr, so stdout keeps exactly the tutorial's lines.
+        eprintln!(
+            "clipped rows (p_true < 1e-9, no gradient) per {} steps: {}",
+            cfg.display_step,
+            clipped_per_report.join(" ")
+        );
+    }
 
     let t_eval = Instant::now();
     let (test_stats, predictions) =
