@@ -2,15 +2,16 @@
 //! reference against finite differences; thread-count independence of `parallel`.
 //!
 //! ## Error bounds
-//! With `ε = 2⁻²⁴` (f32 unit roundoff) and, for row r, `S_r = max_c (|b_c| + Σ_j |W_cj·x_rj|)`
-//! (the logit scale the reference reports):
-//! - a logit computed in f32 carries `δ_r = ε·(4·√d + 8)·S_r` of error: a sum of d terms in
-//!   any blocked/FMA order errs by about `ε·√d·Σ|terms|` (random-walk rounding), ×4 margin,
-//!   plus the u8 path's 1-ulp input rounding and the bias add;
+//! Worst-case (deterministic) bounds, so a failure is always a real defect. With `ε = 2⁻²⁴`
+//! (f32 unit roundoff) and, for row r, `S_r = max_c (|b_c| + Σ_j |W_cj·x_rj|)` (the logit
+//! scale the reference reports):
+//! - a logit computed in f32 errs by at most `δ_r = ε·(d + 8)·S_r`: any summation order of d
+//!   terms errs by at most `(d−1)·ε·Σ|terms|`; the 8 covers the bias add and the u8 path's
+//!   1-ulp input rounding;
 //! - softmax moves `p_c` by at most `2δ_r·p_c` for such logit errors, so each gradient entry
 //!   `G_rc` errs by `e_r = 2δ_r + 8ε` (the 8ε covers exp, the division and the subtraction);
 //! - `dW_cj = Σ_r G_rc·x_rj` then errs by `Σ_r |x_rj|·e_r + γ·Σ_r |G_rc·x_rj|` with
-//!   `γ = ε·(4·√n + 8)` for the n-term accumulation; `db_c` likewise with `x = 1`;
+//!   `γ = ε·(n + 8)` for the n-term accumulation; `db_c` likewise with `x = 1`;
 //! - the loss errs by `Σ_r 2δ_r + γ·Σ_r loss_r`.
 //!
 //! Rows whose true-class probability is within the error of the clip threshold, or whose top
@@ -87,14 +88,14 @@ fn check(p: &Problem, r: &ReferenceF64, kind: KernelKind) -> Result<bool, String
     let delta: Vec<f64> = r
         .logit_scale
         .iter()
-        .map(|s| EPS * (4.0 * (d as f64).sqrt() + 8.0) * s)
+        .map(|s| EPS * (d as f64 + 8.0) * s)
         .collect();
     let clip_ln = (1e-9f32 as f64).ln();
     if (0..n).any(|i| (r.log_py[i] - clip_ln).abs() <= 2.0 * delta[i] + 1e-6) {
         return Ok(false);
     }
     let e_row: Vec<f64> = delta.iter().map(|dl| 2.0 * dl + 8.0 * EPS).collect();
-    let gamma = EPS * (4.0 * (n as f64).sqrt() + 8.0);
+    let gamma = EPS * (n as f64 + 8.0);
 
     let kernel = kind.build(2);
     let batch = p.batch(kind);
@@ -178,7 +179,7 @@ fn scale_strategy() -> impl Strategy<Value = f32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// All kernels agree with the f64 reference on random shapes: batch sizes 1..600, feature
     /// counts 1..1000 (mostly not multiples of the SIMD width), classes 2..16, weights from
