@@ -10,7 +10,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use mnist_logreg::batch::{Sampler, Shuffle};
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::idx::{IdxFile, IdxKind, LoadOptions};
-use mnist_logreg::kernels::{Batch, Input, KernelKind, Pixels};
+use mnist_logreg::kernels::{Batch, KernelKind, Pixels};
 use mnist_logreg::model::{Grads, Model};
 
 fn data() -> Dataset {
@@ -39,10 +39,8 @@ fn kernels(c: &mut Criterion) {
     let train_f32 = data.train.to_f32();
     let test_f32 = data.test.to_f32();
     let model = trained_model(&data, &train_f32);
-    let pixels = |kind: KernelKind, f32s: &'static [f32], u8s: &'static [u8]| match kind.input() {
-        Input::F32 => Pixels::F32(f32s),
-        Input::U8 => Pixels::U8(u8s),
-    };
+    let pixels =
+        |kind: KernelKind, f32s: &'static [f32], u8s: &'static [u8]| kind.input().pick(f32s, u8s);
     // The benches borrow for the whole run.
     let train_f32: &'static [f32] = Box::leak(train_f32.to_vec().into_boxed_slice());
     let test_f32: &'static [f32] = Box::leak(test_f32.to_vec().into_boxed_slice());

@@ -13,7 +13,7 @@
 //! into memory instead.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -234,6 +234,16 @@ impl Default for LoadOptions {
     }
 }
 
+/// `map_err` adapter: an OS error while doing `action` on `path`.
+fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> IdxError {
+    let path = path.to_path_buf();
+    move |source| IdxError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
@@ -362,16 +372,7 @@ impl std::fmt::Debug for IdxFile {
 impl IdxFile {
     /// Validate raw IDX bytes already in memory (used by tests and fuzzers too).
     pub fn from_bytes(path: &Path, bytes: Vec<u8>, kind: IdxKind) -> Result<Self, IdxError> {
-        Self::from_bytes_limited(path, bytes, kind, LoadOptions::default().max_bytes)
-    }
-
-    fn from_bytes_limited(
-        path: &Path,
-        bytes: Vec<u8>,
-        kind: IdxKind,
-        max_bytes: u64,
-    ) -> Result<Self, IdxError> {
-        let header = parse_header(path, &bytes, kind, max_bytes)?;
+        let header = parse_header(path, &bytes, kind, LoadOptions::default().max_bytes)?;
         check_len(path, &header, bytes.len() as u64)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -394,17 +395,11 @@ impl IdxFile {
 
     /// Open a raw (uncompressed) IDX file, mapped or read according to `opts`.
     pub fn open_raw(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, IdxError> {
-        let io_err = |action| {
-            move |source| IdxError::Io {
-                path: path.to_path_buf(),
-                action,
-                source,
-            }
-        };
-        let mut file = File::open(path).map_err(io_err("cannot open"))?;
-        let len = file.metadata().map_err(io_err("cannot stat"))?.len();
+        let mut file = File::open(path).map_err(io_err(path, "cannot open"))?;
+        let len = file.metadata().map_err(io_err(path, "cannot stat"))?.len();
         let mut head = vec![0u8; kind.header_len().min(len as usize)];
-        file.read_exact(&mut head).map_err(io_err("cannot read"))?;
+        file.read_exact(&mut head)
+            .map_err(io_err(path, "cannot read"))?;
         let header = parse_header(path, &head, kind, opts.max_bytes)?;
         check_len(path, &header, len)?;
         let storage = if opts.mmap {
@@ -412,13 +407,14 @@ impl IdxFile {
             // just above. Another process truncating the file while it is mapped would raise
             // SIGBUS; see the module docs for the policy (cache files are written once via
             // rename, and `mmap: false` avoids mapping entirely).
-            let map = unsafe { Mmap::map(&file) }.map_err(io_err("cannot memory-map"))?;
+            let map = unsafe { Mmap::map(&file) }.map_err(io_err(path, "cannot memory-map"))?;
             check_len(path, &header, map.len() as u64)?;
             Storage::Mapped(map)
         } else {
             let mut bytes = Vec::with_capacity(len as usize);
-            file.seek_start_and_read(&mut bytes)
-                .map_err(io_err("cannot read"))?;
+            file.rewind()
+                .and_then(|()| file.read_to_end(&mut bytes))
+                .map_err(io_err(path, "cannot read"))?;
             check_len(path, &header, bytes.len() as u64)?;
             Storage::Owned(bytes)
         };
@@ -460,18 +456,6 @@ impl IdxFile {
     /// True when the bytes are memory-mapped.
     pub fn is_mapped(&self) -> bool {
         matches!(self.storage, Storage::Mapped(_))
-    }
-}
-
-trait SeekStartAndRead {
-    fn seek_start_and_read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize>;
-}
-
-impl SeekStartAndRead for File {
-    fn seek_start_and_read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        use std::io::Seek;
-        self.seek(io::SeekFrom::Start(0))?;
-        self.read_to_end(buf)
     }
 }
 
@@ -533,11 +517,8 @@ pub fn decompress_idx(
     let n = read_up_to(&mut dec, &mut head).map_err(gz_err)?;
     let header = parse_header(path, &head[..n], kind, max_bytes)?;
     let expected = header.file_len();
-    out.write_all(&head).map_err(|source| IdxError::Io {
-        path: path.to_path_buf(),
-        action: "cannot write the decompressed data",
-        source,
-    })?;
+    const WRITE: &str = "cannot write the decompressed data";
+    out.write_all(&head).map_err(io_err(path, WRITE))?;
     let body_limit = expected - head.len() as u64 + 1;
     let mut body = dec.take(body_limit);
     let mut written = head.len() as u64;
@@ -551,11 +532,7 @@ pub fn decompress_idx(
         if written > expected {
             break;
         }
-        out.write_all(&chunk[..n]).map_err(|source| IdxError::Io {
-            path: path.to_path_buf(),
-            action: "cannot write the decompressed data",
-            source,
-        })?;
+        out.write_all(&chunk[..n]).map_err(io_err(path, WRITE))?;
     }
     check_len(path, &header, written)?;
     Ok(written)
@@ -601,14 +578,6 @@ pub fn decompress_cached(
     kind: IdxKind,
     opts: &LoadOptions,
 ) -> Result<PathBuf, IdxError> {
-    let io_err = |path: &Path, action| {
-        let path = path.to_path_buf();
-        move |source| IdxError::Io {
-            path,
-            action,
-            source,
-        }
-    };
     let mut file = File::open(gz).map_err(io_err(gz, "cannot open"))?;
     let meta = file.metadata().map_err(io_err(gz, "cannot stat"))?;
     let mut magic = [0u8; 4];
@@ -643,9 +612,7 @@ pub fn decompress_cached(
         .tempfile_in(&dir)
         .map_err(io_err(&dir, "cannot create a file in the cache directory"))?;
     {
-        use std::io::Seek;
-        file.seek(io::SeekFrom::Start(0))
-            .map_err(io_err(gz, "cannot read"))?;
+        file.rewind().map_err(io_err(gz, "cannot read"))?;
         let mut out = io::BufWriter::new(tmp.as_file_mut());
         decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, &mut out)?;
         out.flush().map_err(io_err(&cached, "cannot write"))?;

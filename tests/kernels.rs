@@ -69,10 +69,7 @@ fn problem(seed: u64, n: usize, d: usize, k: usize, scale: f32) -> Problem {
 
 impl Problem {
     fn batch(&self, kind: KernelKind) -> Batch<'_> {
-        let px = match kind.input() {
-            mnist_logreg::kernels::Input::F32 => Pixels::F32(&self.pixels_f32),
-            mnist_logreg::kernels::Input::U8 => Pixels::U8(&self.pixels_u8),
-        };
+        let px = kind.input().pick(&self.pixels_f32, &self.pixels_u8);
         Batch::new(px, self.d, &self.labels, &self.rows, self.k).unwrap()
     }
 
@@ -232,10 +229,7 @@ fn clipped_row_passes_no_gradient() {
     let (px, labels, rows) = ([1.0f32], [0u8], [0usize]);
     for kind in KernelKind::ALL {
         let u8px = [255u8];
-        let pixels = match kind.input() {
-            mnist_logreg::kernels::Input::F32 => Pixels::F32(&px),
-            mnist_logreg::kernels::Input::U8 => Pixels::U8(&u8px),
-        };
+        let pixels = kind.input().pick(&px, &u8px);
         let batch = Batch::new(pixels, 1, &labels, &rows, 2).unwrap();
         let mut g = Grads::zeros_like(&model);
         g.dw.fill(7.0);

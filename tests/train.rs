@@ -7,7 +7,7 @@ use std::process::Command;
 use mnist_logreg::batch::Shuffle;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{Input, KernelKind, Pixels};
+use mnist_logreg::kernels::{KernelKind, Pixels};
 use mnist_logreg::model::Model;
 use mnist_logreg::train::{self, TrainConfig, TrainData, TrainError};
 
@@ -27,13 +27,8 @@ fn run(
     kind: KernelKind,
 ) -> (Vec<train::Report>, f64, Vec<usize>) {
     let (tr, te) = (data.train.to_f32(), data.test.to_f32());
-    let (train_px, test_px) = match kind.input() {
-        Input::F32 => (Pixels::F32(&tr), Pixels::F32(&te)),
-        Input::U8 => (
-            Pixels::U8(data.train.pixels()),
-            Pixels::U8(data.test.pixels()),
-        ),
-    };
+    let train_px = kind.input().pick(&tr, data.train.pixels());
+    let test_px = kind.input().pick(&te, data.test.pixels());
     let kernel = kind.build(0);
     let td = TrainData {
         pixels: train_px,
@@ -97,26 +92,29 @@ fn parallel_matches_reference_in_sequential_order() {
 #[test]
 fn divergence_stops_at_the_first_non_finite_step() {
     let data = mnist();
-    let cfg = TrainConfig {
+    let kernel = KernelKind::Fused.build(1);
+    let train_err = |pixels: &[f32], cfg: TrainConfig| {
+        let td = TrainData {
+            pixels: Pixels::F32(pixels),
+            labels: data.train.labels(),
+            features: 784,
+        };
+        train::train(
+            &cfg,
+            kernel.as_ref(),
+            td,
+            Model::tutorial_init(784, 10),
+            |_| {},
+        )
+        .unwrap_err()
+    };
+    let tr = data.train.to_f32();
+    let huge_lr = TrainConfig {
         learning_rate: 1e38,
         steps: 100,
         ..TrainConfig::default()
     };
-    let kernel = KernelKind::Fused.build(1);
-    let tr = data.train.to_f32();
-    let td = TrainData {
-        pixels: Pixels::F32(&tr),
-        labels: data.train.labels(),
-        features: 784,
-    };
-    let e = train::train(
-        &cfg,
-        kernel.as_ref(),
-        td,
-        Model::tutorial_init(784, 10),
-        |_| {},
-    )
-    .unwrap_err();
+    let e = train_err(&tr, huge_lr);
     let TrainError::NonFinite { step, .. } = e else {
         panic!("{e}")
     };
@@ -125,23 +123,11 @@ fn divergence_stops_at_the_first_non_finite_step() {
     // NaN in the input is caught at step 1.
     let mut bad = tr.to_vec();
     bad[5] = f32::NAN;
-    let td = TrainData {
-        pixels: Pixels::F32(&bad),
-        labels: data.train.labels(),
-        features: 784,
-    };
-    let cfg = TrainConfig {
+    let sequential = TrainConfig {
         shuffle: Shuffle::Sequential,
         ..TrainConfig::default()
     };
-    let e = train::train(
-        &cfg,
-        kernel.as_ref(),
-        td,
-        Model::tutorial_init(784, 10),
-        |_| {},
-    )
-    .unwrap_err();
+    let e = train_err(&bad, sequential);
     assert!(
         matches!(e, TrainError::NonFinite { step: 1, quantity: "loss", value } if value.is_nan()),
         "{e}"

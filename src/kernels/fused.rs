@@ -277,6 +277,31 @@ fn block_logits(model: &Model, xs: &[&[f32]], g: &mut [f32], kp: usize, zero: &[
     }
 }
 
+/// Walk `batch` in blocks of [`BLOCK_ROWS`] rows: prefetch the next block, get this block's
+/// `f32` rows, compute their logits (with bias) into `s.g` (`rows × kp`), then call
+/// `f(block index, row indices, rows, logits)`.
+fn for_each_block(
+    model: &Model,
+    batch: &Batch,
+    s: &mut Scratch,
+    mut f: impl FnMut(usize, &[usize], &[&[f32]], &mut [f32]),
+) {
+    let d = model.features;
+    let kp = padded_classes(model.classes);
+    s.zero.resize(d, 0.0);
+    s.g.resize(BLOCK_ROWS * kp, 0.0);
+    let mut blocks = batch.rows.chunks(BLOCK_ROWS).enumerate().peekable();
+    while let Some((bi, rows)) = blocks.next() {
+        if let Some((_, next)) = blocks.peek() {
+            prefetch_rows(batch.pixels, next, d);
+        }
+        let xs = block_rows(batch.pixels, rows, d, &mut s.x);
+        let xs = &xs[..rows.len()];
+        block_logits(model, xs, &mut s.g, kp, &s.zero);
+        f(bi, rows, xs, &mut s.g);
+    }
+}
+
 /// Forward over `batch`, writing predictions when asked. Works for any class count.
 pub fn forward_rows(
     model: &Model,
@@ -284,29 +309,19 @@ pub fn forward_rows(
     mut predictions: Option<&mut [u8]>,
     s: &mut Scratch,
 ) -> Stats {
-    let (d, k) = (model.features, model.classes);
+    let k = model.classes;
     let kp = padded_classes(k);
-    s.zero.resize(d, 0.0);
-    s.g.resize(BLOCK_ROWS * kp, 0.0);
     let mut stats = Stats::default();
-    let mut blocks = batch.rows.chunks(BLOCK_ROWS).enumerate().peekable();
-    while let Some((bi, rows)) = blocks.next() {
-        if let Some((_, next)) = blocks.peek() {
-            prefetch_rows(batch.pixels, next, d);
-        }
-        let xs = block_rows(batch.pixels, rows, d, &mut s.x);
-        block_logits(model, &xs[..rows.len()], &mut s.g, kp, &s.zero);
+    for_each_block(model, batch, s, |bi, rows, _, g| {
         for (i, &row) in rows.iter().enumerate() {
             let label = batch.labels[row] as usize;
-            let out = forward_row(&mut s.g[i * kp..i * kp + k], label);
-            stats.loss += out.loss;
-            stats.correct += (out.predicted == label) as usize;
-            stats.clipped += out.clipped as usize;
+            let out = forward_row(&mut g[i * kp..i * kp + k], label);
+            stats.add_row(&out, label);
             if let Some(p) = predictions.as_deref_mut() {
                 p[bi * BLOCK_ROWS + i] = out.predicted as u8;
             }
         }
-    }
+    });
     stats
 }
 
@@ -326,25 +341,14 @@ pub fn forward_backward_rows(
         kp * d,
         "dW buffer must be padded_classes × features"
     );
-    s.zero.resize(d, 0.0);
-    s.g.resize(BLOCK_ROWS * kp, 0.0);
     let mut stats = Stats::default();
-    let mut blocks = batch.rows.chunks(BLOCK_ROWS).peekable();
-    while let Some(rows) = blocks.next() {
-        if let Some(next) = blocks.peek() {
-            prefetch_rows(batch.pixels, next, d);
-        }
-        let xs = block_rows(batch.pixels, rows, d, &mut s.x);
-        let xs = &xs[..rows.len()];
-        block_logits(model, xs, &mut s.g, kp, &s.zero);
+    for_each_block(model, batch, s, |_, rows, xs, g| {
         for (i, &row) in rows.iter().enumerate() {
             let label = batch.labels[row] as usize;
-            let gi = &mut s.g[i * kp..(i + 1) * kp];
+            let gi = &mut g[i * kp..(i + 1) * kp];
             let out = grad_row(&mut gi[..k], label);
             gi[k..].fill(0.0);
-            stats.loss += out.loss;
-            stats.correct += (out.predicted == label) as usize;
-            stats.clipped += out.clipped as usize;
+            stats.add_row(&out, label);
             for (db, g) in db.iter_mut().zip(&gi[..k]) {
                 *db += g;
             }
@@ -356,9 +360,9 @@ pub fn forward_backward_rows(
             let mut it = tile.chunks_exact_mut(d);
             let rows_of_tile: [&mut [f32]; CLASS_TILE] =
                 std::array::from_fn(|_| it.next().unwrap());
-            accumulate_5(rows_of_tile, xs, &s.g, kp, c0, d);
+            accumulate_5(rows_of_tile, xs, g, kp, c0, d);
         }
-    }
+    });
     stats
 }
 

@@ -66,9 +66,7 @@ impl Kernel for Gemm {
             let mut stats = Stats::default();
             for (i, row) in l.chunks_exact_mut(model.classes).enumerate() {
                 let out = forward_row(row, batch.label(i));
-                stats.loss += out.loss;
-                stats.correct += (out.predicted == batch.label(i)) as usize;
-                stats.clipped += out.clipped as usize;
+                stats.add_row(&out, batch.label(i));
                 if let Some(p) = predictions.as_deref_mut() {
                     p[i] = out.predicted as u8;
                 }
@@ -86,9 +84,7 @@ impl Kernel for Gemm {
             grads.db.fill(0.0);
             for (i, row) in g.chunks_exact_mut(k).enumerate() {
                 let out = grad_row(row, batch.label(i));
-                stats.loss += out.loss;
-                stats.correct += (out.predicted == batch.label(i)) as usize;
-                stats.clipped += out.clipped as usize;
+                stats.add_row(&out, batch.label(i));
                 for (db, gc) in grads.db.iter_mut().zip(row.iter()) {
                     *db += gc;
                 }

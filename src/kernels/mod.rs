@@ -173,6 +173,14 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Count one row whose true class is `label`.
+    #[inline]
+    pub fn add_row(&mut self, out: &softmax::RowOutcome, label: usize) {
+        self.loss += out.loss;
+        self.correct += (out.predicted == label) as usize;
+        self.clipped += out.clipped as usize;
+    }
+
     /// Combine the stats of two disjoint sets of rows.
     pub fn merge(self, other: Stats) -> Stats {
         Stats {
@@ -232,6 +240,16 @@ pub enum Input {
     F32,
     /// The raw u8 pixels.
     U8,
+}
+
+impl Input {
+    /// The buffer of this format among the two representations of the same pixels.
+    pub fn pick<'a>(self, f32s: &'a [f32], u8s: &'a [u8]) -> Pixels<'a> {
+        match self {
+            Input::F32 => Pixels::F32(f32s),
+            Input::U8 => Pixels::U8(u8s),
+        }
+    }
 }
 
 impl KernelKind {

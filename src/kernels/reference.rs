@@ -32,9 +32,7 @@ impl Kernel for Reference {
             batch.pixels.row_to_f32(row, &mut x);
             logits_row(model, &x, &mut logits);
             let out = forward_row(&mut logits, batch.label(i));
-            stats.loss += out.loss;
-            stats.correct += (out.predicted == batch.label(i)) as usize;
-            stats.clipped += out.clipped as usize;
+            stats.add_row(&out, batch.label(i));
             if let Some(p) = predictions.as_deref_mut() {
                 p[i] = out.predicted as u8;
             }
@@ -53,9 +51,7 @@ impl Kernel for Reference {
             batch.pixels.row_to_f32(row, &mut x);
             logits_row(model, &x, &mut g);
             let out = grad_row(&mut g, batch.label(i));
-            stats.loss += out.loss;
-            stats.correct += (out.predicted == batch.label(i)) as usize;
-            stats.clipped += out.clipped as usize;
+            stats.add_row(&out, batch.label(i));
             for (c, &gc) in g.iter().enumerate() {
                 for (dw, &xj) in grads.dw[c * d..(c + 1) * d].iter_mut().zip(&x) {
                     *dw += gc * xj;
