@@ -22,7 +22,7 @@
 use mnist_logreg::kernels::reference::{
     ReferenceF64, forward_backward_f64, forward_backward_f64_params,
 };
-use mnist_logreg::kernels::{Batch, Kernel, KernelKind, Pixels, parallel::Parallel};
+use mnist_logreg::kernels::{Batch, Kernel, KernelKind, parallel::Parallel};
 use mnist_logreg::model::{Grads, Model};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
