@@ -280,6 +280,7 @@ fn block_logits(model: &Model, xs: &[&[f32]], g: &mut [f32], kp: usize, zero: &[
 /// Walk `batch` in blocks of [`BLOCK_ROWS`] rows: prefetch the next block, get this block's
 /// `f32` rows, compute their logits (with bias) into `s.g` (`rows × kp`), then call
 /// `f(block index, row indices, rows, logits)`.
+#[inline(always)]
 fn for_each_block(
     model: &Model,
     batch: &Batch,
