@@ -70,20 +70,50 @@ fn store(s: &mut [f32], i: usize, v: V) {
     s[i..i + LANES].copy_from_slice(&v.to_array());
 }
 
+/// Unchecked load of `LANES` values at `p + i`.
+///
+/// # Safety
+/// `p` must point into a slice with at least `i + LANES` elements.
+#[inline(always)]
+unsafe fn load_at(p: *const f32, i: usize) -> V {
+    // SAFETY: the caller guarantees `p + i .. p + i + LANES` is in bounds; unaligned read.
+    V::from(unsafe { p.add(i).cast::<[f32; LANES]>().read_unaligned() })
+}
+
+/// Unchecked store of `LANES` values at `p + i`.
+///
+/// # Safety
+/// `p` must point into a mutable slice with at least `i + LANES` elements.
+#[inline(always)]
+unsafe fn store_at(p: *mut f32, i: usize, v: V) {
+    // SAFETY: the caller guarantees `p + i .. p + i + LANES` is in bounds; unaligned write.
+    unsafe {
+        p.add(i)
+            .cast::<[f32; LANES]>()
+            .write_unaligned(v.to_array())
+    }
+}
+
 /// Logits without bias of two rows against a tile of five class weight rows.
 #[inline(always)]
 fn dot_2x5(x: [&[f32]; 2], w: [&[f32]; CLASS_TILE], d: usize) -> [[f32; CLASS_TILE]; 2] {
+    // Slicing to `d` checks every row holds `d` values, once, outside the loop.
     let (x0, x1) = (&x[0][..d], &x[1][..d]);
     let w = w.map(|w| &w[..d]);
+    let wp = w.map(<[f32]>::as_ptr);
     let mut acc = [[V::ZERO; CLASS_TILE]; 2];
     let vec_end = d - d % LANES;
     let mut i = 0;
     while i < vec_end {
-        let (a, b) = (load(x0, i), load(x1, i));
-        for c in 0..CLASS_TILE {
-            let wc = load(w[c], i);
-            acc[0][c] = a.mul_add(wc, acc[0][c]);
-            acc[1][c] = b.mul_add(wc, acc[1][c]);
+        // SAFETY: `i + LANES <= vec_end <= d` and every slice has length `d` (sliced above);
+        // unchecked loads remove 7 bounds checks per 10 FMAs (callgrind: see module docs).
+        unsafe {
+            let (a, b) = (load_at(x0.as_ptr(), i), load_at(x1.as_ptr(), i));
+            for c in 0..CLASS_TILE {
+                let wc = load_at(wp[c], i);
+                acc[0][c] = a.mul_add(wc, acc[0][c]);
+                acc[1][c] = b.mul_add(wc, acc[1][c]);
+            }
         }
         i += LANES;
     }
@@ -111,35 +141,49 @@ fn accumulate_5(
     d: usize,
 ) {
     let mut dw = dw.map(|r| &mut r[..d]);
+    // This tile's gradients, packed per row, and the row pointers: both checked once here.
+    let n = xs.len();
+    let mut gt = [[0.0f32; CLASS_TILE]; BLOCK_ROWS];
+    let mut xp = [std::ptr::null::<f32>(); BLOCK_ROWS];
+    for (r, x) in xs.iter().enumerate() {
+        gt[r].copy_from_slice(&g[r * kp + c0..r * kp + c0 + CLASS_TILE]);
+        xp[r] = x[..d].as_ptr();
+    }
+    let (gt, xp) = (&gt[..n], &xp[..n]);
     let two = 2 * LANES;
     let pair_end = d - d % two;
     let mut j = 0;
     while j < pair_end {
-        let mut acc = [[V::ZERO; 2]; CLASS_TILE];
-        for (c, a) in acc.iter_mut().enumerate() {
-            *a = [load(dw[c], j), load(dw[c], j + LANES)];
-        }
-        for (r, x) in xs.iter().enumerate() {
-            let (x0, x1) = (load(x, j), load(x, j + LANES));
+        let dp = dw.each_mut().map(|r| r.as_mut_ptr());
+        // SAFETY: `j + 2·LANES <= pair_end <= d`; every `dw` row and every row behind `xp`
+        // has length `d` (sliced above), and the rows of `dw` are distinct slices.
+        unsafe {
+            let mut acc = [[V::ZERO; 2]; CLASS_TILE];
             for (c, a) in acc.iter_mut().enumerate() {
-                let gc = V::splat(g[r * kp + c0 + c]);
-                a[0] = gc.mul_add(x0, a[0]);
-                a[1] = gc.mul_add(x1, a[1]);
+                *a = [load_at(dp[c], j), load_at(dp[c], j + LANES)];
             }
-        }
-        for (c, a) in acc.iter().enumerate() {
-            store(dw[c], j, a[0]);
-            store(dw[c], j + LANES, a[1]);
+            for (&x, gr) in xp.iter().zip(gt) {
+                let (x0, x1) = (load_at(x, j), load_at(x, j + LANES));
+                for (a, &gc) in acc.iter_mut().zip(gr) {
+                    let gc = V::splat(gc);
+                    a[0] = gc.mul_add(x0, a[0]);
+                    a[1] = gc.mul_add(x1, a[1]);
+                }
+            }
+            for (c, a) in acc.iter().enumerate() {
+                store_at(dp[c], j, a[0]);
+                store_at(dp[c], j + LANES, a[1]);
+            }
         }
         j += two;
     }
     // Tail: one vector if it fits, then scalars.
     if d - j >= LANES {
         let mut acc: [V; CLASS_TILE] = std::array::from_fn(|c| load(dw[c], j));
-        for (r, x) in xs.iter().enumerate() {
+        for (x, gr) in xs.iter().zip(gt) {
             let x0 = load(x, j);
-            for (c, a) in acc.iter_mut().enumerate() {
-                *a = V::splat(g[r * kp + c0 + c]).mul_add(x0, *a);
+            for (a, &gc) in acc.iter_mut().zip(gr) {
+                *a = V::splat(gc).mul_add(x0, *a);
             }
         }
         for (c, a) in acc.iter().enumerate() {
@@ -150,8 +194,8 @@ fn accumulate_5(
     for jj in j..d {
         for (c, row) in dw.iter_mut().enumerate() {
             let mut s = row[jj];
-            for (r, x) in xs.iter().enumerate() {
-                s = g[r * kp + c0 + c].mul_add(x[jj], s);
+            for (x, gr) in xs.iter().zip(gt) {
+                s = gr[c].mul_add(x[jj], s);
             }
             row[jj] = s;
         }
@@ -244,8 +288,9 @@ fn u8_row_to_f32(src: &[u8], dst: &mut [f32]) {
     let mut s = src.chunks_exact(LANES);
     let mut o = dst.chunks_exact_mut(LANES);
     for (s, o) in (&mut s).zip(&mut o) {
-        let v: [f32; LANES] = std::array::from_fn(|i| s[i] as f32);
-        o.copy_from_slice(&(V::from(v) * V::splat(SCALE)).to_array());
+        let bytes: &[u8; LANES] = s.try_into().expect("chunks_exact yields LANES bytes");
+        let o: &mut [f32; LANES] = o.try_into().expect("chunks_exact yields LANES values");
+        *o = (V::from(bytes.map(f32::from)) * V::splat(SCALE)).to_array();
     }
     for (s, o) in s.remainder().iter().zip(o.into_remainder()) {
         *o = *s as f32 * SCALE;
