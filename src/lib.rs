@@ -8,12 +8,13 @@
 //!
 //! `idx` (files, validation, mmap) → `dataset` (the four MNIST files, checksums, u8 → f32) →
 //! `batch` (seeded samplers, gather) → `kernels` (reference | gemm | fused | parallel | fused_u8)
-//! → `model` / `train` → `bin/train.rs`.
+//! → `model` / `train` (`checkpoint` saves and loads models) → `bin/train.rs`.
 
 #![warn(missing_docs)]
 
 pub mod aligned;
 pub mod batch;
+pub mod checkpoint;
 pub mod dataset;
 pub mod idx;
 pub mod kernels;

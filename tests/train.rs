@@ -204,3 +204,51 @@ fn cli_reports_divergence() {
     assert!(err.contains("is not finite"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("nan"));
 }
+
+#[test]
+fn cli_saves_and_loads_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("model.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let out = train_bin()
+        .args(["--steps", "100", "--show", "0", "--save", ckpt])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let acc = |stdout: &[u8]| {
+        String::from_utf8_lossy(stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Test Accuracy: ").map(str::to_string))
+            .unwrap()
+    };
+    let trained = acc(&out.stdout);
+    // Evaluating the saved model gives the same test accuracy.
+    let out = train_bin()
+        .args(["--steps", "0", "--show", "0", "--load", ckpt])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(acc(&out.stdout), trained);
+    // A checkpoint of the wrong shape is refused with a clear message.
+    let mut small = Model::tutorial_init(5, 10);
+    small.b[0] = 1.0;
+    mnist_logreg::checkpoint::save(std::path::Path::new(ckpt), &small, Default::default()).unwrap();
+    let out = train_bin()
+        .args(["--steps", "0", "--load", ckpt])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the model has 5 features and 10 classes, the data needs 784 and 10"),
+        "{err}"
+    );
+}

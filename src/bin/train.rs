@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use mnist_logreg::batch::Shuffle;
+use mnist_logreg::checkpoint;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Verification};
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{Input, KernelKind, Pixels, fused};
@@ -106,6 +107,14 @@ struct Args {
     /// system temp directory when the data directory is read-only).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Start from this checkpoint (safetensors, as written by --save) instead of W = ones,
+    /// b = zeros; with `--steps 0` it is only evaluated.
+    #[arg(long, value_name = "FILE")]
+    load: Option<PathBuf>,
+    /// Write the trained model to this safetensors file (tensors W [784, 10] and b [10], f32;
+    /// the configuration in its metadata). Written atomically.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
     /// Keep training when the loss, gradients or weights become NaN/Inf (default: stop with
     /// an error naming the step).
     #[arg(long)]
@@ -189,7 +198,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let kernel = kind.build(args.threads);
     let features = data.train.features();
-    let model = Model::tutorial_init(features, mnist_logreg::MNIST_CLASSES);
+    let model = match &args.load {
+        None => Model::tutorial_init(features, mnist_logreg::MNIST_CLASSES),
+        Some(path) => {
+            let (model, _) = checkpoint::load(path)?;
+            if (model.features, model.classes) != (features, mnist_logreg::MNIST_CLASSES) {
+                return Err(format!(
+                    "{}: the model has {} features and {} classes, the data needs {features} and {}",
+                    path.display(),
+                    model.features,
+                    model.classes,
+                    mnist_logreg::MNIST_CLASSES
+                )
+                .into());
+            }
+            model
+        }
+    };
     let train_data = TrainData {
         pixels: train_px,
         labels: data.train.labels(),
@@ -223,6 +248,29 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!();
         print!("{}", image_to_text(data.test.image(i), 28, 28));
         println!("Model prediction: {predicted}");
+    }
+
+    if let Some(path) = &args.save {
+        let metadata = [
+            ("steps", cfg.steps.to_string()),
+            ("batch_size", cfg.batch_size.to_string()),
+            ("learning_rate", cfg.learning_rate.to_string()),
+            ("seed", cfg.seed.to_string()),
+            ("shuffle", format!("{:?}", cfg.shuffle)),
+            ("kernel", kind.to_string()),
+            (
+                "resumed_from",
+                args.load
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+            ),
+            ("test_accuracy", format!("{test_acc:.6}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        checkpoint::save(path, &outcome.model, metadata)?;
+        eprintln!("saved the model to {}", path.display());
     }
 
     let stalled = train::never_predicted(&predictions, outcome.model.classes);
