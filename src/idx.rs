@@ -6,11 +6,15 @@
 //! one u32 per dimension, then the elements in row-major order.
 //!
 //! ## Memory-mapping policy
-//! A mapped file that another process truncates while we read it raises SIGBUS. To keep that
-//! hazard small we (1) validate the length against the header before mapping, (2) map `.gz`
-//! data only from cache files this crate wrote itself (temporary file + rename, never rewritten
-//! in place), and (3) offer [`LoadOptions::mmap`]` = false` (`--no-mmap`) that reads the bytes
-//! into memory instead.
+//! A mapped file that another process truncates while we read it raises SIGBUS, which no
+//! Rust code can turn into an error. The policy:
+//! 1. the length is validated against the header *before* mapping, and again on the map;
+//! 2. `.gz` data (the normal case, and what `data/mnist/` ships) is mapped only from cache
+//!    entries this crate wrote itself: written to a temporary file, synced, renamed, and never
+//!    modified in place afterwards (a changed `.gz` gets a new entry);
+//! 3. raw files the user supplies are mapped as they are: if they may be rewritten while a
+//!    run is in progress, use [`LoadOptions::mmap`]` = false` (`--no-mmap`), which reads the
+//!    bytes into memory and is immune.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};

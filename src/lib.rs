@@ -16,6 +16,7 @@ pub mod aligned;
 pub mod batch;
 pub mod checkpoint;
 pub mod dataset;
+pub mod fuzz_entry;
 pub mod idx;
 pub mod kernels;
 pub mod model;
