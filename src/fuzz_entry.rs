@@ -97,7 +97,12 @@ pub fn dataset_dir(data: &[u8]) -> bool {
                 check_idx(&split.images);
                 check_idx(&split.labels);
                 assert_eq!(split.images.count(), split.labels.count());
-                assert!(split.labels().iter().all(|&l| (l as usize) < crate::MNIST_CLASSES));
+                assert!(
+                    split
+                        .labels()
+                        .iter()
+                        .all(|&l| (l as usize) < crate::MNIST_CLASSES)
+                );
             }
             true
         }

@@ -1,6 +1,7 @@
 //! Hostile bytes: every parser returns an error or a valid result, never panics. Arbitrary
 //! bytes, valid files with flipped / truncated / extended bytes, and a replay of the fuzz
-//! seed corpora and regression inputs (`fuzz/seeds`, `fuzz/regressions`) through the same
+//! seed corpora, minimized fuzz corpora and regression inputs (`fuzz/seeds`, `fuzz/corpus-min`,
+//! `fuzz/regressions`) through the same
 //! entry points the cargo-fuzz targets use.
 
 mod common;
@@ -23,7 +24,9 @@ const ENTRIES: [(&str, Entry); 5] = [
 
 /// A valid input for each entry (so mutations start from something that parses).
 fn valid(target: &str) -> Vec<u8> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -105,7 +108,7 @@ fn seeds_are_valid_inputs() {
 fn replay_fuzz_corpora() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut replayed = 0;
-    for dir in ["seeds", "regressions", "corpus"] {
+    for dir in ["seeds", "corpus-min", "regressions"] {
         for (name, entry) in ENTRIES {
             let Ok(files) = std::fs::read_dir(root.join(dir).join(name)) else {
                 continue;
@@ -116,7 +119,11 @@ fn replay_fuzz_corpora() {
             }
         }
     }
-    assert!(replayed >= ENTRIES.len(), "no corpus found under {}", root.display());
+    assert!(
+        replayed >= ENTRIES.len(),
+        "no corpus found under {}",
+        root.display()
+    );
 }
 
 #[test]
@@ -138,7 +145,10 @@ fn no_mmap_copy_survives_the_file_changing() {
     use mnist_logreg::idx::{IdxFile, IdxKind, LoadOptions};
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "l-labels-idx1-ubyte", &labels_idx(&[4, 5, 6]));
-    let opts = LoadOptions { mmap: false, ..Default::default() };
+    let opts = LoadOptions {
+        mmap: false,
+        ..Default::default()
+    };
     let f = IdxFile::open(&p, IdxKind::Labels, &opts).unwrap();
     std::fs::write(&p, b"").unwrap();
     assert_eq!(f.body(), &[4, 5, 6]);
