@@ -297,8 +297,17 @@ fn u8_row_to_f32(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// Logits (with bias) of the block's rows into `g` (`rows × kp`).
-fn block_logits(model: &Model, xs: &[&[f32]], g: &mut [f32], kp: usize, zero: &[f32]) {
+/// Logits (with bias) of the block's rows into `g` (`rows × kp`). While at it, prefetch the
+/// rows `next` of the following block, two per row pair: spread out this way the prefetches
+/// never flood the miss buffers.
+fn block_logits(
+    model: &Model,
+    xs: &[&[f32]],
+    g: &mut [f32],
+    kp: usize,
+    zero: &[f32],
+    (pixels, next): (Pixels, &[usize]),
+) {
     let d = model.features;
     let w_row = |c: usize| {
         if c < model.classes {
@@ -309,6 +318,13 @@ fn block_logits(model: &Model, xs: &[&[f32]], g: &mut [f32], kp: usize, zero: &[
     };
     for r0 in (0..xs.len()).step_by(2) {
         let r1 = (r0 + 1).min(xs.len() - 1);
+        let last_pair = r0 + 2 >= xs.len();
+        let to_prefetch = if last_pair {
+            r0..next.len()
+        } else {
+            r0..r0 + 2
+        };
+        prefetch_rows(pixels, next.get(to_prefetch).unwrap_or(&[]), d);
         for c0 in (0..kp).step_by(CLASS_TILE) {
             let w: [&[f32]; CLASS_TILE] = std::array::from_fn(|c| w_row(c0 + c));
             let l = dot_2x5([xs[r0], xs[r1]], w, d);
@@ -322,7 +338,7 @@ fn block_logits(model: &Model, xs: &[&[f32]], g: &mut [f32], kp: usize, zero: &[
     }
 }
 
-/// Walk `batch` in blocks of [`BLOCK_ROWS`] rows: prefetch the next block, get this block's
+/// Walk `batch` in blocks of [`BLOCK_ROWS`] rows: get this block's
 /// `f32` rows, compute their logits (with bias) into `s.g` (`rows × kp`), then call
 /// `f(block index, row indices, rows, logits)`.
 #[inline(always)]
@@ -337,13 +353,17 @@ fn for_each_block(
     s.zero.resize(d, 0.0);
     s.g.resize(BLOCK_ROWS * kp, 0.0);
     let mut blocks = batch.rows.chunks(BLOCK_ROWS).enumerate().peekable();
+    // The first block has nobody before it to prefetch it.
+    prefetch_rows(
+        batch.pixels,
+        batch.rows.get(..BLOCK_ROWS).unwrap_or(batch.rows),
+        d,
+    );
     while let Some((bi, rows)) = blocks.next() {
-        if let Some((_, next)) = blocks.peek() {
-            prefetch_rows(batch.pixels, next, d);
-        }
+        let next = blocks.peek().map_or(&[][..], |(_, next)| *next);
         let xs = block_rows(batch.pixels, rows, d, &mut s.x);
         let xs = &xs[..rows.len()];
-        block_logits(model, xs, &mut s.g, kp, &s.zero);
+        block_logits(model, xs, &mut s.g, kp, &s.zero, (batch.pixels, next));
         f(bi, rows, xs, &mut s.g);
     }
 }
