@@ -127,11 +127,32 @@ fn divergence_stops_at_the_first_non_finite_step() {
         shuffle: Shuffle::Sequential,
         ..TrainConfig::default()
     };
-    let e = train_err(&bad, sequential);
+    let e = train_err(&bad, sequential.clone());
     assert!(
         matches!(e, TrainError::NonFinite { step: 1, quantity: "loss", value } if value.is_nan()),
         "{e}"
     );
+    // Asked to continue, the run completes and reports the NaN loss it saw.
+    let td = TrainData {
+        pixels: Pixels::F32(&bad),
+        labels: data.train.labels(),
+        features: 784,
+    };
+    let go_on = TrainConfig {
+        allow_non_finite: true,
+        steps: 50,
+        ..sequential
+    };
+    let mut losses = Vec::new();
+    train::train(
+        &go_on,
+        kernel.as_ref(),
+        td,
+        Model::tutorial_init(784, 10),
+        |r| losses.push(r.loss),
+    )
+    .unwrap();
+    assert!(losses[0].is_nan());
 }
 
 fn train_bin() -> Command {
