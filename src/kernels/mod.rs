@@ -16,6 +16,7 @@ pub mod fused;
 pub mod gemm;
 pub mod parallel;
 pub mod reference;
+pub mod share;
 pub mod softmax;
 
 use crate::model::{Grads, Model};

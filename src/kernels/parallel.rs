@@ -1,67 +1,77 @@
-//! The fused kernel sharded over rayon: the batch is cut into chunks of [`CHUNK_ROWS`] rows
+//! The fused kernel sharded over threads: the batch is cut into chunks of [`CHUNK_ROWS`] rows
 //! (independent of the thread count), each chunk accumulates into its own gradient buffer, and
 //! the buffers are summed in chunk order. Every floating-point operation therefore happens in
 //! the same order whatever the number of threads: results are bit-identical for 1, 2, … N.
+//! The chunks are shared between the calling thread and rayon helper threads by
+//! [`super::share::run_shared`], so a helper that is slow to wake never stalls a step.
 
 use std::sync::Mutex;
 
-use rayon::prelude::*;
-
 use super::fused::{forward_backward_rows, forward_rows, padded_classes, with_scratch};
+use super::share::run_shared;
 use super::{Batch, Kernel, Stats, assert_shapes};
 use crate::model::{Grads, Model};
 
-/// Rows per chunk: 4 chunks for the tutorial's batch of 256, so 2 cores share the work
-/// evenly; large enough that a chunk's 31 KB gradient buffer costs little to clear and reduce.
-pub const CHUNK_ROWS: usize = 64;
+/// Rows per chunk: 8 chunks for the tutorial's batch of 256, so the caller can absorb a
+/// helper thread that wakes late; large enough that a chunk's 31 KB gradient buffer costs
+/// little to clear and reduce.
+pub const CHUNK_ROWS: usize = 32;
 
-/// Elements of `dW` reduced per rayon task.
-const REDUCE_SPAN: usize = 2048;
-
-/// One chunk's gradient accumulators.
+/// One chunk's results.
 #[derive(Default)]
-struct ChunkGrads {
+struct ChunkOut {
     dw: Vec<f32>,
     db: Vec<f32>,
+    stats: Stats,
 }
 
-/// The multithreaded fused kernel.
+/// The multithreaded fused kernel: the caller plus `threads − 1` helper threads.
 pub struct Parallel {
-    pool: rayon::ThreadPool,
-    chunks: Mutex<Vec<ChunkGrads>>,
+    threads: usize,
+    helpers: Option<rayon::ThreadPool>,
+    chunks: Mutex<Vec<Mutex<ChunkOut>>>,
 }
 
 impl std::fmt::Debug for Parallel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Parallel")
-            .field("threads", &self.pool.current_num_threads())
+            .field("threads", &self.threads)
             .finish()
     }
 }
 
 impl Parallel {
-    /// A kernel running on its own pool of `threads` threads (0 = one per core).
+    /// A kernel running on `threads` threads, the caller included (0 = one per core).
     pub fn new(threads: usize) -> Self {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("mnist-logreg-{i}"))
-            .build()
-            .expect("cannot start the rayon thread pool");
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let helpers = (threads > 1).then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads - 1)
+                .thread_name(|i| format!("mnist-logreg-{i}"))
+                .build()
+                .expect("cannot start the helper threads")
+        });
         Self {
-            pool,
+            threads,
+            helpers,
             chunks: Mutex::new(Vec::new()),
         }
     }
 
-    /// Number of threads in the pool.
+    /// Number of threads, the caller included.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.threads
     }
 }
 
-/// Sum per-chunk stats in chunk order (deterministic `f32` loss).
-fn merge(stats: impl IntoIterator<Item = Stats>) -> Stats {
-    stats.into_iter().fold(Stats::default(), Stats::merge)
+/// Lock a mutex that no panicking thread can have poisoned in a way that matters here (the
+/// data is overwritten before use).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Kernel for Parallel {
@@ -72,25 +82,25 @@ impl Kernel for Parallel {
     fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u8]>) -> Stats {
         assert_shapes(model, batch);
         let n = batch.len();
-        let starts: Vec<usize> = (0..n).step_by(CHUNK_ROWS).collect();
-        let stats: Vec<Stats> = self.pool.install(|| match predictions {
+        let n_chunks = n.div_ceil(CHUNK_ROWS);
+        let preds: Vec<Mutex<Option<&mut [u8]>>> = match predictions {
             Some(p) => p[..n]
-                .par_chunks_mut(CHUNK_ROWS)
-                .zip(&starts)
-                .map(|(p, &s)| {
-                    let part = batch.slice(s..(s + CHUNK_ROWS).min(n));
-                    with_scratch(|scr| forward_rows(model, &part, Some(p), scr))
-                })
+                .chunks_mut(CHUNK_ROWS)
+                .map(|c| Mutex::new(Some(c)))
                 .collect(),
-            None => starts
-                .par_iter()
-                .map(|&s| {
-                    let part = batch.slice(s..(s + CHUNK_ROWS).min(n));
-                    with_scratch(|scr| forward_rows(model, &part, None, scr))
-                })
-                .collect(),
+            None => (0..n_chunks).map(|_| Mutex::new(None)).collect(),
+        };
+        let stats: Vec<Mutex<Stats>> = (0..n_chunks).map(|_| Mutex::default()).collect();
+        run_shared(self.helpers.as_ref(), n_chunks, &|i| {
+            let part = batch.slice(i * CHUNK_ROWS..((i + 1) * CHUNK_ROWS).min(n));
+            let mut p = lock(&preds[i]);
+            *lock(&stats[i]) = with_scratch(|s| forward_rows(model, &part, p.as_deref_mut(), s));
         });
-        merge(stats)
+        // Chunk order: a deterministic f32 loss.
+        stats
+            .iter()
+            .map(|s| *lock(s))
+            .fold(Stats::default(), Stats::merge)
     }
 
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats {
@@ -98,49 +108,36 @@ impl Kernel for Parallel {
         let (n, d, k) = (batch.len(), model.features, model.classes);
         let kp = padded_classes(k);
         let n_chunks = n.div_ceil(CHUNK_ROWS);
-        let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut chunks = lock(&self.chunks);
         if chunks.len() < n_chunks {
-            chunks.resize_with(n_chunks, ChunkGrads::default);
+            chunks.resize_with(n_chunks, Mutex::default);
         }
-        let chunks = &mut chunks[..n_chunks];
-        // One `install` for both phases: waking the pool costs microseconds, a visible share
-        // of a 256-row step.
-        let stats: Vec<Stats> = self.pool.install(|| {
-            let stats = chunks
-                .par_iter_mut()
-                .enumerate()
-                .map(|(i, cg)| {
-                    cg.dw.clear();
-                    cg.dw.resize(kp * d, 0.0);
-                    cg.db.clear();
-                    cg.db.resize(k, 0.0);
-                    let part = batch.slice(i * CHUNK_ROWS..((i + 1) * CHUNK_ROWS).min(n));
-                    with_scratch(|s| forward_backward_rows(model, &part, &mut cg.dw, &mut cg.db, s))
-                })
-                .collect();
-            // Fixed-order reduction: element j of dW is Σ over chunks 0, 1, … in that order.
-            let chunks = &*chunks;
-            grads
-                .dw
-                .par_chunks_mut(REDUCE_SPAN)
-                .enumerate()
-                .for_each(|(t, out)| {
-                    let span = t * REDUCE_SPAN..t * REDUCE_SPAN + out.len();
-                    out.fill(0.0);
-                    for cg in chunks {
-                        for (o, v) in out.iter_mut().zip(&cg.dw[span.clone()]) {
-                            *o += v;
-                        }
-                    }
-                });
-            stats
+        let chunks = &chunks[..n_chunks];
+        run_shared(self.helpers.as_ref(), n_chunks, &|i| {
+            let mut out = lock(&chunks[i]);
+            let out = &mut *out;
+            out.dw.clear();
+            out.dw.resize(kp * d, 0.0);
+            out.db.clear();
+            out.db.resize(k, 0.0);
+            let part = batch.slice(i * CHUNK_ROWS..((i + 1) * CHUNK_ROWS).min(n));
+            out.stats =
+                with_scratch(|s| forward_backward_rows(model, &part, &mut out.dw, &mut out.db, s));
         });
+        // Fixed-order reduction: element j of dW is Σ over chunks 0, 1, … in that order.
+        grads.dw.fill(0.0);
         grads.db.fill(0.0);
-        for cg in chunks {
-            for (o, v) in grads.db.iter_mut().zip(&cg.db) {
+        let mut stats = Stats::default();
+        for c in chunks {
+            let c = lock(c);
+            for (o, v) in grads.dw.iter_mut().zip(&c.dw) {
                 *o += v;
             }
+            for (o, v) in grads.db.iter_mut().zip(&c.db) {
+                *o += v;
+            }
+            stats = stats.merge(c.stats);
         }
-        merge(stats)
+        stats
     }
 }
