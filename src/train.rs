@@ -161,8 +161,7 @@ pub fn train(
         }
         model.sgd_step(&grads, cfg.learning_rate);
         if step % cfg.display_step == 0 {
-            let non_finite = model.w.iter().chain(&model.b).find(|v| !v.is_finite());
-            if let (false, Some(&value)) = (cfg.allow_non_finite, non_finite) {
+            if let (false, Some(value)) = (cfg.allow_non_finite, model.first_non_finite()) {
                 return Err(TrainError::NonFinite {
                     step,
                     quantity: "weights",
@@ -201,12 +200,7 @@ fn check_finite(step: usize, stats: &Stats, grads: &Grads) -> Result<(), TrainEr
             value: stats.loss,
         });
     }
-    if let Some(&value) = grads
-        .db
-        .iter()
-        .chain(grads.dw.iter())
-        .find(|v| !v.is_finite())
-    {
+    if let Some(value) = grads.first_non_finite() {
         return Err(TrainError::NonFinite {
             step,
             quantity: "gradient",
