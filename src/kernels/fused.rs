@@ -285,14 +285,12 @@ fn prefetch_rows(pixels: Pixels, rows: &[usize], d: usize) {
 #[inline]
 fn u8_row_to_f32(src: &[u8], dst: &mut [f32]) {
     const SCALE: f32 = 1.0 / 255.0;
-    let mut s = src.chunks_exact(LANES);
-    let mut o = dst.chunks_exact_mut(LANES);
-    for (s, o) in (&mut s).zip(&mut o) {
-        let bytes: &[u8; LANES] = s.try_into().expect("chunks_exact yields LANES bytes");
-        let o: &mut [f32; LANES] = o.try_into().expect("chunks_exact yields LANES values");
-        *o = (V::from(bytes.map(f32::from)) * V::splat(SCALE)).to_array();
+    let (s, s_tail) = src.as_chunks::<LANES>();
+    let (o, o_tail) = dst.as_chunks_mut::<LANES>();
+    for (s, o) in s.iter().zip(o) {
+        *o = (V::from(s.map(f32::from)) * V::splat(SCALE)).to_array();
     }
-    for (s, o) in s.remainder().iter().zip(o.into_remainder()) {
+    for (s, o) in s_tail.iter().zip(o_tail) {
         *o = *s as f32 * SCALE;
     }
 }
