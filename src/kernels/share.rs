@@ -27,6 +27,16 @@ unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
 
+/// Counts a claimed task as done when dropped, so a task that panics still counts and the
+/// caller's wait ends.
+struct DoneOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for DoneOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
 impl Shared {
     /// Claim and run tasks until none are left.
     fn work(&self) {
@@ -35,15 +45,19 @@ impl Shared {
             if i >= self.n {
                 return;
             }
-            // SAFETY: `i < n` was claimed, so task `i` is not done yet and the caller of
-            // `run_shared` is still waiting for `done == n`: the closure is alive.
+            let _done = DoneOnDrop(&self.done);
+            // SAFETY: `i < n` was claimed and is not counted as done before this call
+            // returns or unwinds, so the caller of `run_shared` is still waiting for
+            // `done == n`: the closure is alive.
             unsafe { (*self.task)(i) };
-            self.done.fetch_add(1, Ordering::Release);
         }
     }
 }
 
-/// Run `task(0..n)` on the calling thread and up to `helpers` threads of `pool`.
+/// Run `task(0..n)` on the calling thread and the threads of `pool`. A task that panics on
+/// the calling thread unwinds once every claimed task has finished; on a pool thread a panic
+/// aborts the process (rayon's rule for spawned jobs). Kernels only panic on broken
+/// invariants, never on input.
 pub fn run_shared(pool: Option<&rayon::ThreadPool>, n: usize, task: &(dyn Fn(usize) + Sync)) {
     let Some(pool) = pool.filter(|_| n > 1) else {
         (0..n).for_each(task);
@@ -66,7 +80,9 @@ pub fn run_shared(pool: Option<&rayon::ThreadPool>, n: usize, task: &(dyn Fn(usi
         let shared = Arc::clone(&shared);
         pool.spawn(move || shared.work());
     }
-    shared.work();
+    // A panic in a task on this thread must not unwind past the wait below while helpers may
+    // still be running tasks that borrow the caller's data: catch it, wait, then resume it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.work()));
     let mut spins = 0u32;
     while shared.done.load(Ordering::Acquire) < n {
         if spins < 1 << 16 {
@@ -76,12 +92,44 @@ pub fn run_shared(pool: Option<&rayon::ThreadPool>, n: usize, task: &(dyn Fn(usi
             std::thread::yield_now();
         }
     }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn a_panicking_task_unwinds_after_the_others_finish() {
+        // Keep the only helper busy until 50 ms from now, so the caller claims task 0
+        // (which panics) and the helper must finish tasks 1..8 before the panic resumes.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        pool.spawn(move || {
+            let _ = blocked.recv();
+        });
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let _ = release.send(());
+        });
+        let ran = AtomicUsize::new(0);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_shared(Some(&pool), 8, &|i| {
+                if i == 0 {
+                    panic!("task 0");
+                }
+                ran.fetch_add(1, Ordering::Relaxed);
+            })
+        }));
+        assert!(result.is_err());
+        assert_eq!(ran.load(Ordering::Relaxed), 7);
+    }
 
     #[test]
     fn every_task_runs_once() {
