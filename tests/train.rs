@@ -161,18 +161,20 @@ fn train_bin() -> Command {
     c
 }
 
-#[test]
-fn cli_prints_the_tutorial_lines() {
-    let out = train_bin()
-        .args(["--steps", "100", "--show", "1"])
-        .output()
-        .unwrap();
+/// Run `train` with `args` and return its stdout; fails the test with stderr if it fails.
+fn train_ok(args: &[&str]) -> String {
+    let out = train_bin().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn cli_prints_the_tutorial_lines() {
+    let stdout = train_ok(&["--steps", "100", "--show", "1"]);
     let lines: Vec<&str> = stdout.lines().collect();
     let re_step = |l: &str, n: u32| {
         let rest = l
@@ -231,33 +233,17 @@ fn cli_saves_and_loads_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("model.safetensors");
     let ckpt = ckpt.to_str().unwrap();
-    let out = train_bin()
-        .args(["--steps", "100", "--show", "0", "--save", ckpt])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let acc = |stdout: &[u8]| {
-        String::from_utf8_lossy(stdout)
+    let stdout = train_ok(&["--steps", "100", "--show", "0", "--save", ckpt]);
+    let acc = |stdout: &str| {
+        stdout
             .lines()
             .find_map(|l| l.strip_prefix("Test Accuracy: ").map(str::to_string))
             .unwrap()
     };
-    let trained = acc(&out.stdout);
+    let trained = acc(&stdout);
     // Evaluating the saved model gives the same test accuracy.
-    let out = train_bin()
-        .args(["--steps", "0", "--show", "0", "--load", ckpt])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(acc(&out.stdout), trained);
+    let stdout = train_ok(&["--steps", "0", "--show", "0", "--load", ckpt]);
+    assert_eq!(acc(&stdout), trained);
     // A checkpoint of the wrong shape is refused with a clear message.
     let mut small = Model::tutorial_init(5, 10);
     small.b[0] = 1.0;
