@@ -228,10 +228,12 @@ pub fn check_split(split: Split) -> Result<Split, DatasetError> {
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    to_hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of a digest.
+pub fn to_hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Dataset {
@@ -256,6 +258,18 @@ impl Dataset {
             test,
             verification,
         })
+    }
+}
+
+/// The default data directory, `data/mnist`: relative to the working directory when it exists
+/// there, else the copy in this crate's checkout (so `cargo run` works from any directory).
+pub fn default_dir() -> PathBuf {
+    let here = PathBuf::from("data/mnist");
+    let beside_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    if !here.exists() && beside_crate.exists() {
+        beside_crate
+    } else {
+        here
     }
 }
 

@@ -128,8 +128,21 @@ pub fn train(
     cfg: &TrainConfig,
     kernel: &dyn Kernel,
     data: TrainData,
+    model: Model,
+    on_report: impl FnMut(&Report),
+) -> Result<TrainOutcome, TrainError> {
+    train_observed(cfg, kernel, data, model, on_report, |_| {})
+}
+
+/// [`train`], also calling `on_step` with the step number after every step (for progress
+/// bars; it is called between steps, so keep it cheap).
+pub fn train_observed(
+    cfg: &TrainConfig,
+    kernel: &dyn Kernel,
+    data: TrainData,
     mut model: Model,
     mut on_report: impl FnMut(&Report),
+    mut on_step: impl FnMut(usize),
 ) -> Result<TrainOutcome, TrainError> {
     validate(cfg, data.labels.len())?;
     // Validate every label once: batches drawn later are then valid by construction.
@@ -181,6 +194,7 @@ pub fn train(
             interval_images = 0;
             interval_start = Instant::now();
         }
+        on_step(step);
     }
     Ok(TrainOutcome {
         model,
@@ -210,6 +224,12 @@ fn check_finite(step: usize, stats: &Stats, grads: &Grads) -> Result<(), TrainEr
     Ok(())
 }
 
+/// Steps that make `epochs` passes over `samples` training samples in batches of `batch_size`
+/// (the last batch of the run may cross into a further epoch).
+pub fn steps_for_epochs(epochs: usize, samples: usize, batch_size: usize) -> usize {
+    (epochs * samples).div_ceil(batch_size.max(1))
+}
+
 /// Forward pass over every sample of a split: stats and one prediction per sample.
 pub fn evaluate(
     kernel: &dyn Kernel,
@@ -233,4 +253,13 @@ pub fn never_predicted(predictions: &[u8], classes: usize) -> Vec<usize> {
         }
     }
     (0..classes).filter(|&c| !seen[c]).collect()
+}
+
+/// `counts[t][p]`: test samples of true class `t` predicted as `p`.
+pub fn confusion(predictions: &[u8], labels: &[u8], classes: usize) -> Vec<Vec<usize>> {
+    let mut counts = vec![vec![0; classes]; classes];
+    for (&p, &t) in predictions.iter().zip(labels) {
+        counts[t as usize][p as usize] += 1;
+    }
+    counts
 }

@@ -1,0 +1,110 @@
+//! `--metrics FILE.jsonl`: one JSON object per line, `{"event": "report", …}` at every display
+//! step and `{"event": "summary", …}` at the end. Each line is flushed as it is written, so
+//! the file can be followed while training runs. Non-finite numbers are written as `null`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::train::Report;
+
+/// One line of the metrics file.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum MetricsEvent<'a> {
+    /// A display step.
+    Report {
+        /// The step just taken (1-based).
+        step: usize,
+        /// Epochs of training data seen so far (`step · batch_size / train samples`).
+        epoch: f64,
+        /// Loss of the step's batch (sum over its rows), after the update.
+        loss: f32,
+        /// Accuracy on that batch, after the update.
+        accuracy: f32,
+        /// Rows clipped (no gradient) since the previous report.
+        clipped_rows: usize,
+        /// Training throughput since the previous report.
+        images_per_sec: f64,
+    },
+    /// The end of the run.
+    Summary(&'a Summary),
+}
+
+impl<'a> MetricsEvent<'a> {
+    /// The line for `report`, given the batch size and the training-set size.
+    pub fn report(r: &Report, batch_size: usize, train_samples: usize) -> Self {
+        MetricsEvent::Report {
+            step: r.step,
+            epoch: (r.step * batch_size) as f64 / train_samples.max(1) as f64,
+            loss: r.loss,
+            accuracy: r.accuracy,
+            clipped_rows: r.clipped_rows,
+            images_per_sec: r.images_per_sec,
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    /// SGD steps taken.
+    pub steps: usize,
+    /// Epochs of training data seen.
+    pub epochs: f64,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// SGD learning rate.
+    pub learning_rate: f32,
+    /// Sampler seed.
+    pub seed: u64,
+    /// Kernel name.
+    pub kernel: String,
+    /// Threads used by the kernel.
+    pub threads: usize,
+    /// Wall time of the training loop, seconds.
+    pub train_seconds: f64,
+    /// Training images per second over the whole loop.
+    pub images_per_sec: f64,
+    /// Rows clipped over the whole run.
+    pub clipped_rows: usize,
+    /// Accuracy on the test split.
+    pub test_accuracy: f64,
+    /// Mean cross-entropy per test sample.
+    pub test_loss: f64,
+    /// Classes never predicted on the test split (a stalled run when not empty).
+    pub never_predicted: Vec<usize>,
+    /// Whether the data matched the MNIST checksums.
+    pub verified: bool,
+}
+
+/// An open metrics file.
+#[derive(Debug)]
+pub struct MetricsLog {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl MetricsLog {
+    /// Create (or truncate) `path`.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let file = File::create(path).map_err(|e| with_path(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+        })
+    }
+
+    /// Append one event as a line, and flush it.
+    pub fn write(&mut self, event: &MetricsEvent) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, event).map_err(std::io::Error::other)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush().map_err(|e| with_path(&self.path, e))
+    }
+}
+
+fn with_path(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,263 @@
+//! Turning a user's picture into an MNIST-like 28×28 input.
+//!
+//! MNIST digits are white ink on black, fitted into a 20×20 box (aspect ratio kept, anti-aliased)
+//! and placed in a 28×28 frame so that their centre of mass is at the centre. [`to_mnist`]
+//! applies the same recipe to any grayscale image:
+//!
+//! 1. **Polarity**: with [`Invert::Auto`], an image whose border is mostly bright (a dark digit
+//!    on paper) is inverted, so ink becomes bright.
+//! 2. **Background**: the median of the border pixels is subtracted (paper photographed in grey
+//!    light becomes black), and the result is stretched so the brightest ink is 255.
+//! 3. **Crop**: the bounding box of the pixels at least a quarter as bright as the brightest.
+//! 4. **Scale**: the box is resampled by area averaging so its longer side is 20 pixels.
+//! 5. **Centre**: pasted into 28×28 with its centre of mass at (14, 14), moved back inside the
+//!    frame if it would overhang.
+//!
+//! [`load_gray`] decodes PNG, JPEG and PGM/PPM/PBM (by content, not by file name) into 8-bit
+//! grayscale; transparent pixels are composited onto white paper.
+
+use std::path::{Path, PathBuf};
+
+/// Side of an MNIST image.
+pub const SIDE: usize = 28;
+/// Side of the box MNIST fits each digit into.
+pub const BOX: usize = 20;
+
+/// Whether to invert the image so the ink is bright.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Invert {
+    /// Invert when the border is mostly bright (mean above mid-grey).
+    #[default]
+    Auto,
+    /// Always invert (dark ink on light paper).
+    Always,
+    /// Never invert (the image is already bright ink on dark).
+    Never,
+}
+
+/// A grayscale image, row-major.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gray {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width × height` intensities, 0 = black.
+    pub pixels: Vec<u8>,
+}
+
+/// An image converted to MNIST's format, with what the conversion did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// 28×28 pixels, white ink on black.
+    pub pixels: Vec<u8>,
+    /// Whether the input was inverted.
+    pub inverted: bool,
+}
+
+/// Faults of image loading and preprocessing.
+#[derive(Debug, thiserror::Error)]
+pub enum PreprocessError {
+    /// The file could not be read or decoded.
+    #[error("{path}: cannot read the image: {reason}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// Larger than [`MAX_PIXELS`].
+    #[error("{path}: {width}×{height} is over the limit of {MAX_PIXELS} pixels")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+    },
+    /// Nothing stands out from the background.
+    #[error("the image is blank: no pixel stands out from the background")]
+    Blank,
+}
+
+/// Largest image accepted (64 megapixels): bigger inputs are refused before decoding.
+pub const MAX_PIXELS: u64 = 64 << 20;
+
+/// Decode an image file (PNG, JPEG, PGM/PPM/PBM, by content) into 8-bit grayscale.
+pub fn load_gray(path: &Path) -> Result<Gray, PreprocessError> {
+    let decode_err = |e: &dyn std::fmt::Display| PreprocessError::Decode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| decode_err(&e))?
+        .with_guessed_format()
+        .map_err(|e| decode_err(&e))?;
+    let (width, height) = reader.into_dimensions().map_err(|e| decode_err(&e))?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(PreprocessError::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+        });
+    }
+    let img = image::ImageReader::open(path)
+        .map_err(|e| decode_err(&e))?
+        .with_guessed_format()
+        .map_err(|e| decode_err(&e))?
+        .decode()
+        .map_err(|e| decode_err(&e))?;
+    let la = img.to_luma_alpha8();
+    let pixels = la
+        .pixels()
+        .map(|p| {
+            let [l, a] = p.0;
+            // Composite onto white: l·a + 255·(1 − a).
+            ((u32::from(l) * u32::from(a) + 255 * (255 - u32::from(a)) + 127) / 255) as u8
+        })
+        .collect();
+    Ok(Gray {
+        width: la.width() as usize,
+        height: la.height() as usize,
+        pixels,
+    })
+}
+
+/// The pixels of the outermost ring of the image.
+fn border(img: &Gray) -> Vec<u8> {
+    let (w, h) = (img.width, img.height);
+    let mut out = Vec::with_capacity(2 * (w + h));
+    for r in 0..h {
+        for c in 0..w {
+            if r == 0 || c == 0 || r + 1 == h || c + 1 == w {
+                out.push(img.pixels[r * w + c]);
+            }
+        }
+    }
+    out
+}
+
+/// Convert a grayscale image to MNIST's 28×28 white-on-black format (see the module docs).
+pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError> {
+    let (w, h) = (img.width, img.height);
+    if w == 0 || h == 0 {
+        return Err(PreprocessError::Blank);
+    }
+    let mut ring = border(img);
+    let mean = ring.iter().map(|&p| p as f64).sum::<f64>() / ring.len() as f64;
+    let inverted = match invert {
+        Invert::Auto => mean > 127.5,
+        Invert::Always => true,
+        Invert::Never => false,
+    };
+    let ink = |p: u8| if inverted { 255 - p } else { p };
+    ring.iter_mut().for_each(|p| *p = ink(*p));
+    ring.sort_unstable();
+    let background = ring[ring.len() / 2];
+    let mut x: Vec<f32> = img
+        .pixels
+        .iter()
+        .map(|&p| ink(p).saturating_sub(background) as f32)
+        .collect();
+    let max = x.iter().copied().fold(0.0, f32::max);
+    if max == 0.0 {
+        return Err(PreprocessError::Blank);
+    }
+    x.iter_mut().for_each(|v| *v *= 255.0 / max);
+
+    // Bounding box of the ink.
+    let threshold = 255.0 / 4.0;
+    let (mut r0, mut r1, mut c0, mut c1) = (h, 0, w, 0);
+    for r in 0..h {
+        for c in 0..w {
+            if x[r * w + c] >= threshold {
+                (r0, r1, c0, c1) = (r0.min(r), r1.max(r + 1), c0.min(c), c1.max(c + 1));
+            }
+        }
+    }
+    let (bw, bh) = (c1 - c0, r1 - r0);
+    let crop: Vec<f32> = (r0..r1)
+        .flat_map(|r| x[r * w + c0..r * w + c1].iter().copied())
+        .collect();
+
+    // Longer side to BOX pixels, at least one pixel on the shorter side.
+    let scale = BOX as f64 / bw.max(bh) as f64;
+    let nw = ((bw as f64 * scale).round() as usize).clamp(1, BOX);
+    let nh = ((bh as f64 * scale).round() as usize).clamp(1, BOX);
+    let small = resize_area(&crop, bw, bh, nw, nh);
+
+    // Centre of mass (pixel centres at i + 0.5) to the frame centre.
+    let (mut mass, mut mr, mut mc) = (0.0f64, 0.0f64, 0.0f64);
+    for r in 0..nh {
+        for c in 0..nw {
+            let v = small[r * nw + c] as f64;
+            mass += v;
+            mr += v * (r as f64 + 0.5);
+            mc += v * (c as f64 + 0.5);
+        }
+    }
+    let centre = SIDE as f64 / 2.0;
+    let place = |com: f64, len: usize| -> usize {
+        ((centre - com).round().max(0.0) as usize).min(SIDE - len)
+    };
+    let (top, left) = (place(mr / mass, nh), place(mc / mass, nw));
+    let mut pixels = vec![0u8; SIDE * SIDE];
+    for r in 0..nh {
+        for c in 0..nw {
+            let v = small[r * nw + c].round().clamp(0.0, 255.0);
+            pixels[(top + r) * SIDE + left + c] = v as u8;
+        }
+    }
+    Ok(Prepared { pixels, inverted })
+}
+
+/// For each destination cell of a 1-D resampling from `src` to `dst` cells, the source cells
+/// it overlaps and the overlap lengths (in source units; they sum to `src / dst`).
+fn area_weights(src: usize, dst: usize) -> Vec<Vec<(usize, f64)>> {
+    let step = src as f64 / dst as f64;
+    (0..dst)
+        .map(|d| {
+            let (lo, hi) = (d as f64 * step, (d + 1) as f64 * step);
+            let first = lo.floor() as usize;
+            let last = (hi.ceil() as usize).min(src);
+            (first..last)
+                .filter_map(|s| {
+                    let overlap = (hi.min(s as f64 + 1.0) - lo.max(s as f64)).max(0.0);
+                    (overlap > 0.0).then_some((s, overlap))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Resample a `w × h` image to `nw × nh` by area averaging: each destination pixel is the mean
+/// of the source area it covers (exact box filter; up- or down-scaling).
+pub fn resize_area(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) -> Vec<f32> {
+    assert_eq!(src.len(), w * h, "source is not {w}×{h}");
+    let (wx, wy) = (area_weights(w, nw), area_weights(h, nh));
+    let (sx, sy) = (w as f64 / nw as f64, h as f64 / nh as f64);
+    // Horizontal pass: h × nw.
+    let mut tmp = vec![0.0f64; h * nw];
+    for r in 0..h {
+        for (c, weights) in wx.iter().enumerate() {
+            tmp[r * nw + c] = weights
+                .iter()
+                .map(|&(s, a)| a * src[r * w + s] as f64)
+                .sum::<f64>()
+                / sx;
+        }
+    }
+    // Vertical pass: nh × nw.
+    let mut out = vec![0.0f32; nh * nw];
+    for (r, weights) in wy.iter().enumerate() {
+        for c in 0..nw {
+            out[r * nw + c] = (weights
+                .iter()
+                .map(|&(s, a)| a * tmp[s * nw + c])
+                .sum::<f64>()
+                / sy) as f32;
+        }
+    }
+    out
+}
