@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use mnist_logreg::batch::Shuffle;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::idx::LoadOptions;
@@ -155,21 +153,11 @@ fn divergence_stops_at_the_first_non_finite_step() {
     assert!(losses[0].is_nan());
 }
 
-fn train_bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+use common::{run_ok, train_cmd as train_bin};
 
 /// Run `train` with `args` and return its stdout; fails the test with stderr if it fails.
 fn train_ok(args: &[&str]) -> String {
-    let out = train_bin().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_ok(train_bin().args(args)).0
 }
 
 #[test]

@@ -1,0 +1,188 @@
+//! `predict`: classify images with a model saved by `train --save`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use mnist_logreg::checkpoint;
+use mnist_logreg::classes::ClassNames;
+use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset};
+use mnist_logreg::idx::LoadOptions;
+use mnist_logreg::model::Model;
+use mnist_logreg::preprocess::{self, Invert, SIDE};
+use mnist_logreg::render::image_to_text;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum InvertArg {
+    /// Invert when the image's border is mostly bright (dark ink on paper).
+    Auto,
+    /// Always invert.
+    Always,
+    /// Never invert (bright ink on a dark background, like MNIST).
+    Never,
+}
+
+/// Classify images with a model saved by `train --save`: the first N test images of --data, or
+/// your own image files (PNG, JPEG, PGM/PPM, any size).
+///
+/// Each input is shown in the terminal as the model sees it, followed by the probability of
+/// every class. Image files are converted like MNIST's digits: dark-on-light images are
+/// inverted (--invert), the background level is subtracted, the digit's bounding box is scaled
+/// so its longer side is 20 pixels and placed in a 28×28 frame with its centre of mass at the
+/// centre.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// The model (safetensors, as written by `train --save`).
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Image files to classify; without any, the first --first test images of --data.
+    #[arg(value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+    /// How many test images to classify when no IMAGE is given.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    first: usize,
+    /// Dataset directory for the test images (and its class-names.txt). Default: data/mnist
+    /// of this checkout.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Whether to invert image files so the ink is bright.
+    #[arg(long, value_enum, default_value = "auto")]
+    invert: InvertArg,
+    /// Class names, one per line (default: class-names.txt in the data directory if present).
+    #[arg(long, value_name = "FILE")]
+    class_names: Option<PathBuf>,
+    /// Do not draw the inputs in the terminal.
+    #[arg(long)]
+    no_render: bool,
+    /// Also write each converted 28×28 input as a PNG into this directory.
+    #[arg(long, value_name = "DIR")]
+    save_prepared: Option<PathBuf>,
+}
+
+/// One input ready for the model.
+struct Input {
+    title: String,
+    pixels: Vec<u8>,
+    truth: Option<u8>,
+}
+
+/// Classify one 28×28 input and print it.
+fn report(model: &Model, names: &ClassNames, input: &Input, render: bool) -> usize {
+    let x: Vec<f32> = input.pixels.iter().map(|&p| p as f32 / 255.0).collect();
+    let probs = model.probabilities(&x);
+    let best = mnist_logreg::kernels::softmax::argmax(&probs);
+    println!("== {}", input.title);
+    if render {
+        print!("{}", image_to_text(&input.pixels, SIDE, SIDE));
+    }
+    let truth = match input.truth {
+        Some(t) if t as usize == best => " (correct)".to_string(),
+        Some(t) => format!(" (wrong: the label is {})", names.label(t as usize)),
+        None => String::new(),
+    };
+    println!(
+        "prediction: {} with p = {:.4}{truth}",
+        names.label(best),
+        probs[best]
+    );
+    let width = (0..names.len())
+        .map(|c| names.label(c).chars().count())
+        .max()
+        .unwrap_or(1);
+    for (c, p) in probs.iter().enumerate() {
+        let bar = "█".repeat((p * 40.0).round() as usize);
+        println!("  {:>width$}  {p:.4}  {bar}", names.label(c));
+    }
+    println!();
+    best
+}
+
+fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
+    let (model, _) = checkpoint::load(&args.model)?;
+    let data_dir = args.data.clone().unwrap_or_else(dataset::default_dir);
+    let names = ClassNames::resolve(args.class_names.as_deref(), &data_dir, model.classes)?;
+    if model.features != SIDE * SIDE {
+        return Err(format!(
+            "{}: the model takes {} features; predict works with 28×28 = 784",
+            args.model.display(),
+            model.features
+        )
+        .into());
+    }
+    if let Some(dir) = &args.save_prepared {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))?;
+    }
+    let invert = match args.invert {
+        InvertArg::Auto => Invert::Auto,
+        InvertArg::Always => Invert::Always,
+        InvertArg::Never => Invert::Never,
+    };
+
+    let mut all_ok = true;
+    let mut inputs = Vec::new();
+    if args.images.is_empty() {
+        let data = Dataset::open(&data_dir, &LoadOptions::default(), ChecksumPolicy::Auto)?;
+        for i in 0..args.first.min(data.test.len()) {
+            inputs.push(Input {
+                title: format!("test image {i}"),
+                pixels: data.test.image(i).to_vec(),
+                truth: Some(data.test.labels()[i]),
+            });
+        }
+    } else {
+        for path in &args.images {
+            match prepare(path, invert) {
+                Ok(input) => inputs.push(input),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    all_ok = false;
+                }
+            }
+        }
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        report(&model, &names, input, !args.no_render);
+        if let Some(dir) = &args.save_prepared {
+            let path = dir.join(format!("{i:04}.png"));
+            image::save_buffer(
+                &path,
+                &input.pixels,
+                SIDE as u32,
+                SIDE as u32,
+                image::ExtendedColorType::L8,
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(all_ok)
+}
+
+fn prepare(path: &Path, invert: Invert) -> Result<Input, Box<dyn std::error::Error>> {
+    let gray = preprocess::load_gray(path)?;
+    let prepared =
+        preprocess::to_mnist(&gray, invert).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Input {
+        title: format!(
+            "{} ({}×{}{})",
+            path.display(),
+            gray.width,
+            gray.height,
+            if prepared.inverted { ", inverted" } else { "" }
+        ),
+        pixels: prepared.pixels,
+        truth: None,
+    })
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Image preprocessing on known pixels: polarity, background, crop, scale, centring, decoding.
+
+use mnist_logreg::preprocess::{
+    Gray, Invert, PreprocessError, SIDE, load_gray, resize_area, to_mnist,
+};
+
+/// A `w × h` image of `background` with the rectangle rows `r0..r1`, cols `c0..c1` set to
+/// `ink`.
+fn rect_image(w: usize, h: usize, background: u8, ink: u8, rect: [usize; 4]) -> Gray {
+    let [r0, r1, c0, c1] = rect;
+    let pixels = (0..h)
+        .flat_map(|r| {
+            (0..w).map(move |c| {
+                if (r0..r1).contains(&r) && (c0..c1).contains(&c) {
+                    ink
+                } else {
+                    background
+                }
+            })
+        })
+        .collect();
+    Gray {
+        width: w,
+        height: h,
+        pixels,
+    }
+}
+
+/// The 28×28 image with the rectangle rows `r0..r1`, cols `c0..c1` at 255, the rest 0.
+fn expected(rect: [usize; 4]) -> Vec<u8> {
+    rect_image(SIDE, SIDE, 0, 255, rect).pixels
+}
+
+#[test]
+fn square_is_fitted_to_20_pixels_and_centred() {
+    // A 20×20 white square off-centre in a 56×56 black image: cropped, kept at 20×20 and
+    // placed at rows/cols 4..24 (centre of mass at 14).
+    let img = rect_image(56, 56, 0, 255, [3, 23, 30, 50]);
+    let out = to_mnist(&img, Invert::Auto).unwrap();
+    assert!(!out.inverted);
+    assert_eq!(out.pixels, expected([4, 24, 4, 24]));
+}
+
+#[test]
+fn dark_ink_on_grey_paper_is_inverted_and_background_removed() {
+    // Black 40×40 square on light-grey paper (200) in a 100×80 image: scaled by 1/2 to
+    // 20×20, inverted, the paper becomes exactly 0 and the ink 255.
+    let img = rect_image(100, 80, 200, 0, [10, 50, 50, 90]);
+    let out = to_mnist(&img, Invert::Auto).unwrap();
+    assert!(out.inverted);
+    assert_eq!(out.pixels, expected([4, 24, 4, 24]));
+    // Without inversion nothing is brighter than the paper: a blank image, not a wrong guess.
+    assert!(matches!(
+        to_mnist(&img, Invert::Never),
+        Err(PreprocessError::Blank)
+    ));
+}
+
+#[test]
+fn wide_rectangle_keeps_its_aspect_ratio() {
+    // 40 wide × 10 tall → 20 × 5; centre of mass (2.5, 10) → top = round(11.5) = 12,
+    // left = 4.
+    let img = rect_image(64, 32, 0, 180, [5, 15, 12, 52]);
+    let out = to_mnist(&img, Invert::Never).unwrap();
+    assert_eq!(out.pixels, expected([12, 17, 4, 24]));
+}
+
+#[test]
+fn faint_ink_is_stretched_to_full_intensity() {
+    let img = rect_image(20, 20, 10, 70, [0, 20, 5, 15]);
+    let out = to_mnist(&img, Invert::Never).unwrap();
+    assert_eq!(*out.pixels.iter().max().unwrap(), 255);
+}
+
+#[test]
+fn centre_of_mass_of_an_asymmetric_shape_lands_at_the_centre() {
+    // An L: a heavy vertical bar and a thin foot. After placement the centre of mass of the
+    // 28×28 result is within half a pixel of (14, 14).
+    let mut img = rect_image(50, 50, 0, 255, [5, 45, 10, 20]);
+    for r in 40..45 {
+        for c in 20..40 {
+            img.pixels[r * 50 + c] = 255;
+        }
+    }
+    let out = to_mnist(&img, Invert::Never).unwrap();
+    let (mut m, mut mr, mut mc) = (0.0, 0.0, 0.0);
+    for (i, &p) in out.pixels.iter().enumerate() {
+        let p = p as f64;
+        m += p;
+        mr += p * ((i / SIDE) as f64 + 0.5);
+        mc += p * ((i % SIDE) as f64 + 0.5);
+    }
+    assert!((mr / m - 14.0).abs() <= 0.5, "row centre {}", mr / m);
+    assert!((mc / m - 14.0).abs() <= 0.5, "col centre {}", mc / m);
+}
+
+#[test]
+fn blank_images_are_refused() {
+    for img in [
+        rect_image(30, 30, 0, 0, [0, 0, 0, 0]),
+        rect_image(30, 30, 255, 255, [0, 0, 0, 0]),
+        Gray {
+            width: 0,
+            height: 0,
+            pixels: vec![],
+        },
+    ] {
+        assert!(matches!(
+            to_mnist(&img, Invert::Auto),
+            Err(PreprocessError::Blank)
+        ));
+    }
+}
+
+#[test]
+fn area_resampling_averages_exactly() {
+    // 3 → 2 cells: [0, 90, 180] → [(0 + 90/2) / 1.5, (90/2 + 180) / 1.5] = [30, 150].
+    let out = resize_area(&[0.0, 90.0, 180.0], 3, 1, 2, 1);
+    assert!(
+        (out[0] - 30.0).abs() < 1e-4 && (out[1] - 150.0).abs() < 1e-4,
+        "{out:?}"
+    );
+    // 4×4 → 2×2: block means.
+    let src: Vec<f32> = (0..16).map(|i| i as f32).collect();
+    let out = resize_area(&src, 4, 4, 2, 2);
+    let want = [2.5, 4.5, 10.5, 12.5];
+    for (o, w) in out.iter().zip(want) {
+        assert!((o - w).abs() < 1e-4, "{out:?}");
+    }
+    // Upscaling 1 → 3 repeats.
+    assert_eq!(resize_area(&[7.0], 1, 1, 3, 1), vec![7.0; 3]);
+}
+
+fn save(dir: &std::path::Path, name: &str, img: &image::DynamicImage) -> std::path::PathBuf {
+    let path = dir.join(name);
+    img.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn png_jpeg_and_pgm_decode_to_the_same_digit() {
+    let dir = tempfile::tempdir().unwrap();
+    let gray = rect_image(60, 60, 230, 20, [10, 50, 20, 40]);
+    let luma = image::GrayImage::from_raw(60, 60, gray.pixels.clone()).expect("buffer of 60×60");
+    let dynamic = image::DynamicImage::ImageLuma8(luma);
+    let want = to_mnist(&gray, Invert::Auto).unwrap();
+    for name in ["d.png", "d.pgm", "d.jpg"] {
+        let path = save(dir.path(), name, &dynamic);
+        let loaded = load_gray(&path).unwrap();
+        assert_eq!((loaded.width, loaded.height), (60, 60));
+        let got = to_mnist(&loaded, Invert::Auto).unwrap();
+        assert!(got.inverted, "{name}");
+        // JPEG is lossy: allow small differences there, none for PNG/PGM.
+        let tolerance = if name.ends_with("jpg") { 40 } else { 0 };
+        let worst = got
+            .pixels
+            .iter()
+            .zip(&want.pixels)
+            .map(|(&a, &b)| (a as i32 - b as i32).abs())
+            .max()
+            .unwrap();
+        assert!(worst <= tolerance, "{name}: max pixel difference {worst}");
+    }
+    // The format is recognised by content, not by the file name.
+    let misnamed = dir.path().join("really-a-pgm.png");
+    std::fs::copy(dir.path().join("d.pgm"), &misnamed).unwrap();
+    assert_eq!(load_gray(&misnamed).unwrap().pixels.len(), 3600);
+}
+
+#[test]
+fn transparent_png_is_composited_onto_white() {
+    // Black ink on a fully transparent background (as drawing programs export).
+    let dir = tempfile::tempdir().unwrap();
+    let mut rgba = image::RgbaImage::new(40, 40);
+    for (x, y, p) in rgba.enumerate_pixels_mut() {
+        *p = if (10..30).contains(&x) && (5..35).contains(&y) {
+            image::Rgba([0, 0, 0, 255])
+        } else {
+            image::Rgba([0, 0, 0, 0])
+        };
+    }
+    let path = save(dir.path(), "t.png", &image::DynamicImage::ImageRgba8(rgba));
+    let gray = load_gray(&path).unwrap();
+    assert_eq!(gray.pixels[0], 255, "transparent → white paper");
+    assert_eq!(gray.pixels[10 * 40 + 15], 0, "opaque black ink stays black");
+    assert!(to_mnist(&gray, Invert::Auto).unwrap().inverted);
+}
+
+#[test]
+fn unreadable_files_name_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.png");
+    std::fs::write(&junk, b"this is not an image").unwrap();
+    let e = load_gray(&junk).unwrap_err().to_string();
+    assert!(e.contains("junk.png: cannot read the image"), "{e}");
+    let e = load_gray(&dir.path().join("missing.png"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing.png"), "{e}");
+}
