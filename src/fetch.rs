@@ -383,7 +383,11 @@ fn download(
             }
             Err(e) => {
                 file.flush().ok();
-                if e.to_string().contains("limit") {
+                let over_limit = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+                    .is_some_and(|u| matches!(u, ureq::Error::BodyExceedsLimit(_)));
+                if over_limit {
                     drop(file);
                     let _ = std::fs::remove_file(partial);
                     return Err(AttemptError::TooLarge {
