@@ -84,30 +84,63 @@ pub enum PreprocessError {
 /// Largest image accepted (64 megapixels): bigger inputs are refused before decoding.
 pub const MAX_PIXELS: u64 = 64 << 20;
 
+/// Largest image file read (compressed bytes).
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
 /// Decode an image file (PNG, JPEG, PGM/PPM/PBM, by content) into 8-bit grayscale.
 pub fn load_gray(path: &Path) -> Result<Gray, PreprocessError> {
-    let decode_err = |e: &dyn std::fmt::Display| PreprocessError::Decode {
+    let decode_err = |reason: String| PreprocessError::Decode {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason,
     };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| decode_err(&e))?
-        .with_guessed_format()
-        .map_err(|e| decode_err(&e))?;
-    let (width, height) = reader.into_dimensions().map_err(|e| decode_err(&e))?;
-    if u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(PreprocessError::TooLarge {
+    let len = std::fs::metadata(path)
+        .map_err(|e| decode_err(e.to_string()))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(decode_err(format!(
+            "{len} bytes is over the limit of {MAX_FILE_BYTES}"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| decode_err(e.to_string()))?;
+    decode_gray(&bytes, MAX_PIXELS).map_err(|e| match e {
+        DecodeError::Image(reason) => decode_err(reason),
+        DecodeError::TooLarge { width, height } => PreprocessError::TooLarge {
             path: path.to_path_buf(),
             width,
             height,
-        });
+        },
+    })
+}
+
+/// Why [`decode_gray`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The decoder's message.
+    Image(String),
+    /// More pixels than allowed (checked from the header, before decoding).
+    TooLarge {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+    },
+}
+
+/// Decode image bytes (PNG, JPEG, PGM/PPM/PBM, recognised by content) into 8-bit grayscale;
+/// transparent pixels are composited onto white. Images over `max_pixels` are refused from
+/// their header, before decoding.
+pub fn decode_gray(bytes: &[u8], max_pixels: u64) -> Result<Gray, DecodeError> {
+    let err = |e: image::ImageError| DecodeError::Image(e.to_string());
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| DecodeError::Image(e.to_string()))
+    };
+    let (width, height) = reader()?.into_dimensions().map_err(err)?;
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(DecodeError::TooLarge { width, height });
     }
-    let img = image::ImageReader::open(path)
-        .map_err(|e| decode_err(&e))?
-        .with_guessed_format()
-        .map_err(|e| decode_err(&e))?
-        .decode()
-        .map_err(|e| decode_err(&e))?;
+    let img = reader()?.decode().map_err(err)?;
     let la = img.to_luma_alpha8();
     let pixels = la
         .pixels()

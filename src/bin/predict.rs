@@ -92,7 +92,8 @@ fn report(model: &Model, names: &ClassNames, input: &Input, render: bool) -> usi
         .unwrap_or(1);
     for (c, p) in probs.iter().enumerate() {
         let bar = "█".repeat((p * 40.0).round() as usize);
-        println!("  {:>width$}  {p:.4}  {bar}", names.label(c));
+        let line = format!("  {:>width$}  {p:.4}  {bar}", names.label(c));
+        println!("{}", line.trim_end());
     }
     println!();
     best

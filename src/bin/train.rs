@@ -414,7 +414,7 @@ fn progress_bar(args: &Args, steps: usize) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let style = ProgressStyle::with_template(
-        "{bar:40.cyan/blue} {pos}/{len} steps  {elapsed_precise} (eta {eta})  {per_sec}",
+        "{bar:40.cyan/blue} {pos}/{len} steps  {elapsed_precise} (eta {eta})",
     )
     .expect("static template")
     .progress_chars("=> ");
