@@ -429,3 +429,29 @@ fn predict_reports_bad_inputs_and_keeps_going() {
     let err = run_err(predict_cmd().args(["--model", "/nonexistent/model.safetensors"]));
     assert!(err.contains("/nonexistent/model.safetensors"), "{err}");
 }
+
+#[test]
+fn a_stalled_run_is_reported_in_stderr_and_metrics() {
+    // Seed 3 is one of the tutorial's stalling seeds (README: class 8 is never predicted);
+    // the scalar reference kernel makes this independent of the SIMD width.
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("m.jsonl");
+    let (_, stderr) = run_ok(
+        train_cmd()
+            .args([
+                "--seed",
+                "3",
+                "--kernel",
+                "reference",
+                "--quiet",
+                "--metrics",
+            ])
+            .arg(&metrics),
+    );
+    assert!(
+        stderr.contains("warning: class(es) 8 are never predicted on the test set"),
+        "{stderr}"
+    );
+    let summary = read_jsonl(&metrics).pop().unwrap();
+    assert_eq!(summary["never_predicted"], serde_json::json!([8]));
+}

@@ -362,9 +362,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let stalled = train::never_predicted(&predictions, outcome.model.classes);
     if !stalled.is_empty() {
         eprintln!(
-            "warning: class(es) {stalled:?} are never predicted on the test set: training stalled \
+            "warning: class(es) {} are never predicted on the test set: training stalled \
              ({} rows had p_true < 1e-9 and passed no gradient). This is the tutorial's known \
              failure mode with W initialised to ones; try another --seed.",
+            stalled
+                .iter()
+                .map(|&c| names.label(c))
+                .collect::<Vec<_>>()
+                .join(", "),
             outcome.clipped_rows
         );
     }
