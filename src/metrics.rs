@@ -1,5 +1,6 @@
 //! `--metrics FILE.jsonl`: one JSON object per line, `{"event": "report", …}` at every display
-//! step and `{"event": "summary", …}` at the end. Each line is flushed as it is written, so
+//! step and `{"event": "summary", …}` at the end (or `{"event": "error", "message": …}` when
+//! training stops on an error). Each line is flushed as it is written, so
 //! the file can be followed while training runs. Non-finite numbers are written as `null`.
 
 use std::fs::File;
@@ -31,6 +32,11 @@ pub enum MetricsEvent<'a> {
     },
     /// The end of the run.
     Summary(&'a Summary),
+    /// The run stopped on an error (e.g. divergence); no summary follows.
+    Error {
+        /// The error message, as printed on stderr.
+        message: &'a str,
+    },
 }
 
 impl<'a> MetricsEvent<'a> {

@@ -51,7 +51,8 @@ pub enum TrainError {
     Batch(#[from] crate::kernels::BatchError),
     /// The loss, a gradient or the weights stopped being finite.
     #[error(
-        "step {step}: the {quantity} is not finite ({value}); training diverged (lower the learning rate, check the input for NaN, or pass --allow-non-finite to continue)"
+        "step {step}: the {quantity} {} not finite ({value}); training diverged (lower the learning rate, check the input for NaN, or pass --allow-non-finite to continue)",
+        if *quantity == "weights" { "are" } else { "is" }
     )]
     NonFinite {
         /// The step (1-based) where it first appeared.

@@ -455,3 +455,33 @@ fn a_stalled_run_is_reported_in_stderr_and_metrics() {
     let summary = read_jsonl(&metrics).pop().unwrap();
     assert_eq!(summary["never_predicted"], serde_json::json!([8]));
 }
+
+#[test]
+fn a_diverging_run_ends_its_metrics_with_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("m.jsonl");
+    let err = run_err(
+        train_cmd()
+            .args([
+                "--learning-rate",
+                "1e38",
+                "--display-step",
+                "1",
+                "--metrics",
+            ])
+            .arg(&metrics),
+    );
+    let events = read_jsonl(&metrics);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "error");
+    let message = last["message"].as_str().unwrap();
+    assert!(
+        message.contains("is not finite") && err.contains(message),
+        "{message} / {err}"
+    );
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| e["event"] == "report")
+    );
+}

@@ -293,7 +293,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         |step| bar.set_position(step as u64),
     );
     bar.finish_and_clear();
-    let outcome = outcome?;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if let Some(log) = metrics.as_mut() {
+                // Best effort: the training error is what gets reported.
+                let _ = log.write(&MetricsEvent::Error {
+                    message: &e.to_string(),
+                });
+            }
+            return Err(e.into());
+        }
+    };
     if let Some(e) = metrics_error {
         return Err(format!("writing the metrics file: {e}").into());
     }
