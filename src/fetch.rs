@@ -420,23 +420,18 @@ fn looks_like_html(first: &[u8]) -> bool {
 
 /// Check that `path` is a gzip file whose decompressed bytes have the expected SHA-256.
 fn verify(path: &Path, spec: &FileSpec, opts: &FetchOptions) -> Result<(), AttemptError> {
-    let mut file =
-        File::open(path).map_err(|e| AttemptError::Io(format!("{}: {e}", path.display())))?;
-    let mut magic = [0u8; 2];
-    let n = file
-        .read(&mut magic)
-        .map_err(|e| AttemptError::Io(e.to_string()))?;
-    if n < 2 || magic != [0x1f, 0x8b] {
-        let mut head = vec![0u8; 16];
-        let mut f = File::open(path).map_err(|e| AttemptError::Io(e.to_string()))?;
-        let got = f.read(&mut head).unwrap_or(0);
-        head.truncate(got);
+    let io = |e: std::io::Error| AttemptError::Io(format!("{}: {e}", path.display()));
+    let mut head = Vec::with_capacity(16);
+    File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut head))
+        .map_err(io)?;
+    if !head.starts_with(&[0x1f, 0x8b]) {
         if looks_like_html(&head) {
             return Err(AttemptError::Html);
         }
-        return Err(AttemptError::NotGzip(format!("{:02x?}", &head)));
+        return Err(AttemptError::NotGzip(format!("{head:02x?}")));
     }
-    let file = File::open(path).map_err(|e| AttemptError::Io(e.to_string()))?;
+    let file = File::open(path).map_err(io)?;
     let mut decoder = GzDecoder::new(file).take(opts.max_decompressed_bytes + 1);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 << 10];

@@ -61,14 +61,14 @@ struct Args {
 }
 
 /// One input ready for the model.
-struct Input {
+struct Sample {
     title: String,
     pixels: Vec<u8>,
     truth: Option<u8>,
 }
 
 /// Classify one 28×28 input and print it.
-fn report(model: &Model, names: &ClassNames, input: &Input, render: bool) -> usize {
+fn report(model: &Model, names: &ClassNames, input: &Sample, render: bool) -> usize {
     let x: Vec<f32> = input.pixels.iter().map(|&p| p as f32 / 255.0).collect();
     let probs = model.probabilities(&x);
     let best = mnist_logreg::kernels::softmax::argmax(&probs);
@@ -126,7 +126,7 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     if args.images.is_empty() {
         let data = Dataset::open(&data_dir, &LoadOptions::default(), ChecksumPolicy::Auto)?;
         for i in 0..args.first.min(data.test.len()) {
-            inputs.push(Input {
+            inputs.push(Sample {
                 title: format!("test image {i}"),
                 pixels: data.test.image(i).to_vec(),
                 truth: Some(data.test.labels()[i]),
@@ -160,11 +160,11 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(all_ok)
 }
 
-fn prepare(path: &Path, invert: Invert) -> Result<Input, Box<dyn std::error::Error>> {
+fn prepare(path: &Path, invert: Invert) -> Result<Sample, Box<dyn std::error::Error>> {
     let gray = preprocess::load_gray(path)?;
     let prepared =
         preprocess::to_mnist(&gray, invert).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Input {
+    Ok(Sample {
         title: format!(
             "{} ({}×{}{})",
             path.display(),
