@@ -47,31 +47,6 @@ impl Model {
         }
     }
 
-    /// Class probabilities `softmax(x·W + b)` of one sample (`x` of length `features`),
-    /// computed in f64 with the maximum logit subtracted.
-    pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
-        assert_eq!(
-            x.len(),
-            self.features,
-            "sample length is not the feature count"
-        );
-        let logits: Vec<f64> = (0..self.classes)
-            .map(|c| {
-                let dot: f64 = self
-                    .class_weights(c)
-                    .iter()
-                    .zip(x)
-                    .map(|(&w, &x)| w as f64 * x as f64)
-                    .sum();
-                dot + self.b[c] as f64
-            })
-            .collect();
-        let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let exp: Vec<f64> = logits.iter().map(|&l| (l - max).exp()).collect();
-        let sum: f64 = exp.iter().sum();
-        exp.iter().map(|&e| (e / sum) as f32).collect()
-    }
-
     /// The first weight or bias that is NaN or infinite, if any.
     pub fn first_non_finite(&self) -> Option<f32> {
         first_non_finite(&self.w).or_else(|| first_non_finite(&self.b))

@@ -8,6 +8,7 @@ use mnist_logreg::checkpoint;
 use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset};
 use mnist_logreg::idx::LoadOptions;
+use mnist_logreg::kernels::{reference, softmax};
 use mnist_logreg::model::Model;
 use mnist_logreg::preprocess::{self, Invert, SIDE};
 use mnist_logreg::render::image_to_text;
@@ -69,9 +70,8 @@ struct Sample {
 
 /// Classify one 28×28 input and print it.
 fn report(model: &Model, names: &ClassNames, input: &Sample, render: bool) -> usize {
-    let x: Vec<f32> = input.pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    let probs = model.probabilities(&x);
-    let best = mnist_logreg::kernels::softmax::argmax(&probs);
+    let probs = reference::probabilities(model, &input.pixels);
+    let best = softmax::argmax(&probs);
     println!("== {}", input.title);
     if render {
         print!("{}", image_to_text(&input.pixels, SIDE, SIDE));

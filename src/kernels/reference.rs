@@ -1,7 +1,7 @@
 //! The scalar reference: plain loops, the definition of correct. An `f64` twin
 //! ([`forward_backward_f64`]) gives tests a ground truth free of f32 rounding.
 
-use super::softmax::{CLIP_MIN, forward_row, grad_row};
+use super::softmax::{CLIP_MIN, forward_row, grad_row, softmax_in_place};
 use super::{Batch, Kernel, Stats, assert_shapes};
 use crate::model::{Grads, Model};
 
@@ -16,6 +16,23 @@ fn logits_row(model: &Model, x: &[f32], logits: &mut [f32]) {
         let dot: f32 = x.iter().zip(w).map(|(x, w)| x * w).sum();
         *l = dot + model.b[c];
     }
+}
+
+/// Class probabilities `softmax(x·W + b)` of one sample given as u8 pixels (`x = pixel / 255`,
+/// as in training), computed the reference way: the same logits and softmax as
+/// [`Reference::forward`].
+pub fn probabilities(model: &Model, pixels: &[u8]) -> Vec<f32> {
+    assert_eq!(
+        pixels.len(),
+        model.features,
+        "sample length is not the feature count"
+    );
+    let mut x = vec![0.0; model.features];
+    crate::dataset::pixels_to_f32(pixels, &mut x);
+    let mut p = vec![0.0; model.classes];
+    logits_row(model, &x, &mut p);
+    softmax_in_place(&mut p);
+    p
 }
 
 impl Kernel for Reference {
