@@ -29,17 +29,18 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn metrics_file_has_one_object_per_display_step_and_a_summary() {
+/// Run `train` with `args` and `--metrics` into a temporary file: (stdout, stderr, events).
+fn train_with_metrics(args: &[&str]) -> (String, String, Vec<Value>) {
     let dir = tempfile::tempdir().unwrap();
     let metrics = dir.path().join("run.jsonl");
-    let (stdout, stderr) = run_ok(
-        train_cmd()
-            .args(["--steps", "100", "--display-step", "25"])
-            .args(["--show", "0", "--metrics"])
-            .arg(&metrics),
-    );
-    let events = read_jsonl(&metrics);
+    let (stdout, stderr) = run_ok(train_cmd().args(args).arg("--metrics").arg(&metrics));
+    (stdout, stderr, read_jsonl(&metrics))
+}
+
+#[test]
+fn metrics_file_has_one_object_per_display_step_and_a_summary() {
+    let (stdout, stderr, events) =
+        train_with_metrics(&["--steps", "100", "--display-step", "25", "--show", "0"]);
     assert_eq!(events.len(), 5, "{events:?}");
     let step_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("step: ")).collect();
     for (i, (event, line)) in events[..4].iter().zip(&step_lines).enumerate() {
@@ -77,24 +78,17 @@ fn metrics_file_has_one_object_per_display_step_and_a_summary() {
 
 #[test]
 fn epochs_set_the_number_of_steps() {
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = dir.path().join("m.jsonl");
-    let (stdout, _) = run_ok(
-        train_cmd()
-            .args([
-                "--epochs",
-                "1",
-                "--batch-size",
-                "6000",
-                "--display-step",
-                "5",
-                "--show",
-                "0",
-                "--metrics",
-            ])
-            .arg(&metrics),
-    );
-    let summary = read_jsonl(&metrics).pop().unwrap();
+    let (stdout, _, mut events) = train_with_metrics(&[
+        "--epochs",
+        "1",
+        "--batch-size",
+        "6000",
+        "--display-step",
+        "5",
+        "--show",
+        "0",
+    ]);
+    let summary = events.pop().unwrap();
     assert_eq!(summary["steps"], 10);
     assert_eq!(summary["epochs"].as_f64(), Some(1.0));
     assert!(stdout.contains("step: 10, loss: "), "{stdout}");
@@ -428,25 +422,13 @@ fn predict_reports_bad_inputs_and_keeps_going() {
 fn a_stalled_run_is_reported_in_stderr_and_metrics() {
     // Seed 3 is one of the tutorial's stalling seeds (README: class 8 is never predicted);
     // the scalar reference kernel makes this independent of the SIMD width.
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = dir.path().join("m.jsonl");
-    let (_, stderr) = run_ok(
-        train_cmd()
-            .args([
-                "--seed",
-                "3",
-                "--kernel",
-                "reference",
-                "--quiet",
-                "--metrics",
-            ])
-            .arg(&metrics),
-    );
+    let (_, stderr, mut events) =
+        train_with_metrics(&["--seed", "3", "--kernel", "reference", "--quiet"]);
     assert!(
         stderr.contains("warning: class(es) 8 are never predicted on the test set"),
         "{stderr}"
     );
-    let summary = read_jsonl(&metrics).pop().unwrap();
+    let summary = events.pop().unwrap();
     assert_eq!(summary["never_predicted"], serde_json::json!([8]));
 }
 

@@ -153,7 +153,7 @@ fn divergence_stops_at_the_first_non_finite_step() {
     assert!(losses[0].is_nan());
 }
 
-use common::{run_ok, train_cmd as train_bin};
+use common::{run_err, run_ok, train_cmd as train_bin};
 
 /// Run `train` with `args` and return its stdout; fails the test with stderr if it fails.
 fn train_ok(args: &[&str]) -> String {
@@ -197,9 +197,7 @@ fn cli_rejects_bad_flags_and_data() {
             "learning-rate must be a finite number",
         ),
     ] {
-        let out = train_bin().args(&args).output().unwrap();
-        assert!(!out.status.success(), "{args:?} should fail");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = run_err(train_bin().args(&args));
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
@@ -236,12 +234,7 @@ fn cli_saves_and_loads_checkpoints() {
     let mut small = Model::tutorial_init(5, 10);
     small.b[0] = 1.0;
     mnist_logreg::checkpoint::save(std::path::Path::new(ckpt), &small, Default::default()).unwrap();
-    let out = train_bin()
-        .args(["--steps", "0", "--load", ckpt])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(train_bin().args(["--steps", "0", "--load", ckpt]));
     assert!(
         err.contains("the model has 5 features and 10 classes, the data needs 784 and 10"),
         "{err}"
