@@ -68,6 +68,8 @@ pub struct Summary {
     pub seed: u64,
     /// Kernel name.
     pub kernel: String,
+    /// Instruction set the kernel ran on (`avx512 (16 lanes)`, …).
+    pub simd: String,
     /// Threads used by the kernel.
     pub threads: usize,
     /// Wall time of the training loop, seconds.

@@ -153,19 +153,27 @@ pub fn train_observed(
 
     let mut sampler = Sampler::new(cfg.shuffle, data.labels.len(), cfg.seed);
     let mut grads = Grads::zeros_like(&model);
+    // The sampler runs one batch ahead: the kernels prefetch the next step's rows while this
+    // step computes. The batches drawn are the same as without the look-ahead.
     let mut rows = Vec::with_capacity(cfg.batch_size);
+    let mut next_rows = Vec::with_capacity(cfg.batch_size);
+    if cfg.steps > 0 {
+        sampler.next_batch(cfg.batch_size, &mut next_rows);
+    }
     let (mut clipped_since, mut clipped_total) = (0, 0);
     let start = Instant::now();
     let mut interval_start = start;
     let mut interval_images = 0usize;
     for step in 1..=cfg.steps {
-        sampler.next_batch(cfg.batch_size, &mut rows);
-        let batch = Batch {
-            pixels: data.pixels,
-            features: data.features,
-            labels: data.labels,
-            rows: &rows,
-        };
+        std::mem::swap(&mut rows, &mut next_rows);
+        next_rows.clear();
+        if step < cfg.steps {
+            sampler.next_batch(cfg.batch_size, &mut next_rows);
+        }
+        // Every label was validated above and the sampler yields indices below the sample
+        // count, so the batch is valid by construction.
+        let batch =
+            Batch::trusted(data.pixels, data.features, data.labels, &rows).with_next(&next_rows);
         let stats = kernel.forward_backward(&model, &batch, &mut grads);
         clipped_since += stats.clipped;
         clipped_total += stats.clipped;

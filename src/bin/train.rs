@@ -13,7 +13,7 @@ use mnist_logreg::checkpoint;
 use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset, Verification};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{Input, KernelKind, Pixels, fused};
+use mnist_logreg::kernels::{Input, Isa, KernelKind, Pixels, SimdChoice};
 use mnist_logreg::metrics::{MetricsEvent, MetricsLog, Summary};
 use mnist_logreg::model::Model;
 use mnist_logreg::plot::{self, GridItem};
@@ -111,6 +111,10 @@ struct Args {
     /// Threads for the parallel kernels (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Instruction set of the fused and parallel kernels: the widest this CPU has (auto), or a
+    /// narrower one to compare (asking for one the CPU lacks is an error).
+    #[arg(long, value_enum, default_value = "auto", env = "MNIST_LOGREG_SIMD")]
+    simd: SimdChoice,
     /// Read files into memory instead of memory-mapping them.
     #[arg(long)]
     no_mmap: bool,
@@ -238,12 +242,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         allow_non_finite: args.allow_non_finite,
     };
 
-    let kernel = kind.build(args.threads);
-    let threads = if matches!(kind, KernelKind::Parallel | KernelKind::ParallelU8) {
-        rayon_threads(args.threads)
-    } else {
-        1
-    };
+    let kernel = kind.build_on(Isa::select(args.simd)?, args.threads);
+    let threads = kernel.threads();
     let features = data.train.features();
     let model = match &args.load {
         None => Model::tutorial_init(features, classes),
@@ -394,6 +394,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             learning_rate: cfg.learning_rate,
             seed: cfg.seed,
             kernel: kind.to_string(),
+            simd: kernel.simd(),
             threads,
             train_seconds: outcome.elapsed.as_secs_f64(),
             images_per_sec: images / train_secs,
@@ -415,7 +416,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             images / train_secs,
             eval.as_secs_f64() * 1e3,
             kind,
-            fused::SIMD_PATH,
+            kernel.simd(),
             threads
         );
     }
@@ -464,14 +465,6 @@ fn write_plots(
     plot::digit_grid(&dir.join("test-grid.svg"), &items, 28, names)?;
     plot::weight_maps(&dir.join("weights.svg"), model, (28, 28), names)?;
     Ok(())
-}
-
-fn rayon_threads(requested: usize) -> usize {
-    if requested == 0 {
-        rayon::current_num_threads()
-    } else {
-        requested
-    }
 }
 
 fn main() -> ExitCode {

@@ -22,8 +22,8 @@ thread_local! {
 fn logits(model: &Model, batch: &Batch, x: &mut Vec<f32>, logits: &mut Vec<f32>) {
     let (n, d, k) = (batch.len(), model.features, model.classes);
     x.resize(n * d, 0.0);
-    for (i, &row) in batch.rows.iter().enumerate() {
-        batch.pixels.row_to_f32(row, &mut x[i * d..(i + 1) * d]);
+    for (i, &row) in batch.rows().iter().enumerate() {
+        batch.pixels().row_to_f32(row, &mut x[i * d..(i + 1) * d]);
     }
     logits.resize(n * k, 0.0);
     // SAFETY: the pointers and strides describe `x` (n×d row-major), `model.w` read as Wᵀ
@@ -55,8 +55,8 @@ fn logits(model: &Model, batch: &Batch, x: &mut Vec<f32>, logits: &mut Vec<f32>)
 }
 
 impl Kernel for Gemm {
-    fn name(&self) -> &'static str {
-        "gemm"
+    fn simd(&self) -> String {
+        "matrixmultiply's own dispatch".to_string()
     }
 
     fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u8]>) -> Stats {

@@ -6,18 +6,23 @@
 //! | --- | --- | --- |
 //! | `reference` | [`reference`] | plain scalar loops: the definition of correct (plus an f64 twin) |
 //! | `gemm` | [`gemm`] | unfused baseline: logits and `dW` with `matrixmultiply::sgemm` |
-//! | `fused` | [`fused`] | explicit SIMD (`wide`), forward + softmax + backward per block of rows |
-//! | `parallel` | [`parallel`] | `fused` sharded over rayon in fixed-size chunks, fixed-order reduction |
+//! | `fused` | [`fused`] | explicit SIMD, forward + softmax + backward per block of rows |
+//! | `parallel` | [`parallel`] | `fused` on the caller + helper threads, fixed-size chunks, fixed-order reduction |
 //!
 //! The `_u8` variants are the same kernels fed with the u8 pixels of the mapped file
-//! (converted to `f32` in registers) instead of the `f32` buffer.
+//! (converted to `f32` once per block, the 1/255 folded into the logits and the gradient)
+//! instead of the `f32` buffer. The fused kernels run on the instruction set chosen at run
+//! time ([`simd::Isa`]): AVX-512F, AVX2+FMA, SSE2 or scalar.
 
 pub mod fused;
 pub mod gemm;
 pub mod parallel;
 pub mod reference;
-pub mod share;
+pub(crate) mod share;
+pub mod simd;
 pub mod softmax;
+
+pub use simd::{Isa, SimdChoice, SimdError};
 
 use crate::model::{Grads, Model};
 
@@ -88,16 +93,17 @@ pub enum BatchError {
 }
 
 /// A batch: which `rows` of a split to use, read in place.
+///
+/// Built only by [`Batch::new`], which checks every row index and label, so a kernel may rely
+/// on them. It can carry a hint, [`Batch::with_next`]: the rows of the *next* batch, which
+/// the fused kernels ask the CPU to fetch while this batch computes.
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a> {
-    /// Pixels of the whole split.
-    pub pixels: Pixels<'a>,
-    /// Features per sample.
-    pub features: usize,
-    /// Labels of the whole split.
-    pub labels: &'a [u8],
-    /// Indices of the samples in this batch.
-    pub rows: &'a [usize],
+    pixels: Pixels<'a>,
+    features: usize,
+    labels: &'a [u8],
+    rows: &'a [usize],
+    next: &'a [usize],
 }
 
 impl<'a> Batch<'a> {
@@ -130,12 +136,56 @@ impl<'a> Batch<'a> {
                 });
             }
         }
-        Ok(Self {
+        Ok(Self::trusted(pixels, features, labels, rows))
+    }
+
+    /// A batch the crate has already validated (shapes, and every row and label of `rows`).
+    pub(crate) fn trusted(
+        pixels: Pixels<'a>,
+        features: usize,
+        labels: &'a [u8],
+        rows: &'a [usize],
+    ) -> Self {
+        debug_assert!(Self::new(pixels, features, labels, rows, usize::MAX).is_ok());
+        Self {
             pixels,
             features,
             labels,
             rows,
-        })
+            next: &[],
+        }
+    }
+
+    /// The same batch with a prefetch hint: `next` are the rows the following call will use
+    /// (the next training step's). Only a hint: the kernels never read through it, so any
+    /// values are safe, and a wrong hint only costs speed.
+    pub fn with_next(self, next: &'a [usize]) -> Self {
+        Self { next, ..self }
+    }
+
+    /// Pixels of the whole split.
+    pub fn pixels(&self) -> Pixels<'a> {
+        self.pixels
+    }
+
+    /// Features per sample.
+    pub fn features(&self) -> usize {
+        self.features
+    }
+
+    /// Labels of the whole split.
+    pub fn labels(&self) -> &'a [u8] {
+        self.labels
+    }
+
+    /// Indices of the samples in this batch.
+    pub fn rows(&self) -> &'a [usize] {
+        self.rows
+    }
+
+    /// The prefetch hint (empty when none was given).
+    pub fn next_rows(&self) -> &'a [usize] {
+        self.next
     }
 
     /// Number of rows in the batch.
@@ -148,9 +198,10 @@ impl<'a> Batch<'a> {
         self.rows.is_empty()
     }
 
-    /// The sub-batch of rows `range` (same split).
+    /// The sub-batch of rows `range` (same split); the hint is cut to the same range.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Batch<'a> {
         Batch {
+            next: self.next.get(range.clone()).unwrap_or(&[]),
             rows: &self.rows[range],
             ..*self
         }
@@ -194,11 +245,17 @@ impl Stats {
 
 /// The interface every kernel implements.
 ///
-/// Callers guarantee `batch.features == model.features` and labels below `model.classes`
-/// (both checked by [`Batch::new`] and asserted by kernels).
+/// A batch whose feature count differs from the model's, or whose labels are not below
+/// `model.classes`, makes a kernel panic with a message (never undefined behaviour);
+/// [`Batch::new`] with the model's class count rules out both.
 pub trait Kernel: Send + Sync {
-    /// The variant's name, as `--kernel` spells it.
-    fn name(&self) -> &'static str;
+    /// Threads the kernel computes on, the caller included.
+    fn threads(&self) -> usize {
+        1
+    }
+
+    /// The instruction set it runs on, for reports (`avx512 (16 lanes)`, `scalar`, …).
+    fn simd(&self) -> String;
 
     /// Forward only: loss and stats of the batch; when `predictions` is given (one per row),
     /// also the predicted class of each row.
@@ -214,6 +271,13 @@ pub(crate) fn assert_shapes(model: &Model, batch: &Batch) {
         batch.features, model.features,
         "batch has {} features, model expects {}",
         batch.features, model.features
+    );
+    assert!(
+        model.w.len() == model.features * model.classes && model.b.len() == model.classes,
+        "model buffers do not hold {} × {} weights and {} biases",
+        model.features,
+        model.classes,
+        model.classes
     );
 }
 
@@ -289,17 +353,27 @@ impl KernelKind {
         }
     }
 
-    /// Build the kernel. `threads` is used by the parallel variants (0 = rayon's default).
+    /// Build the kernel on the widest instruction set of this CPU. `threads` is used by the
+    /// parallel variants (0 = one per core).
     pub fn build(self, threads: usize) -> Box<dyn Kernel> {
+        self.build_on(Isa::best(), threads)
+    }
+
+    /// Build the kernel on instruction set `isa` (used by the fused and parallel variants).
+    pub fn build_on(self, isa: Isa, threads: usize) -> Box<dyn Kernel> {
         match self {
             KernelKind::Reference => Box::new(reference::Reference),
             KernelKind::Gemm => Box::new(gemm::Gemm),
-            KernelKind::Fused => Box::new(fused::Fused),
-            KernelKind::FusedU8 => Box::new(fused::Fused),
+            KernelKind::Fused | KernelKind::FusedU8 => Box::new(fused::Fused::new(isa)),
             KernelKind::Parallel | KernelKind::ParallelU8 => {
-                Box::new(parallel::Parallel::new(threads))
+                Box::new(parallel::Parallel::new(isa, threads))
             }
         }
+    }
+
+    /// True for the variants whose speed depends on the instruction set.
+    pub fn uses_simd(self) -> bool {
+        !matches!(self, KernelKind::Reference | KernelKind::Gemm)
     }
 }
 

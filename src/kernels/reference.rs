@@ -36,8 +36,8 @@ pub fn probabilities(model: &Model, pixels: &[u8]) -> Vec<f32> {
 }
 
 impl Kernel for Reference {
-    fn name(&self) -> &'static str {
-        "reference"
+    fn simd(&self) -> String {
+        "scalar".to_string()
     }
 
     fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u8]>) -> Stats {
@@ -45,8 +45,8 @@ impl Kernel for Reference {
         let mut x = vec![0.0; model.features];
         let mut logits = vec![0.0; model.classes];
         let mut stats = Stats::default();
-        for (i, &row) in batch.rows.iter().enumerate() {
-            batch.pixels.row_to_f32(row, &mut x);
+        for (i, &row) in batch.rows().iter().enumerate() {
+            batch.pixels().row_to_f32(row, &mut x);
             logits_row(model, &x, &mut logits);
             let out = forward_row(&mut logits, batch.label(i));
             stats.add_row(&out, batch.label(i));
@@ -64,8 +64,8 @@ impl Kernel for Reference {
         let mut x = vec![0.0; d];
         let mut g = vec![0.0; model.classes];
         let mut stats = Stats::default();
-        for (i, &row) in batch.rows.iter().enumerate() {
-            batch.pixels.row_to_f32(row, &mut x);
+        for (i, &row) in batch.rows().iter().enumerate() {
+            batch.pixels().row_to_f32(row, &mut x);
             logits_row(model, &x, &mut g);
             let out = grad_row(&mut g, batch.label(i));
             stats.add_row(&out, batch.label(i));
@@ -115,7 +115,7 @@ pub fn forward_backward_f64(model: &Model, batch: &Batch) -> ReferenceF64 {
 
 /// [`forward_backward_f64`] on `f64` parameters: `w` class-major (`b.len() × features`).
 pub fn forward_backward_f64_params(w: &[f64], b: &[f64], batch: &Batch) -> ReferenceF64 {
-    let (d, k) = (batch.features, b.len());
+    let (d, k) = (batch.features(), b.len());
     assert_eq!(w.len(), d * k, "W must be classes × features");
     let mut out = ReferenceF64 {
         loss: 0.0,
@@ -130,8 +130,8 @@ pub fn forward_backward_f64_params(w: &[f64], b: &[f64], batch: &Batch) -> Refer
     };
     let mut x32 = vec![0.0f32; d];
     let mut logits = vec![0.0f64; k];
-    for (i, &row) in batch.rows.iter().enumerate() {
-        batch.pixels.row_to_f32(row, &mut x32);
+    for (i, &row) in batch.rows().iter().enumerate() {
+        batch.pixels().row_to_f32(row, &mut x32);
         let x: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
         let label = batch.label(i);
         let mut scale = 0.0f64;

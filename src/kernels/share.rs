@@ -1,31 +1,41 @@
-//! Work sharing for small batches: the calling thread and `helpers` pool threads take task
-//! indices from one atomic counter until all are claimed; the caller then waits only for the
-//! tasks that were claimed, never for a helper to wake up.
+//! Work sharing for small batches: a [`Team`] of helper threads that stay awake between
+//! training steps. For each job the calling thread and the helpers take task indices from one
+//! atomic counter until all are claimed; the caller then waits only for the tasks that were
+//! claimed, never for a helper to wake up.
 //!
-//! Why not `pool.install(|| par_iter…)`: on these (virtual) machines waking a sleeping pool
-//! thread costs tens of microseconds, and with `install` the caller sits idle through it on
-//! every training step. Here the caller starts working at once; a helper that wakes late
-//! finds fewer (or no) tasks left. Which thread runs a task never changes what the task
-//! computes, so results stay independent of the thread count.
+//! Why not a rayon pool: a step of the tutorial takes ~50 µs, and on these (virtual) machines
+//! waking a sleeping thread costs tens of microseconds; rayon's workers go to sleep almost at
+//! once when idle, so every step paid a wake-up (measured: the helper ran 40% of the chunks
+//! instead of 50%, and the scheduler's wake-up path was 10% of a `perf record`). Here a helper
+//! spins for [`SPIN`] after its last job before it parks, which covers the gap between two
+//! steps; a parked helper is woken with a condition variable. Which thread runs a task never
+//! changes what the task computes, so results stay independent of the thread count.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-/// The task function, with its lifetime erased (see [`run_shared`] for why that is sound).
+/// How long an idle helper spins before it parks.
+const SPIN: Duration = Duration::from_millis(2);
+
+/// The task function, with its lifetime erased (see [`Team::run`] for why that is sound).
 type Task = *const (dyn Fn(usize) + Sync);
 
-struct Shared {
+/// One job: `n` tasks and the counters that hand them out.
+struct Job {
     next: AtomicUsize,
     done: AtomicUsize,
     n: usize,
     task: Task,
+    /// A task panicked on a helper thread.
+    panicked: AtomicBool,
 }
 
 // SAFETY: `task` points to a `Sync` closure, and it is only dereferenced while the thread that
-// owns the closure is blocked in `run_shared` (see there); the counters are atomics.
-unsafe impl Send for Shared {}
+// owns the closure is blocked in `Team::run` (see there); the counters are atomics.
+unsafe impl Send for Job {}
 // SAFETY: as above.
-unsafe impl Sync for Shared {}
+unsafe impl Sync for Job {}
 
 /// Counts a claimed task as done when dropped, so a task that panics still counts and the
 /// caller's wait ends.
@@ -37,7 +47,7 @@ impl Drop for DoneOnDrop<'_> {
     }
 }
 
-impl Shared {
+impl Job {
     /// Claim and run tasks until none are left.
     fn work(&self) {
         loop {
@@ -47,109 +57,227 @@ impl Shared {
             }
             let _done = DoneOnDrop(&self.done);
             // SAFETY: `i < n` was claimed and is not counted as done before this call
-            // returns or unwinds, so the caller of `run_shared` is still waiting for
+            // returns or unwinds, so the caller of `Team::run` is still waiting for
             // `done == n`: the closure is alive.
             unsafe { (*self.task)(i) };
         }
     }
 }
 
-/// Run `task(0..n)` on the calling thread and the threads of `pool`. A task that panics on
-/// the calling thread unwinds once every claimed task has finished; on a pool thread a panic
-/// aborts the process (rayon's rule for spawned jobs). Kernels only panic on broken
-/// invariants, never on input.
-pub fn run_shared(pool: Option<&rayon::ThreadPool>, n: usize, task: &(dyn Fn(usize) + Sync)) {
-    let Some(pool) = pool.filter(|_| n > 1) else {
-        (0..n).for_each(task);
-        return;
-    };
-    // SAFETY (lifetime erasure): the pointer outlives `task`'s borrow only inside `Shared`
-    // values held by helper jobs; they dereference it only after claiming an index below `n`,
-    // and this function does not return before all `n` claimed tasks have finished
-    // (`done == n`), so no dereference can happen after `task`'s borrow ends.
-    let task: Task = unsafe {
-        std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), Task>(task as *const _)
-    };
-    let shared = Arc::new(Shared {
-        next: AtomicUsize::new(0),
-        done: AtomicUsize::new(0),
-        n,
-        task,
-    });
-    for _ in 0..pool.current_num_threads().min(n - 1) {
-        let shared = Arc::clone(&shared);
-        pool.spawn(move || shared.work());
+/// What the caller and the helpers share.
+struct Shared {
+    /// Bumped (SeqCst) each time a job is published.
+    epoch: AtomicU64,
+    /// The current job.
+    job: Mutex<Option<Arc<Job>>>,
+    /// Helpers parked on `wake`.
+    parked: AtomicUsize,
+    wake: Condvar,
+    shutdown: AtomicBool,
+}
+
+/// The caller plus `helpers` threads that share jobs.
+pub(crate) struct Team {
+    shared: Arc<Shared>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Team {
+    /// Start `helpers` helper threads (none: every job runs on the caller alone).
+    pub(crate) fn new(helpers: usize) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            epoch: AtomicU64::new(0),
+            job: Mutex::new(None),
+            parked: AtomicUsize::new(0),
+            wake: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+        });
+        let mut team = Team {
+            shared,
+            handles: Vec::new(),
+        };
+        for i in 0..helpers {
+            let shared = Arc::clone(&team.shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("mnist-logreg-{i}"))
+                .spawn(move || helper(&shared))?;
+            team.handles.push(handle);
+        }
+        Ok(team)
     }
-    // A panic in a task on this thread must not unwind past the wait below while helpers may
-    // still be running tasks that borrow the caller's data: catch it, wait, then resume it.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.work()));
-    let mut spins = 0u32;
-    while shared.done.load(Ordering::Acquire) < n {
-        if spins < 1 << 16 {
-            std::hint::spin_loop();
-            spins += 1;
-        } else {
-            std::thread::yield_now();
+
+    /// Threads that run a job, the caller included.
+    pub(crate) fn threads(&self) -> usize {
+        self.handles.len() + 1
+    }
+
+    /// Run `task(0..n)` on the calling thread and the helpers; returns when every task has
+    /// finished. A task that panics (on any thread) makes this panic once every claimed task
+    /// has finished. Kernels only panic on broken invariants, never on input.
+    pub(crate) fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        if self.handles.is_empty() || n <= 1 {
+            (0..n).for_each(task);
+            return;
+        }
+        // SAFETY (lifetime erasure): the pointer outlives `task`'s borrow only inside the
+        // `Job`, which helpers may keep (an `Arc`) after this call returns; they dereference
+        // it only after claiming an index below `n`, and this function does not return or
+        // unwind before all `n` claimed tasks have finished (`done == n`), so no dereference
+        // can happen after `task`'s borrow ends.
+        let task: Task = unsafe {
+            std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), Task>(task as *const _)
+        };
+        let job = Arc::new(Job {
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            n,
+            task,
+            panicked: AtomicBool::new(false),
+        });
+        *lock(&self.shared.job) = Some(Arc::clone(&job));
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        if self.shared.parked.load(Ordering::SeqCst) > 0 {
+            // Taking the lock orders this notify after a parking helper's re-check.
+            let _guard = lock(&self.shared.job);
+            self.shared.wake.notify_all();
+        }
+        // A panic in a task on this thread must not unwind past the wait below while helpers
+        // may still be running tasks that borrow the caller's data: catch it, wait, resume.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work()));
+        let mut spins = 0u32;
+        while job.done.load(Ordering::Acquire) < n {
+            if spins < 1 << 16 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+        if job.panicked.load(Ordering::Relaxed) {
+            panic!("a kernel task panicked on a helper thread");
         }
     }
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        {
+            let _guard = lock(&self.shared.job);
+            self.shared.wake.notify_all();
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
     }
+}
+
+/// A helper's life: wait for a new epoch (spinning, then parked), work on its job, repeat.
+fn helper(shared: &Shared) {
+    let mut seen = 0;
+    loop {
+        let idle_since = Instant::now();
+        let mut polls = 0u32;
+        while shared.epoch.load(Ordering::Acquire) == seen {
+            std::hint::spin_loop();
+            polls += 1;
+            if polls % 1024 == 0 && idle_since.elapsed() > SPIN {
+                let mut guard = lock(&shared.job);
+                shared.parked.fetch_add(1, Ordering::SeqCst);
+                while shared.epoch.load(Ordering::SeqCst) == seen {
+                    guard = shared.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+                }
+                shared.parked.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        seen = shared.epoch.load(Ordering::Acquire);
+        let job = lock(&shared.job).clone();
+        if let Some(job) = job {
+            // A task's panic is reported to the caller (`Job::panicked`), not lost with the
+            // helper: the helper lives on for the next job.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work())).is_err() {
+                job.panicked.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Lock a mutex whose data (an `Option<Arc<Job>>`) no panic can leave inconsistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
     #[test]
     fn a_panicking_task_unwinds_after_the_others_finish() {
-        // Keep the only helper busy until 50 ms from now, so the caller claims task 0
-        // (which panics) and the helper must finish tasks 1..8 before the panic resumes.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let (release, blocked) = std::sync::mpsc::channel::<()>();
-        pool.spawn(move || {
-            let _ = blocked.recv();
-        });
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            let _ = release.send(());
-        });
+        // The caller claims task 0 first (the helper has to notice the job), and it panics
+        // only after the helper has finished tasks 1..8: the panic must resume after them.
+        let team = Team::new(1).unwrap();
         let ran = AtomicUsize::new(0);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_shared(Some(&pool), 8, &|i| {
+            team.run(8, &|i| {
                 if i == 0 {
+                    let start = Instant::now();
+                    while ran.load(Ordering::SeqCst) < 7 && start.elapsed() < SPIN * 50 {
+                        std::hint::spin_loop();
+                    }
                     panic!("task 0");
                 }
-                ran.fetch_add(1, Ordering::Relaxed);
+                ran.fetch_add(1, Ordering::SeqCst);
             })
         }));
         assert!(result.is_err());
-        assert_eq!(ran.load(Ordering::Relaxed), 7);
+        assert_eq!(ran.load(Ordering::SeqCst), 7);
+        // The team still works afterwards.
+        let hits = AtomicUsize::new(0);
+        team.run(5, &|_| {
+            hits.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(hits.load(Ordering::Relaxed), 5);
     }
 
     #[test]
-    fn every_task_runs_once() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
+    fn a_panic_on_a_helper_reaches_the_caller() {
+        let team = Team::new(1).unwrap();
+        let caller = std::thread::current().id();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            team.run(64, &|_| {
+                if std::thread::current().id() != caller {
+                    panic!("on a helper");
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            })
+        }));
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn every_task_runs_once_including_after_parking() {
+        let team = Team::new(3).unwrap();
+        assert_eq!(team.threads(), 4);
         for n in [0, 1, 2, 7, 100] {
             let hits = Mutex::new(vec![0u32; n]);
-            run_shared(Some(&pool), n, &|i| hits.lock().unwrap()[i] += 1);
+            team.run(n, &|i| hits.lock().unwrap()[i] += 1);
             assert!(
                 hits.into_inner().unwrap().iter().all(|&h| h == 1),
                 "n = {n}"
             );
-            let hits = Mutex::new(vec![0u32; n]);
-            run_shared(None, n, &|i| hits.lock().unwrap()[i] += 1);
-            assert!(
-                hits.into_inner().unwrap().iter().all(|&h| h == 1),
-                "n = {n}"
-            );
+            // Let the helpers park, so the next job has to wake them.
+            std::thread::sleep(SPIN * 3);
         }
+        let solo = Team::new(0).unwrap();
+        let hits = Mutex::new(vec![0u32; 9]);
+        solo.run(9, &|i| hits.lock().unwrap()[i] += 1);
+        assert!(hits.into_inner().unwrap().iter().all(|&h| h == 1));
     }
 }
