@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 struct Line([f32; 16]);
 
 /// A heap buffer of `len` `f32`s, 64-byte aligned, zero-padded up to a multiple of 16.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AlignedF32 {
     lines: Vec<Line>,
     len: usize,

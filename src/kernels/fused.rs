@@ -39,6 +39,7 @@ use std::cell::RefCell;
 use super::simd::{Isa, Scalar, Simd, WithIsa};
 use super::softmax::{forward_row, grad_row};
 use super::{Batch, Kernel, Pixels, Stats, assert_shapes};
+use crate::aligned::AlignedF32;
 use crate::model::{Grads, Model};
 
 /// Classes per narrow register tile (10 = two tiles for MNIST).
@@ -73,8 +74,9 @@ impl Default for Fused {
 /// Per-thread buffers of the fused kernel, reused across calls.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    /// u8 rows of the current block converted to `f32` (not scaled).
-    x: Vec<f32>,
+    /// u8 rows of the current block converted to `f32` (not scaled), 64-byte aligned so the
+    /// vector loads of a row never straddle cache lines (when `d` is a multiple of 16).
+    x: AlignedF32,
     /// Logits, then gradients, of the current block: `BLOCK_ROWS × kp`.
     g: Vec<f32>,
     /// A zero weight row for padded classes.
@@ -252,7 +254,7 @@ fn block_rows<S: Simd>(
     pixels: Pixels,
     rows: &[usize],
     d: usize,
-    xbuf: &mut Vec<f32>,
+    xbuf: &mut AlignedF32,
 ) -> [*const f32; BLOCK_ROWS] {
     let mut out = [std::ptr::null(); BLOCK_ROWS];
     match pixels {
@@ -262,7 +264,9 @@ fn block_rows<S: Simd>(
             }
         }
         Pixels::U8(px) => {
-            xbuf.resize(BLOCK_ROWS * d, 0.0);
+            if xbuf.len() != BLOCK_ROWS * d {
+                *xbuf = AlignedF32::zeros(BLOCK_ROWS * d);
+            }
             let vec_end = d - d % S::LANES;
             for ((o, dst), &r) in out.iter_mut().zip(xbuf.chunks_exact_mut(d)).zip(rows) {
                 let src = &px[r * d..(r + 1) * d];

@@ -1,0 +1,304 @@
+//! The roofline table: this machine's FMA peak and memory bandwidth, measured with small
+//! probes, against every kernel × instruction set on the tutorial's step.
+//!
+//! `cargo bench --bench roofline` prints, per kernel and path:
+//! - `step µs`: one `forward_backward` of a batch of 256 whose rows are in cache (the same
+//!   batch again and again), median of many calls;
+//! - `GFLOP/s` and `% peak` of that step (2·2·256·784·10 flops: the forward and backward
+//!   multiply-adds; the softmax is not counted), against the FMA peak of the same path and
+//!   thread count;
+//! - `loop ms`: 1000 training steps as `train` runs them (shuffle buffer, next-step prefetch
+//!   hint, SGD update), median of several runs, and the pixel bytes those steps read per
+//!   second against the memory bandwidth;
+//! - `epoch ms`: one pass over the 60 000 training images in batches of 256 and of 8192.
+//!
+//! Options after `--`: `--quick` (fewer repetitions), `--paths avx2,scalar` (a subset).
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mnist_logreg::batch::{Sampler, Shuffle};
+use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
+use mnist_logreg::idx::LoadOptions;
+use mnist_logreg::kernels::simd::{Scalar, Simd};
+use mnist_logreg::kernels::{Batch, Isa, Kernel, KernelKind, Pixels};
+use mnist_logreg::model::{Grads, Model};
+
+const FLOP_PER_ROW: f64 = 2.0 * 2.0 * 784.0 * 10.0;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// FMA throughput of one thread on `S`: 24 independent accumulators, so latency never limits.
+#[inline(always)]
+fn fma_probe<S: Simd>(s: S, iters: usize) -> f32 {
+    let mut acc = [s.zero(); 24];
+    let (a, b) = (s.splat(0.999_9), s.splat(1e-7));
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = s.mul_add(*x, a, b);
+        }
+    }
+    let mut out = 0.0;
+    for x in acc {
+        out += s.reduce_add(x);
+    }
+    out
+}
+
+/// Flops of one `fma_probe` iteration on a path of `lanes` lanes.
+fn probe_flops(lanes: usize) -> f64 {
+    24.0 * 2.0 * lanes as f64
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86_probes {
+    use super::*;
+    use mnist_logreg::kernels::simd::{Avx2, Avx512, Sse2};
+
+    #[target_feature(enable = "avx512f")]
+    fn avx512(s: Avx512, iters: usize) -> f32 {
+        fma_probe(s, iters)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(s: Avx2, iters: usize) -> f32 {
+        fma_probe(s, iters)
+    }
+    #[target_feature(enable = "sse2")]
+    fn sse2(s: Sse2, iters: usize) -> f32 {
+        fma_probe(s, iters)
+    }
+
+    /// Run the probe of path `name`; `None` when the CPU lacks it.
+    pub fn run(name: &str, iters: usize) -> Option<f32> {
+        // SAFETY: each token exists only on a CPU with its features.
+        unsafe {
+            match name {
+                "avx512" => Avx512::detect().map(|t| avx512(t, iters)),
+                "avx2" => Avx2::detect().map(|t| avx2(t, iters)),
+                "sse2" => Sse2::detect().map(|t| sse2(t, iters)),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn probe(isa: Isa, iters: usize) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = x86_probes::run(isa.name(), iters) {
+        return v;
+    }
+    fma_probe(Scalar::detect().unwrap(), iters)
+}
+
+/// FMA peak in GFLOP/s of `isa` on `threads` threads (best of 5 runs of ~20 ms).
+fn fma_peak(isa: Isa, threads: usize) -> f64 {
+    let iters = 2_000_000 / isa.lanes().max(1) * 4;
+    let mut best: f64 = 0.0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| black_box(probe(isa, black_box(iters))));
+            }
+        });
+        let secs = start.elapsed().as_secs_f64();
+        best = best.max(threads as f64 * iters as f64 * probe_flops(isa.lanes()) / secs / 1e9);
+    }
+    best
+}
+
+/// Read bandwidth in GB/s: `threads` threads summing disjoint halves of a 256 MiB buffer.
+fn bandwidth(threads: usize) -> f64 {
+    let buf: Vec<u64> = (0..(256usize << 20) / 8).map(|i| i as u64).collect();
+    let mut best: f64 = 0.0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for part in buf.chunks(buf.len().div_ceil(threads)) {
+                s.spawn(move || {
+                    let mut lanes = [0u64; 8];
+                    for c in part.chunks_exact(8) {
+                        for (l, v) in lanes.iter_mut().zip(c) {
+                            *l = l.wrapping_add(*v);
+                        }
+                    }
+                    black_box(lanes)
+                });
+            }
+        });
+        best = best.max((buf.len() * 8) as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+struct Data {
+    labels: Vec<u8>,
+    u8s: Vec<u8>,
+    f32s: Vec<f32>,
+    model: Model,
+}
+
+impl Data {
+    fn pixels(&self, kind: KernelKind) -> Pixels<'_> {
+        kind.input().pick(&self.f32s, &self.u8s)
+    }
+}
+
+fn load() -> Data {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let data = Dataset::open(&dir, &LoadOptions::default(), ChecksumPolicy::Skip)
+        .expect("load data/mnist");
+    let f32s = data.train.to_f32().to_vec();
+    let labels = data.train.labels().to_vec();
+    // A model part-way through training (the all-ones start has all logits equal).
+    let kernel = KernelKind::Reference.build(1);
+    let mut model = Model::tutorial_init(784, 10);
+    let mut grads = Grads::zeros_like(&model);
+    let mut sampler = Sampler::new(Shuffle::Sequential, labels.len(), 0);
+    let mut rows = Vec::new();
+    for _ in 0..20 {
+        sampler.next_batch(256, &mut rows);
+        let b = Batch::new(Pixels::F32(&f32s), 784, &labels, &rows, 10).unwrap();
+        kernel.forward_backward(&model, &b, &mut grads);
+        model.sgd_step(&grads, 0.01);
+    }
+    Data {
+        labels,
+        u8s: data.train.pixels().to_vec(),
+        f32s,
+        model,
+    }
+}
+
+/// Median µs of one step on the same (cached) batch of 256.
+fn hot_step(kernel: &dyn Kernel, data: &Data, kind: KernelKind, reps: usize) -> f64 {
+    let mut sampler = Sampler::new(Shuffle::Buffer { size: 5000 }, data.labels.len(), 1);
+    let mut rows = Vec::new();
+    sampler.next_batch(256, &mut rows);
+    let batch = Batch::new(data.pixels(kind), 784, &data.labels, &rows, 10).unwrap();
+    let mut grads = Grads::zeros_like(&data.model);
+    for _ in 0..reps / 10 + 1 {
+        black_box(kernel.forward_backward(&data.model, &batch, &mut grads));
+    }
+    let times = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(kernel.forward_backward(&data.model, &batch, &mut grads));
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    median(times)
+}
+
+/// Wall time of `steps` training steps as `train` runs them.
+fn train_loop(kernel: &dyn Kernel, data: &Data, kind: KernelKind, shuffle: Shuffle, steps: usize, batch: usize) -> Duration {
+    let mut model = data.model.clone();
+    let mut grads = Grads::zeros_like(&model);
+    let mut sampler = Sampler::new(shuffle, data.labels.len(), 3);
+    let (mut rows, mut next) = (Vec::new(), Vec::new());
+    sampler.next_batch(batch, &mut next);
+    let pixels = data.pixels(kind);
+    let start = Instant::now();
+    for _ in 0..steps {
+        std::mem::swap(&mut rows, &mut next);
+        sampler.next_batch(batch, &mut next);
+        let b = Batch::new(pixels, 784, &data.labels, &rows, 10)
+            .unwrap()
+            .with_next(&next);
+        black_box(kernel.forward_backward(&model, &b, &mut grads));
+        model.sgd_step(&grads, 1e-6);
+    }
+    start.elapsed()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let wanted: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--paths")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let (reps, runs) = if quick { (200, 3) } else { (1000, 7) };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("CPU: {cpu}, {cores} cores; paths: {}", Isa::supported().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "));
+    let bw1 = bandwidth(1);
+    let bw = bandwidth(cores);
+    println!("memory read bandwidth: {bw1:.1} GB/s (1 thread), {bw:.1} GB/s ({cores} threads)");
+    let data = load();
+    let images = data.labels.len();
+
+    println!();
+    println!("| kernel | path | threads | FMA peak GFLOP/s | step_256 µs | GFLOP/s | % peak | 1000-step loop ms | loop GB/s (% bw) | epoch b256 ms | epoch b8192 ms |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut rows_out: Vec<(KernelKind, Isa)> = Vec::new();
+    for kind in [KernelKind::Reference, KernelKind::Gemm] {
+        rows_out.push((kind, Isa::best()));
+    }
+    for isa in Isa::supported() {
+        if wanted.as_ref().is_some_and(|w| !w.iter().any(|n| n == isa.name())) {
+            continue;
+        }
+        for kind in [KernelKind::Fused, KernelKind::FusedU8, KernelKind::Parallel, KernelKind::ParallelU8] {
+            rows_out.push((kind, isa));
+        }
+    }
+    for (kind, isa) in rows_out {
+        let kernel = kind.build_on(isa, 0);
+        let threads = kernel.threads();
+        let slow = kind == KernelKind::Reference;
+        let peak = if kind.uses_simd() {
+            fma_peak(isa, threads)
+        } else {
+            fma_peak(Isa::best(), 1)
+        };
+        let step = hot_step(kernel.as_ref(), &data, kind, if slow { 20 } else { reps });
+        let gflops = 256.0 * FLOP_PER_ROW / step / 1e3;
+        let loop_steps = if slow { 50 } else { 1000 };
+        let loop_ms = median(
+            (0..if slow { 1 } else { runs })
+                .map(|_| {
+                    train_loop(kernel.as_ref(), &data, kind, Shuffle::Buffer { size: 5000 }, loop_steps, 256)
+                        .as_secs_f64()
+                        * 1e3
+                        * (1000 / loop_steps) as f64
+                })
+                .collect(),
+        );
+        let bytes_per_row = match data.pixels(kind) {
+            Pixels::U8(_) => 784.0,
+            Pixels::F32(_) => 784.0 * 4.0,
+        };
+        let loop_gbs = 1000.0 * 256.0 * bytes_per_row / (loop_ms / 1e3) / 1e9;
+        let epoch = |batch: usize| {
+            if slow {
+                return f64::NAN;
+            }
+            let steps = images.div_ceil(batch);
+            median(
+                (0..runs)
+                    .map(|_| train_loop(kernel.as_ref(), &data, kind, Shuffle::Epoch, steps, batch).as_secs_f64() * 1e3)
+                    .collect(),
+            )
+        };
+        let (e256, e8192) = (epoch(256), epoch(8192));
+        let path = if kind.uses_simd() { isa.name() } else { "-" };
+        println!(
+            "| {kind} | {path} | {threads} | {peak:.0} | {step:.1} | {gflops:.1} | {:.0}% | {loop_ms:.1} | {loop_gbs:.2} ({:.1}%) | {e256:.1} | {e8192:.1} |",
+            100.0 * gflops / peak,
+            100.0 * loop_gbs / bw,
+        );
+    }
+}
