@@ -142,7 +142,7 @@ mod x86 {
     impl Simd for Sse2 {
         type V = __m128;
         const LANES: usize = 4;
-        const WIDE_TILE: bool = true;
+        const WIDE_TILE: bool = false;
         #[inline(always)]
         fn zero(self) -> __m128 {
             unsafe { _mm_setzero_ps() }
@@ -204,7 +204,7 @@ mod x86 {
     impl Simd for Avx2 {
         type V = __m256;
         const LANES: usize = 8;
-        const WIDE_TILE: bool = true;
+        const WIDE_TILE: bool = false;
         #[inline(always)]
         fn zero(self) -> __m256 {
             unsafe { _mm256_setzero_ps() }
