@@ -22,7 +22,7 @@
 use mnist_logreg::kernels::reference::{
     ReferenceF64, forward_backward_f64, forward_backward_f64_params,
 };
-use mnist_logreg::kernels::{Batch, Kernel, KernelKind, parallel::Parallel};
+use mnist_logreg::kernels::{Batch, Isa, Kernel, KernelKind, parallel::Parallel};
 use mnist_logreg::model::{Grads, Model};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -78,9 +78,39 @@ impl Problem {
     }
 }
 
+/// Every (kernel, instruction set) pair this CPU runs: the SIMD kernels on every supported
+/// path, the others once.
+fn variants() -> Vec<(KernelKind, Isa)> {
+    let mut out = Vec::new();
+    for kind in KernelKind::ALL {
+        if kind.uses_simd() {
+            out.extend(Isa::supported().into_iter().map(|isa| (kind, isa)));
+        } else {
+            out.push((kind, Isa::best()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_supported_simd_path_is_under_test() {
+    let paths: Vec<&str> = Isa::supported().iter().map(|i| i.name()).collect();
+    // Shown with `cargo test -- --nocapture`, and in the failure message below.
+    println!("SIMD paths under test on this CPU: {}", paths.join(", "));
+    assert!(paths.contains(&"scalar"), "{paths:?}");
+    #[cfg(target_arch = "x86_64")]
+    assert!(paths.contains(&"sse2"), "{paths:?}");
+    let tested: Vec<&str> = variants()
+        .iter()
+        .filter(|(k, _)| *k == KernelKind::ParallelU8)
+        .map(|(_, isa)| isa.name())
+        .collect();
+    assert_eq!(tested, paths);
+}
+
 /// Compare one kernel's output with the f64 reference under the bounds of the module docs.
 /// `Err` describes the first violation; `Ok(false)` means the case is borderline (skip).
-fn check(p: &Problem, r: &ReferenceF64, kind: KernelKind) -> Result<bool, String> {
+fn check(p: &Problem, r: &ReferenceF64, (kind, isa): (KernelKind, Isa)) -> Result<bool, String> {
     let (n, d, k) = (p.rows.len(), p.d, p.k);
     let delta: Vec<f64> = r
         .logit_scale
@@ -94,14 +124,14 @@ fn check(p: &Problem, r: &ReferenceF64, kind: KernelKind) -> Result<bool, String
     let e_row: Vec<f64> = delta.iter().map(|dl| 2.0 * dl + 8.0 * EPS).collect();
     let gamma = EPS * (n as f64 + 8.0);
 
-    let kernel = kind.build(2);
+    let kernel = kind.build_on(isa, 2);
     let batch = p.batch(kind);
     let mut grads = Grads::zeros_like(&p.model);
     let s = kernel.forward_backward(&p.model, &batch, &mut grads);
     let mut preds = vec![0u8; n];
     let f = kernel.forward(&p.model, &batch, Some(&mut preds));
 
-    let name = kind.name();
+    let name = format!("{kind} on {}", isa.name());
     let loss_tol = delta.iter().map(|dl| 2.0 * dl).sum::<f64>() + gamma * r.loss.abs() + 1e-6;
     for (what, loss) in [("forward_backward", s.loss), ("forward", f.loss)] {
         let err = (loss as f64 - r.loss).abs();
@@ -192,8 +222,8 @@ proptest! {
     ) {
         let p = problem(seed, n, d, k, scale);
         let r = forward_backward_f64(&p.model, &p.batch(KernelKind::Reference));
-        for kind in KernelKind::ALL {
-            match check(&p, &r, kind) {
+        for v in variants() {
+            match check(&p, &r, v) {
                 Ok(true) => {}
                 Ok(false) => return Err(TestCaseError::reject("borderline clip")),
                 Err(e) => return Err(TestCaseError::fail(e)),
@@ -213,10 +243,10 @@ fn mnist_shape_with_huge_logits_and_clipped_rows() {
         r.clipped
     );
     assert!(r.clipped < 256);
-    for kind in KernelKind::ALL {
+    for v in variants() {
         assert!(
-            check(&p, &r, kind).unwrap(),
-            "{kind}: borderline case, pick another seed"
+            check(&p, &r, v).unwrap(),
+            "{v:?}: borderline case, pick another seed"
         );
     }
 }
@@ -227,13 +257,13 @@ fn clipped_row_passes_no_gradient() {
     let mut model = Model::tutorial_init(1, 2);
     model.w.copy_from_slice(&[0.0, 100.0]);
     let (px, labels, rows) = ([1.0f32], [0u8], [0usize]);
-    for kind in KernelKind::ALL {
+    for (kind, isa) in variants() {
         let u8px = [255u8];
         let pixels = kind.input().pick(&px, &u8px);
         let batch = Batch::new(pixels, 1, &labels, &rows, 2).unwrap();
         let mut g = Grads::zeros_like(&model);
         g.dw.fill(7.0);
-        let s = kind.build(1).forward_backward(&model, &batch, &mut g);
+        let s = kind.build_on(isa, 1).forward_backward(&model, &batch, &mut g);
         assert_eq!(s.clipped, 1, "{kind}");
         assert_eq!(s.loss, -(1e-9f32.ln()), "{kind}");
         assert_eq!(
@@ -280,17 +310,20 @@ fn reference_gradient_matches_finite_differences() {
         );
     }
     // And the f32 reference kernel follows the f64 one.
-    assert!(check(&p, &r, KernelKind::Reference).unwrap());
+    assert!(check(&p, &r, (KernelKind::Reference, Isa::best())).unwrap());
 }
 
 #[test]
 fn parallel_is_bit_identical_for_any_thread_count() {
     // 1000 rows: not a multiple of the chunk size; u8 and f32 inputs.
     let p = problem(9, 1000, 784, 10, 0.05);
-    for kind in [KernelKind::Parallel, KernelKind::ParallelU8] {
+    for (kind, isa) in variants()
+        .into_iter()
+        .filter(|(k, _)| matches!(k, KernelKind::Parallel | KernelKind::ParallelU8))
+    {
         let batch = p.batch(kind);
         let run = |threads| {
-            let kernel = Parallel::new(threads);
+            let kernel = Parallel::new(isa, threads);
             let mut g = Grads::zeros_like(&p.model);
             let s = kernel.forward_backward(&p.model, &batch, &mut g);
             let mut preds = vec![0u8; 1000];
@@ -310,7 +343,7 @@ fn parallel_is_bit_identical_for_any_thread_count() {
         for threads in [2, 3, 8] {
             assert!(
                 run(threads) == one,
-                "{kind}: {threads} threads differ from 1"
+                "{kind} on {isa}: {threads} threads differ from 1"
             );
         }
     }
@@ -319,12 +352,12 @@ fn parallel_is_bit_identical_for_any_thread_count() {
 #[test]
 fn empty_batch_gives_zero_gradients() {
     let p = problem(1, 0, 20, 3, 1.0);
-    for kind in KernelKind::ALL {
+    for (kind, isa) in variants() {
         let mut g = Grads::zeros_like(&p.model);
         g.dw.fill(1.0);
         g.db.fill(1.0);
         let s = kind
-            .build(1)
+            .build_on(isa, 1)
             .forward_backward(&p.model, &p.batch(kind), &mut g);
         assert_eq!((s.loss, s.correct, s.clipped), (0.0, 0, 0), "{kind}");
         assert!(g.dw.iter().chain(&g.db).all(|&v| v == 0.0), "{kind}");

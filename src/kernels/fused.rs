@@ -37,7 +37,7 @@
 use std::cell::RefCell;
 
 use super::simd::{Isa, Scalar, Simd, WithIsa};
-use super::softmax::{forward_row, grad_row};
+use super::softmax::lanes;
 use super::{Batch, Kernel, Pixels, Stats, assert_shapes};
 use crate::aligned::AlignedF32;
 use crate::model::{Grads, Model};
@@ -77,8 +77,16 @@ pub(crate) struct Scratch {
     /// u8 rows of the current block converted to `f32` (not scaled), 64-byte aligned so the
     /// vector loads of a row never straddle cache lines (when `d` is a multiple of 16).
     x: AlignedF32,
-    /// Logits, then gradients, of the current block: `BLOCK_ROWS × kp`.
-    g: Vec<f32>,
+    /// The forward's raw accumulators of the block: for row group `q` (LANES rows), class
+    /// `c`, row `i` of the group, the vector at `((q·kp + c)·LANES + i)·LANES`.
+    acc: AlignedF32,
+    /// Scalar tails of the dot products (features past the last whole vector), class-major:
+    /// `kp × BLOCK_ROWS`.
+    tail: Vec<f32>,
+    /// The block's gradient times the input scale, class-major: `kp × BLOCK_ROWS`.
+    g: AlignedF32,
+    /// `db` partial sums per class, one vector each: `kp × LANES`.
+    db: AlignedF32,
     /// A zero weight row for padded classes.
     zero: Vec<f32>,
     /// Padded `dW` when `classes` is not a multiple of [`CLASS_TILE`].
@@ -131,17 +139,21 @@ fn prefetch_rows(pixels: Pixels, rows: &[usize], d: usize, l1: bool) {
     let _ = (pixels, rows, d, l1);
 }
 
-/// Logits without bias or scale of two rows against a tile of `C` class weight rows.
+/// The raw accumulators of two rows against a tile of `C` class weight rows: vector `acc[r][c]`
+/// holds lane-wise partial sums of `x_r · w_c` (summed across lanes later, by
+/// [`Simd::transpose_sum`]); `tail[r][c]` the scalar sum over the features past the last
+/// whole vector.
 ///
 /// # Safety
 /// Every pointer must be readable for `d` values.
 #[inline(always)]
+#[allow(clippy::type_complexity)]
 unsafe fn dot_2xc<S: Simd, const C: usize>(
     s: S,
     x: [*const f32; 2],
     w: [*const f32; C],
     d: usize,
-) -> [[f32; C]; 2] {
+) -> ([[S::V; C]; 2], [[f32; C]; 2]) {
     let mut acc = [[s.zero(); C]; 2];
     let vec_end = d - d % S::LANES;
     let mut j = 0;
@@ -157,40 +169,39 @@ unsafe fn dot_2xc<S: Simd, const C: usize>(
         }
         j += S::LANES;
     }
-    let mut out = [[0.0; C]; 2];
-    for (r, out) in out.iter_mut().enumerate() {
-        for c in 0..C {
-            let mut sum = s.reduce_add(acc[r][c]);
+    let mut tail = [[0.0; C]; 2];
+    for (r, tail) in tail.iter_mut().enumerate() {
+        for (c, t) in tail.iter_mut().enumerate() {
             for jj in vec_end..d {
                 // SAFETY: `jj < d`.
-                sum += unsafe { *x[r].add(jj) * *w[c].add(jj) };
+                *t += unsafe { *x[r].add(jj) * *w[c].add(jj) };
             }
-            out[c] = sum;
         }
     }
-    out
+    (acc, tail)
 }
 
-/// `dw[c][j] (+)= Σ_r g[r·kp + c] · x_r[j]` for a tile of `C` classes, every `j`; the tile's
-/// rows of `dW` are overwritten instead of added to when `overwrite`.
+/// `dw[c][j] (+)= Σ_r g[c·BLOCK_ROWS + r] · x_r[j]` for a tile of `C` classes, every `j`; the
+/// tile's rows of `dW` are overwritten instead of added to when `overwrite`.
 ///
 /// # Safety
 /// Every `dw` row must be writable and every `xs` row readable for `d` values, the `dw` rows
-/// distinct; `g` must be readable at `r·kp + c` for every row `r < xs.len()` and `c < C`.
+/// distinct; `g` must be readable at `c·BLOCK_ROWS + r` for every `c < C`, `r < xs.len()`.
 #[inline(always)]
 unsafe fn accumulate_cx2<S: Simd, const C: usize>(
     s: S,
     dw: [*mut f32; C],
     xs: &[*const f32],
-    (g, kp): (*const f32, usize),
+    g: *const f32,
     d: usize,
     overwrite: bool,
 ) {
     let two = 2 * S::LANES;
     let pair_end = d - d % two;
     let mut j = 0;
+    let gat = |c: usize, r: usize| c * BLOCK_ROWS + r;
     // SAFETY (whole body): every offset below is `< d` for rows of `d` values and
-    // `r·kp + c` with `r < xs.len()`, `c < C` for `g` (the caller's contract).
+    // `c·BLOCK_ROWS + r` with `r < xs.len()`, `c < C` for `g` (the caller's contract).
     unsafe {
         while j < pair_end {
             let mut acc = [[s.zero(); 2]; C];
@@ -201,9 +212,8 @@ unsafe fn accumulate_cx2<S: Simd, const C: usize>(
             }
             for (r, &x) in xs.iter().enumerate() {
                 let (x0, x1) = (s.load(x.add(j)), s.load(x.add(j + S::LANES)));
-                let gr = g.add(r * kp);
                 for (c, a) in acc.iter_mut().enumerate() {
-                    let gc = s.splat(*gr.add(c));
+                    let gc = s.splat(*g.add(gat(c, r)));
                     a[0] = s.mul_add(gc, x0, a[0]);
                     a[1] = s.mul_add(gc, x1, a[1]);
                 }
@@ -225,7 +235,7 @@ unsafe fn accumulate_cx2<S: Simd, const C: usize>(
             for (r, &x) in xs.iter().enumerate() {
                 let x0 = s.load(x.add(j));
                 for (c, a) in acc.iter_mut().enumerate() {
-                    *a = s.mul_add(s.splat(*g.add(r * kp + c)), x0, *a);
+                    *a = s.mul_add(s.splat(*g.add(gat(c, r))), x0, *a);
                 }
             }
             for (c, a) in acc.iter().enumerate() {
@@ -237,7 +247,7 @@ unsafe fn accumulate_cx2<S: Simd, const C: usize>(
             for (c, &row) in dw.iter().enumerate() {
                 let mut sum = if overwrite { 0.0 } else { *row.add(jj) };
                 for (r, &x) in xs.iter().enumerate() {
-                    sum += *g.add(r * kp + c) * *x.add(jj);
+                    sum += *g.add(gat(c, r)) * *x.add(jj);
                 }
                 *row.add(jj) = sum;
             }
@@ -315,6 +325,8 @@ impl Pass<'_, '_> {
             mut out,
             s,
         } = self;
+        let lanes = S::LANES;
+        assert!(BLOCK_ROWS % lanes == 0 && lanes <= 16);
         let (d, k) = (model.features, model.classes);
         let kp = padded_classes(k);
         let pixels = batch.pixels();
@@ -323,7 +335,11 @@ impl Pass<'_, '_> {
             Pixels::U8(_) => U8_SCALE,
         };
         s.zero.resize(d, 0.0);
-        s.g.resize(BLOCK_ROWS * kp, 0.0);
+        resize(&mut s.acc, BLOCK_ROWS * kp * lanes);
+        resize(&mut s.g, kp * BLOCK_ROWS);
+        resize(&mut s.db, kp * lanes);
+        s.db.fill(0.0);
+        s.tail.resize(kp * BLOCK_ROWS, 0.0);
         let w_rows: Vec<*const f32> = (0..kp)
             .map(|c| {
                 if c < k {
@@ -333,10 +349,10 @@ impl Pass<'_, '_> {
                 }
             })
             .collect();
+        let grad = matches!(out, Out::Backward { .. });
         let dw_rows: Vec<*mut f32> = match &mut out {
-            Out::Backward { dw, db } => {
+            Out::Backward { dw, .. } => {
                 assert_eq!(dw.len(), kp * d, "dW buffer must be padded_classes × features");
-                db.fill(0.0);
                 if batch.is_empty() {
                     dw.fill(0.0);
                 }
@@ -352,6 +368,7 @@ impl Pass<'_, '_> {
         let (rows, next_step) = (batch.rows(), batch.next_rows());
         let labels = batch.labels();
         let mut stats = Stats::default();
+        let mut logits = vec![simd.zero(); k];
         // The first block has nobody before it to prefetch it.
         prefetch_rows(pixels, &rows[..rows.len().min(BLOCK_ROWS)], d, true);
         for (bi, block) in rows.chunks(BLOCK_ROWS).enumerate() {
@@ -363,7 +380,8 @@ impl Pass<'_, '_> {
             let xs = block_rows(simd, pixels, block, d, &mut s.x);
             let xs = &xs[..n];
 
-            // Logits (scaled, with bias) into g, prefetching as we go.
+            // Forward: raw accumulators of every (row, class) into s.acc, tails into s.tail.
+            let acc_at = |r: usize, c: usize| ((r / lanes * kp + c) * lanes + r % lanes) * lanes;
             for r0 in (0..n).step_by(2) {
                 let r1 = (r0 + 1).min(n - 1);
                 let last_pair = r0 + 2 >= n;
@@ -371,9 +389,12 @@ impl Pass<'_, '_> {
                 prefetch_rows(pixels, next_block.get(r0..upto(next_block)).unwrap_or(&[]), d, true);
                 prefetch_rows(pixels, next_step.get(r0..upto(next_step)).unwrap_or(&[]), d, false);
                 let mut c0 = 0;
-                let put = |c0: usize, l: &[f32], r: usize, g: &mut [f32]| {
-                    for (c, &v) in l.iter().enumerate() {
-                        g[r * kp + c0 + c] = v * scale + model.b.get(c0 + c).copied().unwrap_or(0.0);
+                let mut tile = |c0: usize, accs: &[S::V], tails: &[f32], r: usize| {
+                    for (c, (&a, &t)) in accs.iter().zip(tails).enumerate() {
+                        // SAFETY: `acc_at(r, c0 + c) + LANES <= BLOCK_ROWS·kp·LANES = s.acc.len()`
+                        // for `r < BLOCK_ROWS`, `c0 + c < kp`.
+                        unsafe { simd.store(s.acc.as_mut_ptr().add(acc_at(r, c0 + c)), a) };
+                        s.tail[(c0 + c) * BLOCK_ROWS + r] = t;
                     }
                 };
                 if S::WIDE_TILE {
@@ -382,71 +403,131 @@ impl Pass<'_, '_> {
                         // SAFETY: the `xs` rows hold `d` values (`block_rows`), the weight rows
                         // are the model's class rows (checked by `class_weights`) or `s.zero`
                         // (`d` zeros).
-                        let l = unsafe { dot_2xc(simd, [xs[r0], xs[r1]], w, d) };
-                        put(c0, &l[0], r0, &mut s.g);
-                        put(c0, &l[1], r1, &mut s.g);
+                        let (a, t) = unsafe { dot_2xc(simd, [xs[r0], xs[r1]], w, d) };
+                        tile(c0, &a[0], &t[0], r0);
+                        tile(c0, &a[1], &t[1], r0 + 1);
                         c0 += WIDE_TILE;
                     }
                 }
                 while c0 < kp {
                     let w: [*const f32; CLASS_TILE] = std::array::from_fn(|c| w_rows[c0 + c]);
                     // SAFETY: as above.
-                    let l = unsafe { dot_2xc(simd, [xs[r0], xs[r1]], w, d) };
-                    put(c0, &l[0], r0, &mut s.g);
-                    put(c0, &l[1], r1, &mut s.g);
+                    let (a, t) = unsafe { dot_2xc(simd, [xs[r0], xs[r1]], w, d) };
+                    tile(c0, &a[0], &t[0], r0);
+                    tile(c0, &a[1], &t[1], r0 + 1);
                     c0 += CLASS_TILE;
                 }
             }
-
-            // Epilogue per row, then the backward for the block.
-            match &mut out {
-                Out::Forward(predictions) => {
-                    for (i, &row) in block.iter().enumerate() {
-                        let label = labels[row] as usize;
-                        let o = forward_row(&mut s.g[i * kp..i * kp + k], label);
-                        stats.add_row(&o, label);
-                        if let Some(p) = predictions.as_deref_mut() {
-                            p[range.start + i] = o.predicted as u8;
-                        }
-                    }
+            // Rows past the block's end (up to the end of their group) sum to zero.
+            let groups = n.div_ceil(lanes);
+            for r in n.next_multiple_of(2)..groups * lanes {
+                for c in 0..kp {
+                    // SAFETY: as in `tile` above.
+                    unsafe { simd.store(s.acc.as_mut_ptr().add(acc_at(r, c)), simd.zero()) };
+                    s.tail[c * BLOCK_ROWS + r] = 0.0;
                 }
-                Out::Backward { db, .. } => {
-                    for (i, &row) in block.iter().enumerate() {
-                        let label = labels[row] as usize;
-                        let gi = &mut s.g[i * kp..(i + 1) * kp];
-                        let o = grad_row(&mut gi[..k], label);
-                        gi[k..].fill(0.0);
-                        stats.add_row(&o, label);
-                        for (db, g) in db.iter_mut().zip(&mut gi[..k]) {
-                            *db += *g;
-                            *g *= scale;
+            }
+
+            // Epilogue, LANES rows at a time.
+            for q in 0..groups {
+                let first = q * lanes;
+                let valid_rows = (n - first).min(lanes);
+                let valid = (1u32 << valid_rows) - 1;
+                let mut label_lanes = [0.0f32; 16];
+                for (l, &row) in label_lanes.iter_mut().zip(&block[first..first + valid_rows]) {
+                    *l = f32::from(labels[row]);
+                }
+                // SAFETY: `label_lanes` holds 16 ≥ LANES values.
+                let label_v = unsafe { simd.load(label_lanes.as_ptr()) };
+                for (c, l) in logits.iter_mut().enumerate() {
+                    let at = acc_at(first, c);
+                    let mut vs = [simd.zero(); 16];
+                    for (i, v) in vs.iter_mut().enumerate().take(lanes) {
+                        // SAFETY: `at + (i + 1)·LANES <= s.acc.len()` (`at` is a group start).
+                        *v = unsafe { simd.load(s.acc.as_ptr().add(at + i * lanes)) };
+                    }
+                    let sums = simd.transpose_sum(&vs[..lanes]);
+                    // SAFETY: `s.tail` holds `kp × BLOCK_ROWS` values and `first + LANES <=
+                    // BLOCK_ROWS`.
+                    let tails = unsafe { simd.load(s.tail.as_ptr().add(c * BLOCK_ROWS + first)) };
+                    *l = simd.mul_add(
+                        simd.add(sums, tails),
+                        simd.splat(scale),
+                        simd.splat(model.b[c]),
+                    );
+                }
+                let o = lanes::epilogue(simd, &mut logits, label_v, valid, grad);
+                stats.loss += o.loss;
+                stats.correct += o.correct;
+                stats.clipped += o.clipped;
+                match &mut out {
+                    Out::Forward(Some(predictions)) => {
+                        let mut pred = [0.0f32; 16];
+                        // SAFETY: `pred` holds 16 ≥ LANES values.
+                        unsafe { simd.store(pred.as_mut_ptr(), o.predicted) };
+                        let dst = &mut predictions[range.start + first..][..valid_rows];
+                        for (p, &v) in dst.iter_mut().zip(&pred) {
+                            *p = v as u8;
                         }
                     }
-                    let g = (s.g.as_ptr(), kp);
-                    let mut c0 = 0;
-                    let overwrite = bi == 0;
-                    if S::WIDE_TILE {
-                        while c0 + WIDE_TILE <= kp {
-                            let dw: [*mut f32; WIDE_TILE] = std::array::from_fn(|c| dw_rows[c0 + c]);
-                            // SAFETY: `dw_rows` are the distinct `d`-value rows of `dw`
-                            // (length checked above), the `xs` rows hold `d` values, and `g`
-                            // holds `n × kp` gradients with `c0 + C <= kp`.
+                    Out::Forward(None) => {}
+                    Out::Backward { .. } => {
+                        for (c, &g) in logits.iter().enumerate() {
+                            // SAFETY: `s.db` holds `kp × LANES` values, `s.g` `kp ×
+                            // BLOCK_ROWS`, and `first + LANES <= BLOCK_ROWS`.
                             unsafe {
-                                accumulate_cx2(simd, dw, xs, (g.0.add(c0), kp), d, overwrite)
-                            };
-                            c0 += WIDE_TILE;
+                                let db = s.db.as_mut_ptr().add(c * lanes);
+                                simd.store(db, simd.add(simd.load(db), g));
+                                let gp = s.g.as_mut_ptr().add(c * BLOCK_ROWS + first);
+                                simd.store(gp, simd.mul(g, simd.splat(scale)));
+                            }
                         }
-                    }
-                    while c0 < kp {
-                        let dw: [*mut f32; CLASS_TILE] = std::array::from_fn(|c| dw_rows[c0 + c]);
-                        // SAFETY: as above.
-                        unsafe { accumulate_cx2(simd, dw, xs, (g.0.add(c0), kp), d, overwrite) };
-                        c0 += CLASS_TILE;
+                        for c in k..kp {
+                            s.g[c * BLOCK_ROWS + first..][..lanes].fill(0.0);
+                        }
                     }
                 }
             }
+
+            // Backward for the block.
+            if grad {
+                let g = s.g.as_ptr();
+                let mut c0 = 0;
+                let overwrite = bi == 0;
+                if S::WIDE_TILE {
+                    while c0 + WIDE_TILE <= kp {
+                        let dw: [*mut f32; WIDE_TILE] = std::array::from_fn(|c| dw_rows[c0 + c]);
+                        // SAFETY: `dw_rows` are the distinct `d`-value rows of `dw` (length
+                        // checked above), the `xs` rows hold `d` values, and `g` holds
+                        // `kp × BLOCK_ROWS` gradients with `c0 + C <= kp`, `n <= BLOCK_ROWS`.
+                        unsafe {
+                            accumulate_cx2(simd, dw, xs, g.add(c0 * BLOCK_ROWS), d, overwrite)
+                        };
+                        c0 += WIDE_TILE;
+                    }
+                }
+                while c0 < kp {
+                    let dw: [*mut f32; CLASS_TILE] = std::array::from_fn(|c| dw_rows[c0 + c]);
+                    // SAFETY: as above.
+                    unsafe { accumulate_cx2(simd, dw, xs, g.add(c0 * BLOCK_ROWS), d, overwrite) };
+                    c0 += CLASS_TILE;
+                }
+            }
+        }
+        if let Out::Backward { db, .. } = out {
+            for (c, db) in db.iter_mut().enumerate() {
+                // SAFETY: `s.db` holds `kp × LANES` values and `c < k <= kp`.
+                *db = simd.reduce_add(unsafe { simd.load(s.db.as_ptr().add(c * lanes)) });
+            }
         }
         stats
+    }
+}
+
+/// Give `buf` exactly `len` values (zeros when it grows).
+fn resize(buf: &mut AlignedF32, len: usize) {
+    if buf.len() != len {
+        *buf = AlignedF32::zeros(len);
     }
 }
 

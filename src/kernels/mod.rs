@@ -136,7 +136,13 @@ impl<'a> Batch<'a> {
                 });
             }
         }
-        Ok(Self::trusted(pixels, features, labels, rows))
+        Ok(Self {
+            pixels,
+            features,
+            labels,
+            rows,
+            next: &[],
+        })
     }
 
     /// A batch the crate has already validated (shapes, and every row and label of `rows`).

@@ -32,6 +32,8 @@
 pub trait Simd: Copy + Send + Sync + 'static {
     /// A vector of [`Self::LANES`] `f32`s.
     type V: Copy;
+    /// A lane mask, as comparisons produce it.
+    type M: Copy;
     /// `f32` lanes per vector.
     const LANES: usize;
     /// Enough registers for a 2-row × 10-class forward tile (20 accumulators) and a 10-class ×
@@ -45,8 +47,34 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `a · b`.
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a − b`.
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b` (correctly rounded).
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// The larger of `a` and `b`, lane by lane.
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Lanes where `a < b`.
+    fn lt(self, a: Self::V, b: Self::V) -> Self::M;
+    /// Lanes where `a == b`.
+    fn eq(self, a: Self::V, b: Self::V) -> Self::M;
+    /// `m ? t : f`, lane by lane.
+    fn select(self, m: Self::M, t: Self::V, f: Self::V) -> Self::V;
+    /// The mask as bits: bit `i` set when lane `i` is.
+    fn mask_bits(self, m: Self::M) -> u32;
+    /// Round to the nearest integer (values of magnitude below 2³¹).
+    fn round(self, v: Self::V) -> Self::V;
+    /// `y · 2ⁿ` for integral `n` in −127 ..= 127 (`n = −127` gives 0).
+    fn mul_pow2(self, y: Self::V, n: Self::V) -> Self::V;
     /// Sum of the lanes.
     fn reduce_add(self, v: Self::V) -> f32;
+    /// `LANES` vectors in, one out: lane `i` of the result is the sum of the lanes of `vs[i]`
+    /// (a transposing reduction: ~3 instructions per input instead of ~8 for separate sums).
+    ///
+    /// # Panics
+    /// When `vs.len() != LANES`.
+    fn transpose_sum(self, vs: &[Self::V]) -> Self::V;
     /// Load `LANES` values from `p` (no alignment needed).
     ///
     /// # Safety
@@ -77,6 +105,7 @@ impl Scalar {
 
 impl Simd for Scalar {
     type V = f32;
+    type M = bool;
     const LANES: usize = 1;
     const WIDE_TILE: bool = false;
     #[inline(always)]
@@ -95,6 +124,50 @@ impl Simd for Scalar {
     #[inline(always)]
     fn mul(self, a: f32, b: f32) -> f32 {
         a * b
+    }
+    #[inline(always)]
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    fn div(self, a: f32, b: f32) -> f32 {
+        a / b
+    }
+    #[inline(always)]
+    fn max(self, a: f32, b: f32) -> f32 {
+        if a > b { a } else { b }
+    }
+    #[inline(always)]
+    fn lt(self, a: f32, b: f32) -> bool {
+        a < b
+    }
+    #[inline(always)]
+    fn eq(self, a: f32, b: f32) -> bool {
+        a == b
+    }
+    #[inline(always)]
+    fn select(self, m: bool, t: f32, f: f32) -> f32 {
+        if m { t } else { f }
+    }
+    #[inline(always)]
+    fn mask_bits(self, m: bool) -> u32 {
+        m as u32
+    }
+    #[inline(always)]
+    fn round(self, v: f32) -> f32 {
+        v.round_ties_even()
+    }
+    #[inline(always)]
+    fn mul_pow2(self, y: f32, n: f32) -> f32 {
+        y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+    #[inline(always)]
+    fn transpose_sum(self, vs: &[f32]) -> f32 {
+        vs[0]
     }
     #[inline(always)]
     fn reduce_add(self, v: f32) -> f32 {
@@ -141,6 +214,7 @@ mod x86 {
     // trait methods' own and are passed on to the callers.
     impl Simd for Sse2 {
         type V = __m128;
+        type M = __m128;
         const LANES: usize = 4;
         const WIDE_TILE: bool = false;
         #[inline(always)]
@@ -158,6 +232,61 @@ mod x86 {
         #[inline(always)]
         fn mul(self, a: __m128, b: __m128) -> __m128 {
             unsafe { _mm_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m128, b: __m128) -> __m128 {
+            unsafe { _mm_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: __m128, b: __m128) -> __m128 {
+            unsafe { _mm_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        fn div(self, a: __m128, b: __m128) -> __m128 {
+            unsafe { _mm_div_ps(a, b) }
+        }
+        #[inline(always)]
+        fn max(self, a: __m128, b: __m128) -> __m128 {
+            unsafe { _mm_max_ps(a, b) }
+        }
+        #[inline(always)]
+        fn lt(self, a: __m128, b: __m128) -> __m128 {
+            unsafe { _mm_cmplt_ps(a, b) }
+        }
+        #[inline(always)]
+        fn eq(self, a: __m128, b: __m128) -> __m128 {
+            unsafe { _mm_cmpeq_ps(a, b) }
+        }
+        #[inline(always)]
+        fn select(self, m: __m128, t: __m128, f: __m128) -> __m128 {
+            unsafe { _mm_or_ps(_mm_and_ps(m, t), _mm_andnot_ps(m, f)) }
+        }
+        #[inline(always)]
+        fn mask_bits(self, m: __m128) -> u32 {
+            unsafe { _mm_movemask_ps(m) as u32 }
+        }
+        #[inline(always)]
+        fn round(self, v: __m128) -> __m128 {
+            // The default MXCSR rounding is to nearest even.
+            unsafe { _mm_cvtepi32_ps(_mm_cvtps_epi32(v)) }
+        }
+        #[inline(always)]
+        fn mul_pow2(self, y: __m128, n: __m128) -> __m128 {
+            unsafe {
+                let e = _mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127));
+                _mm_mul_ps(y, _mm_castsi128_ps(_mm_slli_epi32::<23>(e)))
+            }
+        }
+        #[inline(always)]
+        fn transpose_sum(self, vs: &[__m128]) -> __m128 {
+            let vs: &[__m128; 4] = vs.try_into().expect("LANES vectors");
+            unsafe {
+                let pair = |a, b| {
+                    _mm_add_ps(_mm_shuffle_ps::<0x44>(a, b), _mm_shuffle_ps::<0xEE>(a, b))
+                };
+                let (a, b) = (pair(vs[0], vs[1]), pair(vs[2], vs[3]));
+                _mm_add_ps(_mm_shuffle_ps::<0x88>(a, b), _mm_shuffle_ps::<0xDD>(a, b))
+            }
         }
         #[inline(always)]
         fn reduce_add(self, v: __m128) -> f32 {
@@ -203,6 +332,7 @@ mod x86 {
     // `detect` saw AVX2 and FMA on this CPU; pointer contracts as in the trait.
     impl Simd for Avx2 {
         type V = __m256;
+        type M = __m256;
         const LANES: usize = 8;
         const WIDE_TILE: bool = false;
         #[inline(always)]
@@ -220,6 +350,70 @@ mod x86 {
         #[inline(always)]
         fn mul(self, a: __m256, b: __m256) -> __m256 {
             unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        fn div(self, a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_div_ps(a, b) }
+        }
+        #[inline(always)]
+        fn max(self, a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_max_ps(a, b) }
+        }
+        #[inline(always)]
+        fn lt(self, a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(a, b) }
+        }
+        #[inline(always)]
+        fn eq(self, a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b) }
+        }
+        #[inline(always)]
+        fn select(self, m: __m256, t: __m256, f: __m256) -> __m256 {
+            unsafe { _mm256_blendv_ps(f, t, m) }
+        }
+        #[inline(always)]
+        fn mask_bits(self, m: __m256) -> u32 {
+            unsafe { _mm256_movemask_ps(m) as u32 }
+        }
+        #[inline(always)]
+        fn round(self, v: __m256) -> __m256 {
+            unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
+        }
+        #[inline(always)]
+        fn mul_pow2(self, y: __m256, n: __m256) -> __m256 {
+            unsafe {
+                let e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+                _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(e)))
+            }
+        }
+        #[inline(always)]
+        fn transpose_sum(self, vs: &[__m256]) -> __m256 {
+            let vs: &[__m256; 8] = vs.try_into().expect("LANES vectors");
+            // Inputs taken in the order that leaves lane i holding the sum of vs[i].
+            const ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+            unsafe {
+                let halves = |a, b| {
+                    _mm256_add_ps(
+                        _mm256_permute2f128_ps::<0x20>(a, b),
+                        _mm256_permute2f128_ps::<0x31>(a, b),
+                    )
+                };
+                let l1: [__m256; 4] =
+                    std::array::from_fn(|i| halves(vs[ORDER[2 * i]], vs[ORDER[2 * i + 1]]));
+                let pairs = |a, b| {
+                    _mm256_add_ps(_mm256_shuffle_ps::<0x44>(a, b), _mm256_shuffle_ps::<0xEE>(a, b))
+                };
+                let (a, b) = (pairs(l1[0], l1[1]), pairs(l1[2], l1[3]));
+                _mm256_add_ps(_mm256_shuffle_ps::<0x88>(a, b), _mm256_shuffle_ps::<0xDD>(a, b))
+            }
         }
         #[inline(always)]
         fn reduce_add(self, v: __m256) -> f32 {
@@ -262,6 +456,7 @@ mod x86 {
     // `detect` saw AVX-512F on this CPU; pointer contracts as in the trait.
     impl Simd for Avx512 {
         type V = __m512;
+        type M = __mmask16;
         const LANES: usize = 16;
         const WIDE_TILE: bool = true;
         #[inline(always)]
@@ -279,6 +474,80 @@ mod x86 {
         #[inline(always)]
         fn mul(self, a: __m512, b: __m512) -> __m512 {
             unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        fn div(self, a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_div_ps(a, b) }
+        }
+        #[inline(always)]
+        fn max(self, a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_max_ps(a, b) }
+        }
+        #[inline(always)]
+        fn lt(self, a: __m512, b: __m512) -> __mmask16 {
+            unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b) }
+        }
+        #[inline(always)]
+        fn eq(self, a: __m512, b: __m512) -> __mmask16 {
+            unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b) }
+        }
+        #[inline(always)]
+        fn select(self, m: __mmask16, t: __m512, f: __m512) -> __m512 {
+            unsafe { _mm512_mask_blend_ps(m, f, t) }
+        }
+        #[inline(always)]
+        fn mask_bits(self, m: __mmask16) -> u32 {
+            u32::from(m)
+        }
+        #[inline(always)]
+        fn round(self, v: __m512) -> __m512 {
+            unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
+        }
+        #[inline(always)]
+        fn mul_pow2(self, y: __m512, n: __m512) -> __m512 {
+            // n = −127 must give 0 like the other paths (scalef would give a subnormal).
+            unsafe {
+                let r = _mm512_scalef_ps(y, n);
+                let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(n, _mm512_set1_ps(-126.5));
+                _mm512_mask_blend_ps(tiny, r, _mm512_setzero_ps())
+            }
+        }
+        #[inline(always)]
+        fn transpose_sum(self, vs: &[__m512]) -> __m512 {
+            let vs: &[__m512; 16] = vs.try_into().expect("LANES vectors");
+            // Inputs taken in the order that leaves lane i holding the sum of vs[i] (the tree
+            // below transposes 4 × 4 blocks of rows, and this order undoes it).
+            const ORDER: [usize; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+            unsafe {
+                let halves = |a, b| {
+                    _mm512_add_ps(
+                        _mm512_shuffle_f32x4::<0x44>(a, b),
+                        _mm512_shuffle_f32x4::<0xEE>(a, b),
+                    )
+                };
+                let l1: [__m512; 8] =
+                    std::array::from_fn(|i| halves(vs[ORDER[2 * i]], vs[ORDER[2 * i + 1]]));
+                let quarters = |a, b| {
+                    _mm512_add_ps(
+                        _mm512_shuffle_f32x4::<0x88>(a, b),
+                        _mm512_shuffle_f32x4::<0xDD>(a, b),
+                    )
+                };
+                let l2: [__m512; 4] = std::array::from_fn(|i| quarters(l1[2 * i], l1[2 * i + 1]));
+                let pairs = |a, b| {
+                    _mm512_add_ps(_mm512_shuffle_ps::<0x44>(a, b), _mm512_shuffle_ps::<0xEE>(a, b))
+                };
+                let (a, b) = (pairs(l2[0], l2[1]), pairs(l2[2], l2[3]));
+                _mm512_add_ps(_mm512_shuffle_ps::<0x88>(a, b), _mm512_shuffle_ps::<0xDD>(a, b))
+            }
         }
         #[inline(always)]
         fn reduce_add(self, v: __m512) -> f32 {

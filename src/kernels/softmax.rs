@@ -88,3 +88,110 @@ pub fn grad_row(logits: &mut [f32], label: usize) -> RowOutcome {
     }
     out
 }
+
+/// The same epilogue for `LANES` rows at once, one vector per class (lane `i` = row `i`), as
+/// the fused kernels compute it. Semantics as above: stable softmax with [`P_FLUSH`], clipped
+/// loss, first-index argmax of `p`, gradient `p − onehot(y)` zeroed for clipped rows.
+pub(crate) mod lanes {
+    use super::{CLIP_MIN, P_FLUSH};
+    use crate::kernels::simd::Simd;
+
+    /// `exp(x)` for `x ≤ 0`, values below [`P_FLUSH`] flushed to zero. Cephes' `expf`
+    /// (range reduction by `ln 2` in two parts, degree-6 polynomial): within 2 ulp of the
+    /// correctly rounded result on the unflushed range.
+    #[inline(always)]
+    pub(crate) fn exp_flushed<S: Simd>(s: S, x: S::V) -> S::V {
+        let x = s.max(x, s.splat(-88.0));
+        let n = s.round(s.mul(x, s.splat(std::f32::consts::LOG2_E)));
+        // x − n·ln2, with ln2 = 0.693359375 − 2.12194440e-4 (the first part exact in n·C1).
+        let r = s.mul_add(n, s.splat(-0.693_359_4), x);
+        let r = s.mul_add(n, s.splat(2.121_944_4e-4), r);
+        let mut y = s.splat(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+            y = s.mul_add(y, r, s.splat(c));
+        }
+        let y = s.mul_add(y, s.mul(r, r), s.add(r, s.splat(1.0)));
+        let e = s.mul_pow2(y, n);
+        s.select(s.lt(e, s.splat(P_FLUSH)), s.zero(), e)
+    }
+
+    /// What a group of rows contributes.
+    pub(crate) struct GroupOutcome<S: Simd> {
+        /// Sum of the row losses of the valid rows, in row order.
+        pub loss: f32,
+        /// Valid rows whose argmax is the label.
+        pub correct: usize,
+        /// Valid rows whose `p_y` was clipped.
+        pub clipped: usize,
+        /// Predicted class of each row (as `f32`).
+        pub predicted: S::V,
+    }
+
+    /// Overwrite `l` (one vector of logits per class) with `p`, or with the gradient
+    /// `p − onehot(y)` when `grad`; `labels` holds each row's label as `f32`, and only the
+    /// rows whose bit is set in `valid` count (the others get a zero gradient).
+    #[inline(always)]
+    pub(crate) fn epilogue<S: Simd>(
+        s: S,
+        l: &mut [S::V],
+        labels: S::V,
+        valid: u32,
+        grad: bool,
+    ) -> GroupOutcome<S> {
+        let mut max = l[0];
+        for &v in &l[1..] {
+            max = s.max(max, v);
+        }
+        let mut sum = s.zero();
+        for v in l.iter_mut() {
+            *v = exp_flushed(s, s.sub(*v, max));
+            sum = s.add(sum, *v);
+        }
+        let inv = s.div(s.splat(1.0), sum);
+        let (mut py, mut best, mut predicted) = (s.zero(), s.zero(), s.zero());
+        for (c, v) in l.iter_mut().enumerate() {
+            let p = s.mul(*v, inv);
+            let p = s.select(s.lt(p, s.splat(P_FLUSH)), s.zero(), p);
+            *v = p;
+            py = s.select(s.eq(labels, s.splat(c as f32)), p, py);
+            if c == 0 {
+                best = p;
+            } else {
+                let wins = s.lt(best, p);
+                best = s.select(wins, p, best);
+                predicted = s.select(wins, s.splat(c as f32), predicted);
+            }
+        }
+        let clipped_mask = s.lt(py, s.splat(CLIP_MIN));
+        let clipped = s.mask_bits(clipped_mask) & valid;
+        let correct = s.mask_bits(s.eq(predicted, labels)) & valid;
+        let mut pys = [0.0f32; 16];
+        // SAFETY: `pys` holds 16 ≥ LANES values.
+        unsafe { s.store(pys.as_mut_ptr(), py) };
+        let mut loss = 0.0;
+        for (i, &p) in pys.iter().enumerate().take(S::LANES) {
+            if valid >> i & 1 == 1 {
+                loss += -p.clamp(CLIP_MIN, 1.0).ln();
+            }
+        }
+        if grad {
+            let lane = |i: usize| valid >> i & 1 == 1 && clipped >> i & 1 == 0;
+            let mut keep = [0.0f32; 16];
+            for (i, k) in keep.iter_mut().enumerate().take(S::LANES) {
+                *k = if lane(i) { 1.0 } else { 0.0 };
+            }
+            // SAFETY: `keep` holds 16 ≥ LANES values.
+            let keep = s.lt(s.zero(), unsafe { s.load(keep.as_ptr()) });
+            for (c, v) in l.iter_mut().enumerate() {
+                let one_hot = s.select(s.eq(labels, s.splat(c as f32)), s.splat(1.0), s.zero());
+                *v = s.select(keep, s.sub(*v, one_hot), s.zero());
+            }
+        }
+        GroupOutcome {
+            loss,
+            correct: correct.count_ones() as usize,
+            clipped: clipped.count_ones() as usize,
+            predicted,
+        }
+    }
+}
