@@ -48,7 +48,7 @@ pub(crate) const CLASS_TILE: usize = 5;
 const WIDE_TILE: usize = 10;
 /// Rows per block: the block's rows (12.5 KB as u8, 50 KB as `f32`) are read by the forward
 /// and again by the backward, from L1/L2.
-pub(crate) const BLOCK_ROWS: usize = 16;
+pub(crate) const BLOCK_ROWS: usize = 32;
 /// The 1/255 of the tutorial's normalisation, applied to sums of raw u8 pixels.
 const U8_SCALE: f32 = 1.0 / 255.0;
 
@@ -139,6 +139,64 @@ fn prefetch_rows(pixels: Pixels, rows: &[usize], d: usize, l1: bool) {
     let _ = (pixels, rows, d, l1);
 }
 
+/// Prefetches of a list of rows into L2, a few cache lines at a time, so that they can be
+/// spread evenly over a block's work: each call of [`LinePrefetch::next`] issues the next
+/// `count` lines. Issued all at once, a block's worth of misses fills the core's line-fill
+/// buffers and the prefetch instructions themselves stall the FMAs.
+struct LinePrefetch<'a> {
+    base: *const i8,
+    row_bytes: usize,
+    rows: &'a [usize],
+    row: usize,
+    offset: usize,
+}
+
+impl<'a> LinePrefetch<'a> {
+    fn new(pixels: Pixels, rows: &'a [usize], d: usize) -> Self {
+        let (base, row_bytes) = match pixels {
+            Pixels::F32(x) => (x.as_ptr().cast::<i8>(), 4 * d),
+            Pixels::U8(x) => (x.as_ptr().cast::<i8>(), d),
+        };
+        Self {
+            base,
+            row_bytes,
+            rows,
+            row: 0,
+            offset: 0,
+        }
+    }
+
+    /// Cache lines still to prefetch.
+    fn remaining(&self) -> usize {
+        let per_row = self.row_bytes.div_ceil(64);
+        (self.rows.len() - self.row) * per_row - self.offset / 64
+    }
+
+    #[inline(always)]
+    fn next(&mut self, count: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for _ in 0..count {
+            let Some(&r) = self.rows.get(self.row) else {
+                return;
+            };
+            let p = self
+                .base
+                .wrapping_add(r.wrapping_mul(self.row_bytes))
+                .wrapping_add(self.offset);
+            // SAFETY: a prefetch is a hint that never faults and has no visible effect,
+            // whatever the address; `p` is not dereferenced.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p) };
+            self.offset += 64;
+            if self.offset >= self.row_bytes {
+                self.offset = 0;
+                self.row += 1;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = count;
+    }
+}
+
 /// The raw accumulators of two rows against a tile of `C` class weight rows: vector `acc[r][c]`
 /// holds lane-wise partial sums of `x_r · w_c` (summed across lanes later, by
 /// [`Simd::transpose_sum`]); `tail[r][c]` the scalar sum over the features past the last
@@ -195,6 +253,7 @@ unsafe fn accumulate_cx2<S: Simd, const C: usize>(
     g: *const f32,
     d: usize,
     overwrite: bool,
+    mut each_pair: impl FnMut(),
 ) {
     let two = 2 * S::LANES;
     let pair_end = d - d % two;
@@ -222,6 +281,7 @@ unsafe fn accumulate_cx2<S: Simd, const C: usize>(
                 s.store(dw[c].add(j), a[0]);
                 s.store(dw[c].add(j + S::LANES), a[1]);
             }
+            each_pair();
             j += two;
         }
         // Tail: one vector if it fits, then scalars.
@@ -369,8 +429,10 @@ impl Pass<'_, '_> {
         let labels = batch.labels();
         let mut stats = Stats::default();
         let mut logits = vec![simd.zero(); k];
-        // The first block has nobody before it to prefetch it.
-        prefetch_rows(pixels, &rows[..rows.len().min(BLOCK_ROWS)], d, true);
+        if next_step.is_empty() {
+            // The first block has nobody before it to prefetch it.
+            prefetch_rows(pixels, &rows[..rows.len().min(BLOCK_ROWS)], d, true);
+        }
         for (bi, block) in rows.chunks(BLOCK_ROWS).enumerate() {
             let n = block.len();
             let range = bi * BLOCK_ROWS..(bi * BLOCK_ROWS + n);
@@ -382,12 +444,19 @@ impl Pass<'_, '_> {
 
             // Forward: raw accumulators of every (row, class) into s.acc, tails into s.tail.
             let acc_at = |r: usize, c: usize| ((r / lanes * kp + c) * lanes + r % lanes) * lanes;
+            // The next step's rows of this block, spread over the forward's row pairs and the
+            // backward's feature pairs.
+            let mut ahead = LinePrefetch::new(pixels, next_step, d);
+            let calls = n.div_ceil(2) + if grad { (d / (2 * lanes)) * kp.div_ceil(CLASS_TILE) } else { 0 };
+            let per_call = ahead.remaining().div_ceil(calls.max(1));
             for r0 in (0..n).step_by(2) {
                 let r1 = (r0 + 1).min(n - 1);
-                let last_pair = r0 + 2 >= n;
-                let upto = |v: &[usize]| if last_pair { v.len() } else { r0 + 2 };
-                prefetch_rows(pixels, next_block.get(r0..upto(next_block)).unwrap_or(&[]), d, true);
-                prefetch_rows(pixels, next_step.get(r0..upto(next_step)).unwrap_or(&[]), d, false);
+                if next_step.is_empty() {
+                    // No hint (evaluation): fetch the next block of this batch into L1.
+                    let upto = if r0 + 2 >= n { next_block.len() } else { r0 + 2 };
+                    prefetch_rows(pixels, next_block.get(r0..upto).unwrap_or(&[]), d, true);
+                }
+                ahead.next(per_call);
                 let mut c0 = 0;
                 let mut tile = |c0: usize, accs: &[S::V], tails: &[f32], r: usize| {
                     for (c, (&a, &t)) in accs.iter().zip(tails).enumerate() {
@@ -501,7 +570,9 @@ impl Pass<'_, '_> {
                         // checked above), the `xs` rows hold `d` values, and `g` holds
                         // `kp × BLOCK_ROWS` gradients with `c0 + C <= kp`, `n <= BLOCK_ROWS`.
                         unsafe {
-                            accumulate_cx2(simd, dw, xs, g.add(c0 * BLOCK_ROWS), d, overwrite)
+                            accumulate_cx2(simd, dw, xs, g.add(c0 * BLOCK_ROWS), d, overwrite, || {
+                                ahead.next(per_call)
+                            })
                         };
                         c0 += WIDE_TILE;
                     }
@@ -509,7 +580,11 @@ impl Pass<'_, '_> {
                 while c0 < kp {
                     let dw: [*mut f32; CLASS_TILE] = std::array::from_fn(|c| dw_rows[c0 + c]);
                     // SAFETY: as above.
-                    unsafe { accumulate_cx2(simd, dw, xs, g.add(c0 * BLOCK_ROWS), d, overwrite) };
+                    unsafe {
+                        accumulate_cx2(simd, dw, xs, g.add(c0 * BLOCK_ROWS), d, overwrite, || {
+                            ahead.next(per_call)
+                        })
+                    };
                     c0 += CLASS_TILE;
                 }
             }
