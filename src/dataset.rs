@@ -90,10 +90,12 @@ pub enum DatasetError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ChecksumPolicy {
     /// Verify when the data claims to be MNIST (its label files have MNIST's counts and first
-    /// labels); other datasets of the same shape load unverified.
+    /// labels); other datasets of the same shape load unverified. A successful verification is
+    /// recorded in the cache directory (`verified-sha256.txt`, keyed by each file's path, size
+    /// and modification time), so later runs skip hashing until a file changes.
     #[default]
     Auto,
-    /// Every file must match the MNIST checksum.
+    /// Every file must match the MNIST checksum, hashed on every run.
     Require,
     /// Do not hash.
     Skip,
@@ -251,7 +253,8 @@ impl Dataset {
                 path: train.images.path().to_path_buf(),
             });
         }
-        let verification = verify(&train, &test, policy)?;
+        let stamps = crate::idx::cache_dir_for(dir, opts).join(STAMP_FILE);
+        let verification = verify(&train, &test, policy, &stamps)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             train,
@@ -285,6 +288,7 @@ fn verify(
     train: &Split,
     test: &Split,
     policy: ChecksumPolicy,
+    stamps: &Path,
 ) -> Result<Verification, DatasetError> {
     let must_match = match policy {
         ChecksumPolicy::Skip => return Ok(Verification::Unverified),
@@ -295,6 +299,19 @@ fn verify(
         return Ok(Verification::Unverified);
     }
     let files = [&train.images, &train.labels, &test.images, &test.labels];
+    let keys: Vec<Option<String>> = files.iter().map(|f| stamp_key(f.bytes_path())).collect();
+    let recorded = std::fs::read_to_string(stamps).unwrap_or_default();
+    let stamp_lines: Vec<Option<String>> = keys
+        .iter()
+        .zip(MNIST_SHA256)
+        .map(|(key, (_, sha))| key.as_ref().map(|k| format!("{k}\t{sha}")))
+        .collect();
+    let all_recorded = stamp_lines
+        .iter()
+        .all(|l| l.as_ref().is_some_and(|l| recorded.lines().any(|r| r == l)));
+    if policy == ChecksumPolicy::Auto && all_recorded {
+        return Ok(Verification::Mnist);
+    }
     let hashes: Vec<String> = files
         .par_iter()
         .map(|f| sha256_hex(f.raw_bytes()))
@@ -309,5 +326,37 @@ fn verify(
             });
         }
     }
+    if let Some(lines) = stamp_lines.into_iter().collect::<Option<Vec<String>>>() {
+        // Best effort: a cache that cannot be written only means hashing again next time.
+        let _ = write_stamps(stamps, &lines.join("\n"));
+    }
     Ok(Verification::Mnist)
+}
+
+/// The file in the cache directory that records verified checksums.
+pub const STAMP_FILE: &str = "verified-sha256.txt";
+
+/// What identifies a file's content for the checksum record: its canonical path, size and
+/// modification time in nanoseconds (a rewritten file gets a new time, so it is hashed again).
+fn stamp_key(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    let path = path.canonicalize().ok()?;
+    Some(format!("{}\t{}\t{mtime}", path.display(), meta.len()))
+}
+
+/// Replace the checksum record atomically (a temporary file renamed into place).
+fn write_stamps(path: &Path, contents: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, contents.as_bytes())?;
+    std::io::Write::write_all(&mut tmp, b"\n")?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -359,6 +359,8 @@ enum Storage {
 /// A validated IDX file: header checked, length exact.
 pub struct IdxFile {
     path: PathBuf,
+    /// The file the bytes come from (the decompressed cache copy for a `.gz`).
+    bytes_path: PathBuf,
     header: IdxHeader,
     storage: Storage,
 }
@@ -380,6 +382,7 @@ impl IdxFile {
         check_len(path, &header, bytes.len() as u64)?;
         Ok(Self {
             path: path.to_path_buf(),
+            bytes_path: path.to_path_buf(),
             header,
             storage: Storage::Owned(bytes),
         })
@@ -424,9 +427,16 @@ impl IdxFile {
         };
         Ok(Self {
             path: path.to_path_buf(),
+            bytes_path: path.to_path_buf(),
             header,
             storage,
         })
+    }
+
+    /// The file whose bytes [`IdxFile::raw_bytes`] holds: the path given, or for a `.gz` its
+    /// decompressed copy in the cache.
+    pub fn bytes_path(&self) -> &Path {
+        &self.bytes_path
     }
 
     /// The file this was loaded from (the `.gz` for compressed files).

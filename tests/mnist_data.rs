@@ -66,3 +66,47 @@ fn f32_conversion_is_x_over_255() {
     // The first test image (a 7) has ink.
     assert!(d.test.image(0).contains(&255));
 }
+
+#[test]
+fn a_verified_checksum_is_recorded_and_a_changed_file_is_hashed_again() {
+    // A private copy of the data: the cache and its checksum record live beside it.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(common::mnist_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "gz") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let opts = LoadOptions::default();
+    let open = |policy| Dataset::open(dir.path(), &opts, policy);
+    let first = open(ChecksumPolicy::Auto).unwrap();
+    assert_eq!(first.verification, Verification::Mnist);
+    let record = mnist_logreg::idx::cache_dir_for(dir.path(), &opts)
+        .join(mnist_logreg::dataset::STAMP_FILE);
+    assert_eq!(std::fs::read_to_string(&record).unwrap().lines().count(), 4);
+
+    // Change one label in the decompressed copy, keeping its size and modification time: the
+    // record still matches, so `auto` trusts it, while `require` hashes and finds the change.
+    let labels = first.train.labels.bytes_path().to_path_buf();
+    drop(first);
+    let mtime = std::fs::metadata(&labels).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&labels).unwrap();
+    bytes[1000] = (bytes[1000] + 1) % 10; // past the first labels that mark MNIST
+    std::fs::write(&labels, &bytes).unwrap();
+    let file = std::fs::File::options().write(true).open(&labels).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    assert_eq!(
+        open(ChecksumPolicy::Auto).unwrap().verification,
+        Verification::Mnist
+    );
+    let err = open(ChecksumPolicy::Require).unwrap_err().to_string();
+    assert!(err.contains("train-labels"), "{err}");
+
+    // A new modification time makes `auto` hash again too.
+    let file = std::fs::File::options().write(true).open(&labels).unwrap();
+    file.set_modified(mtime + std::time::Duration::from_secs(1)).unwrap();
+    drop(file);
+    let err = open(ChecksumPolicy::Auto).unwrap_err().to_string();
+    assert!(err.contains("train-labels"), "{err}");
+}
