@@ -158,6 +158,82 @@ impl Split {
         pixels_to_f32(self.pixels(), &mut out);
         out
     }
+
+    /// A copy of the pixels for training, in memory backed by huge pages (see
+    /// [`Resident`]).
+    pub fn resident_u8(&self) -> std::io::Result<Resident<u8>> {
+        Resident::new(self.pixels().len(), |out| {
+            // In 2 MB pieces on every core: the page faults (the kernel zeroing huge pages)
+            // cost as much as the copy itself.
+            out.par_chunks_mut(HUGE_PAGE)
+                .zip(self.pixels().par_chunks(HUGE_PAGE))
+                .for_each(|(o, i)| o.copy_from_slice(i));
+        })
+    }
+
+    /// The pixels as `f32` (as [`Split::to_f32`]) in memory backed by huge pages.
+    pub fn resident_f32(&self) -> std::io::Result<Resident<f32>> {
+        Resident::new(self.pixels().len(), |out| {
+            out.par_chunks_mut(HUGE_PAGE / 4)
+                .zip(self.pixels().par_chunks(HUGE_PAGE / 4))
+                .for_each(|(o, i)| pixels_to_f32(i, o));
+        })
+    }
+}
+
+/// Bytes in a huge page (x86-64 Linux).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Pixel data in anonymous memory that asks the kernel for 2 MB pages (Linux transparent huge
+/// pages with `madvise`; elsewhere, or when refused, ordinary pages).
+///
+/// Why: training reads 256 rows at random places per step. In the 4 KB pages of the mapped
+/// file nearly every row costs a TLB miss, and a software prefetch that misses the TLB is
+/// often dropped, so the next step's rows are not in cache when they are needed. Measured on a
+/// 2-core AVX-512 Xeon, 1000 training steps: `fused_u8` 114 → 100 ms, `parallel_u8` 77 → 70 ms
+/// (medians of 5), for a 47 MB copy at load (a few ms).
+pub struct Resident<T> {
+    map: memmap2::MmapMut,
+    len: usize,
+    _values: std::marker::PhantomData<T>,
+}
+
+impl<T: bytemuck::Pod> Resident<T> {
+    /// `len` values written by `fill`.
+    pub fn new(len: usize, fill: impl FnOnce(&mut [T])) -> std::io::Result<Self> {
+        let bytes = (len * size_of::<T>()).max(1);
+        let mut map = memmap2::MmapMut::map_anon(bytes)?;
+        #[cfg(target_os = "linux")]
+        {
+            // Only advice: without transparent huge pages the copy works the same.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        fill(&mut bytemuck::cast_slice_mut(&mut map[..])[..len]);
+        Ok(Self {
+            map,
+            len,
+            _values: std::marker::PhantomData,
+        })
+    }
+
+    /// The values.
+    pub fn as_slice(&self) -> &[T] {
+        // The mapping is page-aligned, so the cast cannot fail on alignment.
+        &bytemuck::cast_slice(&self.map[..])[..self.len]
+    }
+}
+
+impl<T: bytemuck::Pod> std::ops::Deref for Resident<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T> std::fmt::Debug for Resident<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resident").field("len", &self.len).finish()
+    }
 }
 
 /// Convert u8 pixels to `f32` as the tutorial does: `x as f32 / 255`.

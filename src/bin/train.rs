@@ -204,14 +204,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let classes = mnist_logreg::MNIST_CLASSES;
     let names = ClassNames::resolve(args.class_names.as_deref(), &data.dir, classes)?;
-    let (train_f32, test_f32);
+    // Training rows are read at random: a huge-page copy (see `dataset::Resident`); the test
+    // set is read in order, straight from the mapped file.
+    let (train_u8, train_f32, test_f32);
     let (train_px, test_px) = match kind.input() {
-        Input::U8 => (
-            Pixels::U8(data.train.pixels()),
-            Pixels::U8(data.test.pixels()),
-        ),
+        Input::U8 => {
+            train_u8 = data.train.resident_u8()?;
+            (Pixels::U8(&train_u8), Pixels::U8(data.test.pixels()))
+        }
         Input::F32 => {
-            train_f32 = data.train.to_f32();
+            train_f32 = data.train.resident_f32()?;
             test_f32 = data.test.to_f32();
             (Pixels::F32(&train_f32), Pixels::F32(&test_f32))
         }

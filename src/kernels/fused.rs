@@ -316,17 +316,17 @@ unsafe fn accumulate_cx2<S: Simd, const C: usize>(
 }
 
 /// The `f32` rows of one block, as pointers to `d` readable values each: rows of the `f32`
-/// buffer, or u8 rows converted (unscaled) into `xbuf`. Every row is bounds-checked here,
-/// once per block, so nothing downstream trusts a row index.
+/// buffer, or slots of `xbuf` that [`convert_row`] fills from the u8 rows (also returned).
+/// Every row is bounds-checked here, once per block, so nothing downstream trusts a row index.
 #[inline(always)]
-fn block_rows<S: Simd>(
-    s: S,
-    pixels: Pixels,
+fn block_rows<'p>(
+    pixels: Pixels<'p>,
     rows: &[usize],
     d: usize,
     xbuf: &mut AlignedF32,
-) -> [*const f32; BLOCK_ROWS] {
+) -> ([*const f32; BLOCK_ROWS], [&'p [u8]; BLOCK_ROWS]) {
     let mut out = [std::ptr::null(); BLOCK_ROWS];
+    let mut src: [&[u8]; BLOCK_ROWS] = [&[]; BLOCK_ROWS];
     match pixels {
         Pixels::F32(x) => {
             for (o, &r) in out.iter_mut().zip(rows) {
@@ -337,25 +337,35 @@ fn block_rows<S: Simd>(
             if xbuf.len() != BLOCK_ROWS * d {
                 *xbuf = AlignedF32::zeros(BLOCK_ROWS * d);
             }
-            let vec_end = d - d % S::LANES;
-            for ((o, dst), &r) in out.iter_mut().zip(xbuf.chunks_exact_mut(d)).zip(rows) {
-                let src = &px[r * d..(r + 1) * d];
-                let mut j = 0;
-                while j < vec_end {
-                    // SAFETY: `j + LANES <= d`, and `src` and `dst` both hold `d` values.
-                    unsafe {
-                        s.store(dst.as_mut_ptr().add(j), s.load_u8(src.as_ptr().add(j)));
-                    }
-                    j += S::LANES;
-                }
-                for jj in vec_end..d {
-                    dst[jj] = f32::from(src[jj]);
-                }
+            for (((o, s), dst), &r) in out.iter_mut().zip(&mut src).zip(xbuf.chunks_exact(d)).zip(rows) {
+                *s = &px[r * d..(r + 1) * d];
                 *o = dst.as_ptr();
             }
         }
     }
-    out
+    (out, src)
+}
+
+/// `dst[j] = src[j]` as `f32` (0.0 ..= 255.0), vectorised.
+///
+/// # Safety
+/// `dst` must be writable for `src.len()` values.
+#[inline(always)]
+unsafe fn convert_row<S: Simd>(s: S, src: &[u8], dst: *mut f32) {
+    let d = src.len();
+    let vec_end = d - d % S::LANES;
+    let mut j = 0;
+    // SAFETY: `j + LANES <= d` for the vector loop and `jj < d` for the tail; `src` holds `d`
+    // values and `dst` is writable for `d` (the caller's contract).
+    unsafe {
+        while j < vec_end {
+            s.store(dst.add(j), s.load_u8(src.as_ptr().add(j)));
+            j += S::LANES;
+        }
+        for jj in vec_end..d {
+            *dst.add(jj) = f32::from(src[jj]);
+        }
+    }
 }
 
 /// What one pass over a batch writes besides its [`Stats`].
@@ -439,7 +449,7 @@ impl Pass<'_, '_> {
             let next_block = rows.get(range.end..).unwrap_or(&[]);
             let next_block = &next_block[..next_block.len().min(BLOCK_ROWS)];
             let next_step = next_step.get(range.clone()).unwrap_or(&[]);
-            let xs = block_rows(simd, pixels, block, d, &mut s.x);
+            let (xs, u8_rows) = block_rows(pixels, block, d, &mut s.x);
             let xs = &xs[..n];
 
             // Forward: raw accumulators of every (row, class) into s.acc, tails into s.tail.
@@ -457,6 +467,14 @@ impl Pass<'_, '_> {
                     prefetch_rows(pixels, next_block.get(r0..upto).unwrap_or(&[]), d, true);
                 }
                 ahead.next(per_call);
+                // u8 rows are converted just before their forward, so it reads them from L1.
+                for r in [r0, r1] {
+                    if !u8_rows[r].is_empty() && (r == r0 || r1 != r0) {
+                        // SAFETY: `xs[r]` is the `d`-value slot of row `r` in `s.x`, which
+                        // nothing else borrows during the block.
+                        unsafe { convert_row(simd, u8_rows[r], xs[r].cast_mut()) };
+                    }
+                }
                 let mut c0 = 0;
                 let mut tile = |c0: usize, accs: &[S::V], tails: &[f32], r: usize| {
                     for (c, (&a, &t)) in accs.iter().zip(tails).enumerate() {
