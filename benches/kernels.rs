@@ -1,7 +1,10 @@
 //! Criterion benchmarks: every kernel on a training step (batch 256 and a sweep of batch
 //! sizes), forward evaluation of the test set, and the IDX load path.
 //!
-//! Run with `cargo bench`; `cargo bench -- step_256` for one group.
+//! Run with `cargo bench --bench kernels`; `cargo bench --bench kernels -- step_256` for one
+//! group. The SIMD kernels run on the widest path of the CPU, or on the one named by
+//! `MNIST_LOGREG_SIMD` (`avx512`, `avx2`, `sse2`, `scalar`). `cargo bench --bench roofline`
+//! prints the roofline table over every path.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -10,7 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use mnist_logreg::batch::{Sampler, Shuffle};
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::idx::{IdxFile, IdxKind, LoadOptions};
-use mnist_logreg::kernels::{Batch, KernelKind, Pixels};
+use mnist_logreg::kernels::{Batch, Isa, KernelKind, Pixels};
 use mnist_logreg::model::{Grads, Model};
 
 fn data() -> Dataset {
@@ -35,6 +38,8 @@ fn trained_model(data: &Dataset, train_f32: &[f32]) -> Model {
 }
 
 fn kernels(c: &mut Criterion) {
+    let isa = Isa::from_env().unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("SIMD path: {isa}");
     let data = data();
     let train_f32 = data.train.to_f32();
     let test_f32 = data.test.to_f32();
@@ -56,7 +61,7 @@ fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("step_256");
     g.throughput(Throughput::Elements(256));
     for kind in KernelKind::ALL {
-        let kernel = kind.build(0);
+        let kernel = kind.build_on(isa, 0);
         let batch =
             Batch::new(pixels(kind, train_f32, train_u8), 784, labels, &rows256, 10).unwrap();
         let mut grads = Grads::zeros_like(&model);
@@ -79,7 +84,7 @@ fn kernels(c: &mut Criterion) {
             (KernelKind::Parallel, 2),
             (KernelKind::ParallelU8, 2),
         ] {
-            let kernel = kind.build(threads);
+            let kernel = kind.build_on(isa, threads);
             let batch =
                 Batch::new(pixels(kind, train_f32, train_u8), 784, labels, &rows, 10).unwrap();
             let mut grads = Grads::zeros_like(&model);
@@ -96,7 +101,7 @@ fn kernels(c: &mut Criterion) {
     let all: Vec<usize> = (0..data.test.len()).collect();
     let mut predictions = vec![0u8; all.len()];
     for kind in KernelKind::ALL {
-        let kernel = kind.build(0);
+        let kernel = kind.build_on(isa, 0);
         let batch = Batch::new(
             pixels(kind, test_f32, test_u8),
             784,

@@ -217,6 +217,12 @@ fn train_loop(kernel: &dyn Kernel, data: &Data, kind: KernelKind, shuffle: Shuff
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench targets too, in the debug profile: nothing to
+        // measure there.
+        println!("roofline: run with `cargo bench --bench roofline`");
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let wanted: Option<Vec<String>> = args
         .iter()
