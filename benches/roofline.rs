@@ -32,10 +32,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// FMA throughput of one thread on `S`: 24 independent accumulators, so latency never limits.
+/// Independent accumulators of the probe: enough to cover 2 FMA units × 4 cycles of latency,
+/// few enough to stay in registers on every path (24 spilled to the stack: half the peak).
+const PROBE_ACC: usize = 10;
+
+/// FMA throughput of one thread on `S`: independent accumulators, so latency never limits.
 #[inline(always)]
 fn fma_probe<S: Simd>(s: S, iters: usize) -> f32 {
-    let mut acc = [s.zero(); 24];
+    let mut acc = [s.zero(); PROBE_ACC];
     let (a, b) = (s.splat(0.999_9), s.splat(1e-7));
     for _ in 0..iters {
         for x in acc.iter_mut() {
@@ -51,7 +55,7 @@ fn fma_probe<S: Simd>(s: S, iters: usize) -> f32 {
 
 /// Flops of one `fma_probe` iteration on a path of `lanes` lanes.
 fn probe_flops(lanes: usize) -> f64 {
-    24.0 * 2.0 * lanes as f64
+    PROBE_ACC as f64 * 2.0 * lanes as f64
 }
 
 #[cfg(target_arch = "x86_64")]
