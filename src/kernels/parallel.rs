@@ -1,17 +1,18 @@
 //! The fused kernel sharded over threads: the batch is cut into chunks of [`CHUNK_ROWS`] rows
-//! (independent of the thread count), each chunk accumulates into its own gradient buffer, and
-//! the buffers are summed in chunk order. Every floating-point operation therefore happens in
-//! the same order whatever the number of threads: results are bit-identical for 1, 2, … N.
+//! (independent of the thread count), each chunk computes its own gradient buffer, and the
+//! buffers are summed by a fixed binary tree over the chunk indices: `(c0 + c1) + (c2 + c3)`,
+//! and so on. Every floating-point operation therefore happens in the same order whatever
+//! the number of threads: results are bit-identical for 1, 2, … N.
 //!
 //! One step is one job of a [`Team`] (the caller plus helper threads that stay awake between
-//! steps): tasks `0..chunks` compute the chunks, then tasks `chunks..chunks + SLICES` each sum
-//! one slice of the features of `dW` over the chunk buffers. Tasks are claimed in index order,
-//! so when a thread claims a summing task every chunk has been claimed; it waits (spinning,
-//! briefly) until they have all finished. The reduction is thus shared by the threads too,
-//! with no second job and no second wake-up.
+//! steps). Chunks are claimed dynamically, so a thread that runs slower (on these virtual
+//! machines one vCPU is often 1.3–1.5× slower than the other) simply computes fewer of them.
+//! A tree node is added by the thread that finishes the second of its two halves, right
+//! after that half: it adds into the buffer of the left half, and half of the data it reads
+//! is its own, still in its cache. Nobody waits for anybody until the job ends.
 
 use std::sync::{Mutex, RwLock};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::fused::{forward_backward_rows, forward_rows, padded_classes, with_scratch};
 use super::share::Team;
@@ -19,15 +20,12 @@ use super::simd::Isa;
 use super::{Batch, Kernel, Stats, assert_shapes};
 use crate::model::{Grads, Model};
 
-/// Rows per chunk (each chunk has its own 31 KB `dW` buffer, never cleared: the chunk's first
-/// block overwrites it). Measured on a 2-core AVX-512 Xeon, batch 256, `parallel_u8`: 32-row
-/// chunks (8 buffers) lose a quarter of the step to summing buffers written on the other
-/// core; 128-row chunks (2 buffers) ran the 1000-step loop in 71 ms against 78 (64 rows) and
-/// 84 (32 rows).
+/// Rows per chunk. Measured on a 2-core AVX-512 Xeon, `parallel_u8`, batch 256, interleaved
+/// medians of 7 (hot step µs / 1000-step loop ms): 32 rows 57.9 / 73.0, 64 rows 52.7 / 66.6,
+/// 128 rows 48.2 / 60.5. Finer chunks balance two unequal vCPUs better but cost a 31 KB
+/// buffer each to sum, half of them written by the other core; at 128 the second thread to
+/// finish adds the other's buffer and nobody spins.
 pub(crate) const CHUNK_ROWS: usize = 128;
-
-/// Feature slices of the `dW` reduction (each a task).
-const SLICES: usize = 4;
 
 /// One chunk's results.
 #[derive(Default)]
@@ -80,13 +78,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Counts a chunk as computed when dropped, so a chunk that panics still counts and the
-/// summing tasks do not wait forever (the panic then reaches the caller).
-struct CountOnDrop<'a>(&'a AtomicUsize);
+/// `into += from`, element by element.
+fn add_into(into: &mut ChunkOut, from: &ChunkOut) {
+    for (o, v) in into.dw.iter_mut().zip(&from.dw) {
+        *o += v;
+    }
+    for (o, v) in into.db.iter_mut().zip(&from.db) {
+        *o += v;
+    }
+}
 
-impl Drop for CountOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Release);
+/// After chunk `i` of `n` is done: climb the summation tree and add every node whose other
+/// half is already done (`arrivals` counts, per node, the halves that finished). A node
+/// `(level, start)` covers chunks `start .. start + 2^level` and is the sum of its left half
+/// (kept in `chunks[start]`) and its right half; a node without a right half is its left half.
+fn climb(chunks: &[RwLock<ChunkOut>], arrivals: &[AtomicU8], mut i: usize) {
+    let n = chunks.len();
+    let mut level = 1;
+    while (1 << (level - 1)) < n {
+        let start = i & !((1 << level) - 1);
+        let right = start + (1 << (level - 1));
+        if right < n {
+            // AcqRel: the second arrival sees every write of the first half's thread.
+            let node = &arrivals[(level - 1) * n + start];
+            if node.fetch_add(1, Ordering::AcqRel) == 0 {
+                return; // the other half is still running; its thread will add this node
+            }
+            let from = chunks[right].read().unwrap_or_else(|e| e.into_inner());
+            let mut into = chunks[start].write().unwrap_or_else(|e| e.into_inner());
+            add_into(&mut into, &from);
+        }
+        i = start;
+        level += 1;
     }
 }
 
@@ -130,26 +153,19 @@ impl Kernel for Parallel {
         assert_eq!(grads.dw.len(), k * d, "dW must be classes × features");
         let kp = padded_classes(k);
         let n_chunks = n.div_ceil(CHUNK_ROWS);
+        if n_chunks == 0 {
+            grads.clear();
+            return Stats::default();
+        }
         let mut chunks = lock(&self.chunks);
         if chunks.len() < n_chunks {
             chunks.resize_with(n_chunks, RwLock::default);
         }
         let chunks = &chunks[..n_chunks];
-        // The reduction's slices of dW, whole classes' worth of features apart: slice s of
-        // every class row.
-        let slice_len = d.div_ceil(SLICES);
-        let mut dw_slices: Vec<Vec<&mut [f32]>> = (0..SLICES).map(|_| Vec::new()).collect();
-        for row in grads.dw.chunks_exact_mut(d) {
-            for (s, part) in row.chunks_mut(slice_len).enumerate() {
-                dw_slices[s].push(part);
-            }
-        }
-        let dw_slices: Vec<Mutex<Vec<&mut [f32]>>> = dw_slices.into_iter().map(Mutex::new).collect();
-        let computed = AtomicUsize::new(0);
-        let tasks = if n_chunks == 0 { 0 } else { n_chunks + SLICES };
-        self.team.run(tasks, &|i| {
-            if i < n_chunks {
-                let _computed = CountOnDrop(&computed);
+        let levels = usize::BITS as usize - (n_chunks - 1).leading_zeros() as usize;
+        let arrivals: Vec<AtomicU8> = (0..levels.max(1) * n_chunks).map(|_| AtomicU8::new(0)).collect();
+        self.team.run(n_chunks, &|i| {
+            {
                 let mut out = chunks[i].write().unwrap_or_else(|e| e.into_inner());
                 let out = &mut *out;
                 // Sized once; the kernel overwrites them (no clearing per step).
@@ -159,44 +175,19 @@ impl Kernel for Parallel {
                 out.stats = with_scratch(|s| {
                     forward_backward_rows(self.isa, model, &part, &mut out.dw, &mut out.db, s)
                 });
-                return;
             }
-            // Every chunk task was claimed before this one (claims go in index order) and
-            // runs on some thread: wait for them to finish.
-            while computed.load(Ordering::Acquire) < n_chunks {
-                std::hint::spin_loop();
-            }
-            let s = i - n_chunks;
-            let mut parts = lock(&dw_slices[s]);
-            let bufs: Vec<_> = chunks
-                .iter()
-                .map(|c| c.read().unwrap_or_else(|e| e.into_inner()))
-                .collect();
-            // Fixed order: element j of dW is Σ over chunks 0, 1, … in that order. Chunk
-            // buffers are `kp × d` (classes padded to a tile, padding rows last), so class
-            // row c is at `c·d` in both.
-            for (c, part) in parts.iter_mut().enumerate() {
-                let start = c * d + s * slice_len;
-                part.copy_from_slice(&bufs[0].dw[start..start + part.len()]);
-                for b in &bufs[1..] {
-                    for (o, v) in part.iter_mut().zip(&b.dw[start..]) {
-                        *o += v;
-                    }
-                }
-            }
+            climb(chunks, &arrivals, i);
         });
-        if n_chunks == 0 {
-            grads.dw.fill(0.0);
-        }
-        grads.db.fill(0.0);
-        let mut stats = Stats::default();
-        for c in chunks {
-            let c = c.read().unwrap_or_else(|e| e.into_inner());
-            for (o, v) in grads.db.iter_mut().zip(&c.db) {
-                *o += v;
-            }
-            stats = stats.merge(c.stats);
-        }
-        stats
+        // The root of the tree is in chunk 0; its buffer is `kp × d` with the padding classes
+        // last (class-major), so its first `k × d` values are `dW`.
+        let root = chunks[0].read().unwrap_or_else(|e| e.into_inner());
+        grads.dw.copy_from_slice(&root.dw[..k * d]);
+        grads.db.copy_from_slice(&root.db);
+        drop(root);
+        // The stats in chunk order: a deterministic f32 loss.
+        chunks
+            .iter()
+            .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).stats)
+            .fold(Stats::default(), Stats::merge)
     }
 }
