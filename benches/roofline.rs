@@ -199,7 +199,14 @@ fn hot_step(kernel: &dyn Kernel, data: &Data, kind: KernelKind, reps: usize) -> 
 }
 
 /// Wall time of `steps` training steps as `train` runs them.
-fn train_loop(kernel: &dyn Kernel, data: &Data, kind: KernelKind, shuffle: Shuffle, steps: usize, batch: usize) -> Duration {
+fn train_loop(
+    kernel: &dyn Kernel,
+    data: &Data,
+    kind: KernelKind,
+    shuffle: Shuffle,
+    steps: usize,
+    batch: usize,
+) -> Duration {
     let mut model = data.model.clone();
     let mut grads = Grads::zeros_like(&model);
     let mut sampler = Sampler::new(shuffle, data.labels.len(), 3);
@@ -243,7 +250,14 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("CPU: {cpu}, {cores} cores; paths: {}", Isa::supported().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "));
+    println!(
+        "CPU: {cpu}, {cores} cores; paths: {}",
+        Isa::supported()
+            .iter()
+            .map(|i| i.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let bw1 = bandwidth(1);
     let bw = bandwidth(cores);
     println!("memory read bandwidth: {bw1:.1} GB/s (1 thread), {bw:.1} GB/s ({cores} threads)");
@@ -251,17 +265,27 @@ fn main() {
     let images = data.labels.len();
 
     println!();
-    println!("| kernel | path | threads | FMA peak GFLOP/s | step_256 µs | GFLOP/s | % peak | 1000-step loop ms | loop GB/s (% bw) | epoch b256 ms | epoch b8192 ms |");
+    println!(
+        "| kernel | path | threads | FMA peak GFLOP/s | step_256 µs | GFLOP/s | % peak | 1000-step loop ms | loop GB/s (% bw) | epoch b256 ms | epoch b8192 ms |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut rows_out: Vec<(KernelKind, Isa)> = Vec::new();
     for kind in [KernelKind::Reference, KernelKind::Gemm] {
         rows_out.push((kind, Isa::best()));
     }
     for isa in Isa::supported() {
-        if wanted.as_ref().is_some_and(|w| !w.iter().any(|n| n == isa.name())) {
+        if wanted
+            .as_ref()
+            .is_some_and(|w| !w.iter().any(|n| n == isa.name()))
+        {
             continue;
         }
-        for kind in [KernelKind::Fused, KernelKind::FusedU8, KernelKind::Parallel, KernelKind::ParallelU8] {
+        for kind in [
+            KernelKind::Fused,
+            KernelKind::FusedU8,
+            KernelKind::Parallel,
+            KernelKind::ParallelU8,
+        ] {
             rows_out.push((kind, isa));
         }
     }
@@ -280,8 +304,15 @@ fn main() {
         let loop_ms = median(
             (0..if slow { 1 } else { runs })
                 .map(|_| {
-                    train_loop(kernel.as_ref(), &data, kind, Shuffle::Buffer { size: 5000 }, loop_steps, 256)
-                        .as_secs_f64()
+                    train_loop(
+                        kernel.as_ref(),
+                        &data,
+                        kind,
+                        Shuffle::Buffer { size: 5000 },
+                        loop_steps,
+                        256,
+                    )
+                    .as_secs_f64()
                         * 1e3
                         * (1000 / loop_steps) as f64
                 })
@@ -299,7 +330,11 @@ fn main() {
             let steps = images.div_ceil(batch);
             median(
                 (0..runs)
-                    .map(|_| train_loop(kernel.as_ref(), &data, kind, Shuffle::Epoch, steps, batch).as_secs_f64() * 1e3)
+                    .map(|_| {
+                        train_loop(kernel.as_ref(), &data, kind, Shuffle::Epoch, steps, batch)
+                            .as_secs_f64()
+                            * 1e3
+                    })
                     .collect(),
             )
         };

@@ -13,12 +13,17 @@ fn main() {
     // Deterministic pseudo-random pixels and labels (a linear congruential generator).
     let mut state = 12345u64;
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as u32
     };
     let pixels: Vec<u8> = (0..samples * d).map(|_| next() as u8).collect();
     let labels: Vec<u8> = (0..samples).map(|_| (next() % k as u32) as u8).collect();
-    let spread: usize = std::env::var("SPREAD").ok().and_then(|s| s.parse().ok()).unwrap_or(samples);
+    let spread: usize = std::env::var("SPREAD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(samples);
     let rows: Vec<usize> = (0..256).map(|i| (i * 37) % spread).collect();
     let mut model = Model::tutorial_init(d, k);
     for (i, w) in model.w.iter_mut().enumerate() {
@@ -27,13 +32,26 @@ fn main() {
 
     let batch = Batch::new(Pixels::U8(&pixels), d, &labels, &rows, k).expect("a valid batch");
     let mut want = Grads::zeros_like(&model);
-    let reference = KernelKind::Reference.build(1).forward_backward(&model, &batch, &mut want);
-    println!("reference: loss {:.4}, correct {}", reference.loss, reference.correct);
+    let reference = KernelKind::Reference
+        .build(1)
+        .forward_backward(&model, &batch, &mut want);
+    println!(
+        "reference: loss {:.4}, correct {}",
+        reference.loss, reference.correct
+    );
     for kind in [KernelKind::FusedU8, KernelKind::ParallelU8] {
         let mut got = Grads::zeros_like(&model);
         let stats = kind.build(0).forward_backward(&model, &batch, &mut got);
-        let max_diff = got.dw.iter().zip(want.dw.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        println!("{kind}: loss {:.4}, correct {}, max |ΔdW| {max_diff:.2e}", stats.loss, stats.correct);
+        let max_diff = got
+            .dw
+            .iter()
+            .zip(want.dw.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        println!(
+            "{kind}: loss {:.4}, correct {}, max |ΔdW| {max_diff:.2e}",
+            stats.loss, stats.correct
+        );
     }
 
     if let Some(name) = args.get(1) {

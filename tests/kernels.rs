@@ -263,7 +263,9 @@ fn clipped_row_passes_no_gradient() {
         let batch = Batch::new(pixels, 1, &labels, &rows, 2).unwrap();
         let mut g = Grads::zeros_like(&model);
         g.dw.fill(7.0);
-        let s = kind.build_on(isa, 1).forward_backward(&model, &batch, &mut g);
+        let s = kind
+            .build_on(isa, 1)
+            .forward_backward(&model, &batch, &mut g);
         assert_eq!(s.clipped, 1, "{kind}");
         assert_eq!(s.loss, -(1e-9f32.ln()), "{kind}");
         assert_eq!(

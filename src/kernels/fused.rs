@@ -6,7 +6,7 @@
 //! `W` and `dW` are class-major (`classes × features`): a logit is a contiguous dot product
 //! and a row of `dW` is a contiguous axpy target, so both passes stream unit-stride vectors.
 //! Classes are processed in tiles of 10 (where the instruction set has 32 registers) or
-//! [`CLASS_TILE`] = 5; a class count that is not a multiple of 5 is padded inside the kernel
+//! `CLASS_TILE` = 5; a class count that is not a multiple of 5 is padded inside the kernel
 //! with a zero weight row whose logits are ignored and whose gradient is zero.
 //!
 //! ## Register blocking
@@ -32,7 +32,7 @@
 //!
 //! ## Instruction sets
 //! The body is written once, generic over [`Simd`], and instantiated under
-//! `#[target_feature]` wrappers in [`Pass`]'s [`WithIsa`] impl (see `simd.rs` for why).
+//! `#[target_feature]` wrappers in `Pass`'s `WithIsa` impl (see [`super::simd`] for why).
 
 use std::cell::RefCell;
 
@@ -337,7 +337,12 @@ fn block_rows<'p>(
             if xbuf.len() != BLOCK_ROWS * d {
                 *xbuf = AlignedF32::zeros(BLOCK_ROWS * d);
             }
-            for (((o, s), dst), &r) in out.iter_mut().zip(&mut src).zip(xbuf.chunks_exact(d)).zip(rows) {
+            for (((o, s), dst), &r) in out
+                .iter_mut()
+                .zip(&mut src)
+                .zip(xbuf.chunks_exact(d))
+                .zip(rows)
+            {
                 *s = &px[r * d..(r + 1) * d];
                 *o = dst.as_ptr();
             }
@@ -362,8 +367,8 @@ unsafe fn convert_row<S: Simd>(s: S, src: &[u8], dst: *mut f32) {
             s.store(dst.add(j), s.load_u8(src.as_ptr().add(j)));
             j += S::LANES;
         }
-        for jj in vec_end..d {
-            *dst.add(jj) = f32::from(src[jj]);
+        for (jj, &v) in src.iter().enumerate().skip(vec_end) {
+            *dst.add(jj) = f32::from(v);
         }
     }
 }
@@ -373,7 +378,10 @@ enum Out<'o> {
     /// Forward only, with optional predictions (one per row).
     Forward(Option<&'o mut [u8]>),
     /// Forward + backward: `dw` (`padded_classes × features`) and `db` are overwritten.
-    Backward { dw: &'o mut [f32], db: &'o mut [f32] },
+    Backward {
+        dw: &'o mut [f32],
+        db: &'o mut [f32],
+    },
 }
 
 /// One pass of the fused kernel over a batch: the generic body and its per-instruction-set
@@ -396,7 +404,7 @@ impl Pass<'_, '_> {
             s,
         } = self;
         let lanes = S::LANES;
-        assert!(BLOCK_ROWS % lanes == 0 && lanes <= 16);
+        assert!(BLOCK_ROWS.is_multiple_of(lanes) && lanes <= 16);
         let (d, k) = (model.features, model.classes);
         let kp = padded_classes(k);
         let pixels = batch.pixels();
@@ -422,7 +430,11 @@ impl Pass<'_, '_> {
         let grad = matches!(out, Out::Backward { .. });
         let dw_rows: Vec<*mut f32> = match &mut out {
             Out::Backward { dw, .. } => {
-                assert_eq!(dw.len(), kp * d, "dW buffer must be padded_classes × features");
+                assert_eq!(
+                    dw.len(),
+                    kp * d,
+                    "dW buffer must be padded_classes × features"
+                );
                 if batch.is_empty() {
                     dw.fill(0.0);
                 }
@@ -457,13 +469,22 @@ impl Pass<'_, '_> {
             // The next step's rows of this block, spread over the forward's row pairs and the
             // backward's feature pairs.
             let mut ahead = LinePrefetch::new(pixels, next_step, d);
-            let calls = n.div_ceil(2) + if grad { (d / (2 * lanes)) * kp.div_ceil(CLASS_TILE) } else { 0 };
+            let calls = n.div_ceil(2)
+                + if grad {
+                    (d / (2 * lanes)) * kp.div_ceil(CLASS_TILE)
+                } else {
+                    0
+                };
             let per_call = ahead.remaining().div_ceil(calls.max(1));
             for r0 in (0..n).step_by(2) {
                 let r1 = (r0 + 1).min(n - 1);
                 if next_step.is_empty() {
                     // No hint (evaluation): fetch the next block of this batch into L1.
-                    let upto = if r0 + 2 >= n { next_block.len() } else { r0 + 2 };
+                    let upto = if r0 + 2 >= n {
+                        next_block.len()
+                    } else {
+                        r0 + 2
+                    };
                     prefetch_rows(pixels, next_block.get(r0..upto).unwrap_or(&[]), d, true);
                 }
                 ahead.next(per_call);
@@ -521,7 +542,10 @@ impl Pass<'_, '_> {
                 let valid_rows = (n - first).min(lanes);
                 let valid = (1u32 << valid_rows) - 1;
                 let mut label_lanes = [0.0f32; 16];
-                for (l, &row) in label_lanes.iter_mut().zip(&block[first..first + valid_rows]) {
+                for (l, &row) in label_lanes
+                    .iter_mut()
+                    .zip(&block[first..first + valid_rows])
+                {
                     *l = f32::from(labels[row]);
                 }
                 // SAFETY: `label_lanes` holds 16 ≥ LANES values.
@@ -588,9 +612,15 @@ impl Pass<'_, '_> {
                         // checked above), the `xs` rows hold `d` values, and `g` holds
                         // `kp × BLOCK_ROWS` gradients with `c0 + C <= kp`, `n <= BLOCK_ROWS`.
                         unsafe {
-                            accumulate_cx2(simd, dw, xs, g.add(c0 * BLOCK_ROWS), d, overwrite, || {
-                                ahead.next(per_call)
-                            })
+                            accumulate_cx2(
+                                simd,
+                                dw,
+                                xs,
+                                g.add(c0 * BLOCK_ROWS),
+                                d,
+                                overwrite,
+                                || ahead.next(per_call),
+                            )
                         };
                         c0 += WIDE_TILE;
                     }

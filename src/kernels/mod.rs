@@ -4,7 +4,7 @@
 //!
 //! | variant | file | what it is |
 //! | --- | --- | --- |
-//! | `reference` | [`reference`] | plain scalar loops: the definition of correct (plus an f64 twin) |
+//! | `reference` | [`mod@reference`] | plain scalar loops: the definition of correct (plus an f64 twin) |
 //! | `gemm` | [`gemm`] | unfused baseline: logits and `dW` with `matrixmultiply::sgemm` |
 //! | `fused` | [`fused`] | explicit SIMD, forward + softmax + backward per block of rows |
 //! | `parallel` | [`parallel`] | `fused` on the caller + helper threads, fixed-size chunks, fixed-order reduction |

@@ -1,18 +1,18 @@
-//! The fused kernel sharded over threads: the batch is cut into chunks of [`CHUNK_ROWS`] rows
+//! The fused kernel sharded over threads: the batch is cut into chunks of `CHUNK_ROWS` rows
 //! (independent of the thread count), each chunk computes its own gradient buffer, and the
 //! buffers are summed by a fixed binary tree over the chunk indices: `(c0 + c1) + (c2 + c3)`,
 //! and so on. Every floating-point operation therefore happens in the same order whatever
 //! the number of threads: results are bit-identical for 1, 2, … N.
 //!
-//! One step is one job of a [`Team`] (the caller plus helper threads that stay awake between
+//! One step is one job of a `Team` (`share.rs`) (the caller plus helper threads that stay awake between
 //! steps). Chunks are claimed dynamically, so a thread that runs slower (on these virtual
 //! machines one vCPU is often 1.3–1.5× slower than the other) simply computes fewer of them.
 //! A tree node is added by the thread that finishes the second of its two halves, right
 //! after that half: it adds into the buffer of the left half, and half of the data it reads
 //! is its own, still in its cache. Nobody waits for anybody until the job ends.
 
-use std::sync::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use super::fused::{forward_backward_rows, forward_rows, padded_classes, with_scratch};
 use super::share::Team;
@@ -163,7 +163,9 @@ impl Kernel for Parallel {
         }
         let chunks = &chunks[..n_chunks];
         let levels = usize::BITS as usize - (n_chunks - 1).leading_zeros() as usize;
-        let arrivals: Vec<AtomicU8> = (0..levels.max(1) * n_chunks).map(|_| AtomicU8::new(0)).collect();
+        let arrivals: Vec<AtomicU8> = (0..levels.max(1) * n_chunks)
+            .map(|_| AtomicU8::new(0))
+            .collect();
         self.team.run(n_chunks, &|i| {
             {
                 let mut out = chunks[i].write().unwrap_or_else(|e| e.into_inner());

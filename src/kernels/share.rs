@@ -185,7 +185,7 @@ fn helper(shared: &Shared) {
         while shared.epoch.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
             polls += 1;
-            if polls % 1024 == 0 && idle_since.elapsed() > SPIN {
+            if polls.is_multiple_of(1024) && idle_since.elapsed() > SPIN {
                 let mut guard = lock(&shared.job);
                 shared.parked.fetch_add(1, Ordering::SeqCst);
                 while shared.epoch.load(Ordering::SeqCst) == seen {

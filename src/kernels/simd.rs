@@ -281,9 +281,8 @@ mod x86 {
         fn transpose_sum(self, vs: &[__m128]) -> __m128 {
             let vs: &[__m128; 4] = vs.try_into().expect("LANES vectors");
             unsafe {
-                let pair = |a, b| {
-                    _mm_add_ps(_mm_shuffle_ps::<0x44>(a, b), _mm_shuffle_ps::<0xEE>(a, b))
-                };
+                let pair =
+                    |a, b| _mm_add_ps(_mm_shuffle_ps::<0x44>(a, b), _mm_shuffle_ps::<0xEE>(a, b));
                 let (a, b) = (pair(vs[0], vs[1]), pair(vs[2], vs[3]));
                 _mm_add_ps(_mm_shuffle_ps::<0x88>(a, b), _mm_shuffle_ps::<0xDD>(a, b))
             }
@@ -409,10 +408,16 @@ mod x86 {
                 let l1: [__m256; 4] =
                     std::array::from_fn(|i| halves(vs[ORDER[2 * i]], vs[ORDER[2 * i + 1]]));
                 let pairs = |a, b| {
-                    _mm256_add_ps(_mm256_shuffle_ps::<0x44>(a, b), _mm256_shuffle_ps::<0xEE>(a, b))
+                    _mm256_add_ps(
+                        _mm256_shuffle_ps::<0x44>(a, b),
+                        _mm256_shuffle_ps::<0xEE>(a, b),
+                    )
                 };
                 let (a, b) = (pairs(l1[0], l1[1]), pairs(l1[2], l1[3]));
-                _mm256_add_ps(_mm256_shuffle_ps::<0x88>(a, b), _mm256_shuffle_ps::<0xDD>(a, b))
+                _mm256_add_ps(
+                    _mm256_shuffle_ps::<0x88>(a, b),
+                    _mm256_shuffle_ps::<0xDD>(a, b),
+                )
             }
         }
         #[inline(always)]
@@ -543,10 +548,16 @@ mod x86 {
                 };
                 let l2: [__m512; 4] = std::array::from_fn(|i| quarters(l1[2 * i], l1[2 * i + 1]));
                 let pairs = |a, b| {
-                    _mm512_add_ps(_mm512_shuffle_ps::<0x44>(a, b), _mm512_shuffle_ps::<0xEE>(a, b))
+                    _mm512_add_ps(
+                        _mm512_shuffle_ps::<0x44>(a, b),
+                        _mm512_shuffle_ps::<0xEE>(a, b),
+                    )
                 };
                 let (a, b) = (pairs(l2[0], l2[1]), pairs(l2[2], l2[3]));
-                _mm512_add_ps(_mm512_shuffle_ps::<0x88>(a, b), _mm512_shuffle_ps::<0xDD>(a, b))
+                _mm512_add_ps(
+                    _mm512_shuffle_ps::<0x88>(a, b),
+                    _mm512_shuffle_ps::<0xDD>(a, b),
+                )
             }
         }
         #[inline(always)]

@@ -107,7 +107,13 @@ pub(crate) mod lanes {
         let r = s.mul_add(n, s.splat(-0.693_359_4), x);
         let r = s.mul_add(n, s.splat(2.121_944_4e-4), r);
         let mut y = s.splat(1.987_569_1e-4);
-        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5, // Cephes' 5.0000001201e-1 rounds to 0.5 in f32
+        ] {
             y = s.mul_add(y, r, s.splat(c));
         }
         let y = s.mul_add(y, s.mul(r, r), s.add(r, s.splat(1.0)));
