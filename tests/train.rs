@@ -240,3 +240,47 @@ fn cli_saves_and_loads_checkpoints() {
         "{err}"
     );
 }
+
+#[test]
+fn simd_path_from_the_flag_or_the_environment_and_clear_errors() {
+    use mnist_logreg::kernels::Isa;
+    let quick = ["--steps", "20", "--show", "0", "--display-step", "20"];
+    let supported = Isa::supported();
+    for isa in &supported {
+        let (stdout, _) = run_ok(
+            train_bin()
+                .args(quick)
+                .args(["--simd", isa.name()])
+                .env_remove("MNIST_LOGREG_SIMD"),
+        );
+        let timing = stdout.lines().last().unwrap();
+        assert!(timing.contains(&format!("simd {isa}, ")), "{timing}");
+    }
+    let (stdout, _) = run_ok(train_bin().args(quick).env("MNIST_LOGREG_SIMD", "scalar"));
+    assert!(stdout.contains("simd scalar (1 lane), "), "{stdout}");
+    // The flag wins over the environment.
+    let (stdout, _) = run_ok(
+        train_bin()
+            .args(quick)
+            .args(["--simd", "scalar"])
+            .env("MNIST_LOGREG_SIMD", "auto"),
+    );
+    assert!(stdout.contains("simd scalar (1 lane), "), "{stdout}");
+    // `auto` is the widest path.
+    let (stdout, _) = run_ok(train_bin().args(quick).env_remove("MNIST_LOGREG_SIMD"));
+    assert!(stdout.contains(&format!("simd {}, ", supported[0])), "{stdout}");
+
+    let err = run_err(train_bin().args(["--simd", "avx1024"]));
+    assert!(err.contains("avx1024"), "{err}");
+    let err = run_err(train_bin().env("MNIST_LOGREG_SIMD", "avx1024"));
+    assert!(err.contains("avx1024"), "{err}");
+    for name in ["avx512", "avx2", "sse2"] {
+        if !supported.iter().any(|i| i.name() == name) {
+            let err = run_err(train_bin().args(["--simd", name]));
+            assert!(
+                err.contains(&format!("this CPU cannot run the {name} path")),
+                "{err}"
+            );
+        }
+    }
+}

@@ -172,6 +172,7 @@ fn kind_of(arg: KernelArg) -> KernelKind {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let kind = kind_of(args.kernel);
+    let isa = Isa::select(args.simd)?;
     let opts = LoadOptions {
         mmap: !args.no_mmap,
         cache_dir: args.cache_dir.clone(),
@@ -244,7 +245,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         allow_non_finite: args.allow_non_finite,
     };
 
-    let kernel = kind.build_on(Isa::select(args.simd)?, args.threads);
+    let kernel = kind.build_on(isa, args.threads);
     let threads = kernel.threads();
     let features = data.train.features();
     let model = match &args.load {

@@ -756,7 +756,10 @@ impl Eq for Isa {}
 
 impl std::fmt::Display for Isa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({} lanes)", self.name(), self.lanes())
+        match self.lanes() {
+            1 => write!(f, "{} (1 lane)", self.name()),
+            n => write!(f, "{} ({n} lanes)", self.name()),
+        }
     }
 }
 
