@@ -49,6 +49,10 @@ const WIDE_TILE: usize = 10;
 /// Rows per block: the block's rows (12.5 KB as u8, 50 KB as `f32`) are read by the forward
 /// and again by the backward, from L1/L2.
 pub(crate) const BLOCK_ROWS: usize = 32;
+/// How far ahead of the block being computed its rows are prefetched into L2: one batch of the
+/// tutorial (so at batch 256 a step fetches the next step's rows), and at most 200 KB of u8
+/// or 800 KB of `f32` rows in flight, well inside L2 whatever the batch size.
+const LOOKAHEAD_ROWS: usize = 256;
 /// The 1/255 of the tutorial's normalisation, applied to sums of raw u8 pixels.
 const U8_SCALE: f32 = 1.0 / 255.0;
 
@@ -460,7 +464,18 @@ impl Pass<'_, '_> {
             let range = bi * BLOCK_ROWS..(bi * BLOCK_ROWS + n);
             let next_block = rows.get(range.end..).unwrap_or(&[]);
             let next_block = &next_block[..next_block.len().min(BLOCK_ROWS)];
-            let next_step = next_step.get(range.clone()).unwrap_or(&[]);
+            // The rows `lookahead` further in the stream "this batch, then the next": at the
+            // tutorial's batch, the next step's block at the same place.
+            let ahead_rows = {
+                let at = range.start + rows.len().min(LOOKAHEAD_ROWS);
+                let (list, at) = if at < rows.len() {
+                    (rows, at)
+                } else {
+                    (next_step, at - rows.len())
+                };
+                let end = (at + BLOCK_ROWS).min(list.len());
+                list.get(at..end).unwrap_or(&[])
+            };
             let (xs, u8_rows) = block_rows(pixels, block, d, &mut s.x);
             let xs = &xs[..n];
 
@@ -468,7 +483,7 @@ impl Pass<'_, '_> {
             let acc_at = |r: usize, c: usize| ((r / lanes * kp + c) * lanes + r % lanes) * lanes;
             // The next step's rows of this block, spread over the forward's row pairs and the
             // backward's feature pairs.
-            let mut ahead = LinePrefetch::new(pixels, next_step, d);
+            let mut ahead = LinePrefetch::new(pixels, ahead_rows, d);
             let calls = n.div_ceil(2)
                 + if grad {
                     (d / (2 * lanes)) * kp.div_ceil(CLASS_TILE)
@@ -478,8 +493,9 @@ impl Pass<'_, '_> {
             let per_call = ahead.remaining().div_ceil(calls.max(1));
             for r0 in (0..n).step_by(2) {
                 let r1 = (r0 + 1).min(n - 1);
-                if next_step.is_empty() {
-                    // No hint (evaluation): fetch the next block of this batch into L1.
+                if ahead_rows.is_empty() {
+                    // Nothing ahead to fetch into L2 (evaluation's last rows, or no hint): fetch
+                    // the next block of this batch into L1.
                     let upto = if r0 + 2 >= n {
                         next_block.len()
                     } else {

@@ -78,6 +78,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The rows the thread that computes chunk `i` will most likely compute next: chunk
+/// `i + threads` of the stream "this batch, then the next one" (the prefetch hint of chunk
+/// `i`; at the tutorial's batch of two chunks, the next step's chunk `i`).
+fn likely_next<'a>(batch: &Batch<'a>, i: usize, threads: usize) -> &'a [usize] {
+    let (rows, next) = (batch.rows(), batch.next_rows());
+    let start = (i + threads) * CHUNK_ROWS;
+    let (list, start) = if start < rows.len() {
+        (rows, start)
+    } else {
+        (next, start - rows.len())
+    };
+    list.get(start..(start + CHUNK_ROWS).min(list.len())).unwrap_or(&[])
+}
+
 /// `into += from`, element by element.
 fn add_into(into: &mut ChunkOut, from: &ChunkOut) {
     for (o, v) in into.dw.iter_mut().zip(&from.dw) {
@@ -173,7 +187,9 @@ impl Kernel for Parallel {
                 // Sized once; the kernel overwrites them (no clearing per step).
                 out.dw.resize(kp * d, 0.0);
                 out.db.resize(k, 0.0);
-                let part = batch.slice(i * CHUNK_ROWS..((i + 1) * CHUNK_ROWS).min(n));
+                let part = batch
+                    .slice(i * CHUNK_ROWS..((i + 1) * CHUNK_ROWS).min(n))
+                    .with_next(likely_next(batch, i, self.team.threads()));
                 out.stats = with_scratch(|s| {
                     forward_backward_rows(self.isa, model, &part, &mut out.dw, &mut out.db, s)
                 });
