@@ -101,7 +101,12 @@ pub(crate) mod lanes {
     /// correctly rounded result on the unflushed range.
     #[inline(always)]
     pub(crate) fn exp_flushed<S: Simd>(s: S, x: S::V) -> S::V {
-        let x = s.max(x, s.splat(-88.0));
+        // Below ln(1e-30) ≈ −69.1 everything is flushed anyway; clamping at −80 keeps every
+        // intermediate normal (2⁻¹¹⁵ at worst). Near −88 the scaling by 2ⁿ would make a
+        // subnormal, and an instruction that produces one takes a ~100-cycle microcode assist
+        // even when the lane is discarded afterwards (measured: an evaluation of the test set
+        // after training 2.7–17 ms instead of ~1.5).
+        let x = s.max(x, s.splat(-80.0));
         let n = s.round(s.mul(x, s.splat(std::f32::consts::LOG2_E)));
         // x − n·ln2, with ln2 = 0.693359375 − 2.12194440e-4 (the first part exact in n·C1).
         let r = s.mul_add(n, s.splat(-0.693_359_4), x);
