@@ -414,7 +414,8 @@ impl IdxFile {
             // just above. Another process truncating the file while it is mapped would raise
             // SIGBUS; see the module docs for the policy (cache files are written once via
             // rename, and `mmap: false` avoids mapping entirely).
-            let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io_err(path, "cannot memory-map"))?;
+            let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+                .map_err(io_err(path, "cannot memory-map"))?;
             check_len(path, &header, map.len() as u64)?;
             Storage::Mapped(map)
         } else {

@@ -268,7 +268,10 @@ fn simd_path_from_the_flag_or_the_environment_and_clear_errors() {
     assert!(stdout.contains("simd scalar (1 lane), "), "{stdout}");
     // `auto` is the widest path.
     let (stdout, _) = run_ok(train_bin().args(quick).env_remove("MNIST_LOGREG_SIMD"));
-    assert!(stdout.contains(&format!("simd {}, ", supported[0])), "{stdout}");
+    assert!(
+        stdout.contains(&format!("simd {}, ", supported[0])),
+        "{stdout}"
+    );
 
     let err = run_err(train_bin().args(["--simd", "avx1024"]));
     assert!(err.contains("avx1024"), "{err}");

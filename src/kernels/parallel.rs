@@ -89,7 +89,8 @@ fn likely_next<'a>(batch: &Batch<'a>, i: usize, threads: usize) -> &'a [usize] {
     } else {
         (next, start - rows.len())
     };
-    list.get(start..(start + CHUNK_ROWS).min(list.len())).unwrap_or(&[])
+    list.get(start..(start + CHUNK_ROWS).min(list.len()))
+        .unwrap_or(&[])
 }
 
 /// `into += from`, element by element.
