@@ -210,6 +210,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // where 4 KB pages stop the hardware prefetchers at every page.
     let (train_u8, test_u8, train_f32, test_f32);
     let (train_px, test_px) = match kind.input() {
+        Input::U8 if args.steps == Some(0) => {
+            // Nothing to train: evaluate straight from the mapped files.
+            (
+                Pixels::U8(data.train.pixels()),
+                Pixels::U8(data.test.pixels()),
+            )
+        }
         Input::U8 => {
             train_u8 = data.train.resident_u8()?;
             test_u8 = data.test.resident_u8()?;
