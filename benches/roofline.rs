@@ -13,7 +13,8 @@
 //! - `epoch ms`: one pass over the 60 000 training images in batches of 256 and of 8192
 //!   (whole steps, scaled to exactly 60 000 images).
 //!
-//! The training pixels are held as `train` holds them (huge-page copies, `dataset::Resident`).
+//! The training pixels are held as `train` holds them for long runs (huge-page copies,
+//! `dataset::Resident`).
 //!
 //! Options after `--`: `--quick` (fewer repetitions), `--paths avx2,scalar` (a subset).
 
