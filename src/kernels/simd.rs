@@ -764,8 +764,110 @@ impl std::fmt::Display for Isa {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Calls `T::check` with the token of every path this CPU has; returns the paths run.
+    pub(crate) fn on_every_path<T: PathCheck>() -> Vec<&'static str> {
+        struct Run<T>(std::marker::PhantomData<T>);
+        impl<T: PathCheck> WithIsa for Run<T> {
+            type Output = ();
+            fn scalar(self, s: Scalar) {
+                T::check(s)
+            }
+            #[cfg(target_arch = "x86_64")]
+            fn sse2(self, s: Sse2) {
+                T::check(s)
+            }
+            #[cfg(target_arch = "x86_64")]
+            fn avx2(self, s: Avx2) {
+                T::check(s)
+            }
+            #[cfg(target_arch = "x86_64")]
+            fn avx512(self, s: Avx512) {
+                T::check(s)
+            }
+        }
+        Isa::supported()
+            .into_iter()
+            .map(|isa| {
+                isa.dispatch(Run::<T>(std::marker::PhantomData));
+                isa.name()
+            })
+            .collect()
+    }
+
+    /// A test body generic over the instruction set.
+    pub(crate) trait PathCheck {
+        fn check<S: Simd>(s: S);
+    }
+
+    /// The lanes of `v`.
+    pub(crate) fn lanes_of<S: Simd>(s: S, v: S::V) -> Vec<f32> {
+        let mut out = [0.0f32; 16];
+        // SAFETY: `out` holds 16 ≥ LANES values.
+        unsafe { s.store(out.as_mut_ptr(), v) };
+        out[..S::LANES].to_vec()
+    }
+
+    /// A vector of `values` (at least LANES of them).
+    pub(crate) fn vector<S: Simd>(s: S, values: &[f32]) -> S::V {
+        assert!(values.len() >= S::LANES);
+        // SAFETY: `values` holds at least LANES values.
+        unsafe { s.load(values.as_ptr()) }
+    }
+
+    #[test]
+    fn transpose_sum_puts_the_sum_of_input_i_in_lane_i() {
+        struct T;
+        impl PathCheck for T {
+            fn check<S: Simd>(s: S) {
+                let l = S::LANES;
+                let vs: Vec<S::V> = (0..l)
+                    .map(|i| {
+                        let v: Vec<f32> = (0..l).map(|j| (i * 100 + j * j) as f32).collect();
+                        vector(s, &v)
+                    })
+                    .collect();
+                let got = lanes_of(s, s.transpose_sum(&vs));
+                let want: Vec<f32> = (0..l)
+                    .map(|i| (0..l).map(|j| (i * 100 + j * j) as f32).sum())
+                    .collect();
+                assert_eq!(got, want, "{} lanes", l);
+                assert_eq!(s.reduce_add(vs[l - 1]), want[l - 1]);
+            }
+        }
+        assert!(on_every_path::<T>().contains(&"scalar"));
+    }
+
+    #[test]
+    fn masks_select_round_and_powers_of_two() {
+        struct T;
+        impl PathCheck for T {
+            fn check<S: Simd>(s: S) {
+                let l = S::LANES;
+                let a: Vec<f32> = (0..l).map(|i| i as f32 - 1.5).collect();
+                let (va, zero) = (vector(s, &a), s.zero());
+                let bits = s.mask_bits(s.lt(va, zero));
+                let want: u32 = (0..l).filter(|&i| a[i] < 0.0).map(|i| 1 << i).sum();
+                assert_eq!(bits, want);
+                let picked = lanes_of(s, s.select(s.lt(va, zero), s.splat(7.0), va));
+                for i in 0..l {
+                    assert_eq!(picked[i], if a[i] < 0.0 { 7.0 } else { a[i] });
+                }
+                // Ties to even, like the default rounding mode.
+                let r = lanes_of(s, s.round(s.splat(2.5)));
+                assert!(r.iter().all(|&v| v == 2.0), "{r:?}");
+                let p = lanes_of(s, s.mul_pow2(s.splat(1.5), s.splat(-3.0)));
+                assert!(p.iter().all(|&v| v == 0.1875), "{p:?}");
+                let z = lanes_of(s, s.mul_pow2(s.splat(1.5), s.splat(-127.0)));
+                assert!(z.iter().all(|&v| v == 0.0), "{z:?}");
+                let all = s.mask_bits(s.eq(s.splat(1.0), s.splat(1.0)));
+                assert_eq!(all, (1u32 << l) - 1);
+            }
+        }
+        on_every_path::<T>();
+    }
 
     #[test]
     fn scalar_is_always_there_and_last() {

@@ -206,3 +206,84 @@ pub(crate) mod lanes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::lanes::{epilogue, exp_flushed};
+    use super::*;
+    use crate::kernels::simd::Simd;
+    use crate::kernels::simd::tests::{PathCheck, lanes_of, on_every_path, vector};
+
+    #[test]
+    fn vector_exp_is_within_3_ulp_of_f64_and_flushes_like_the_scalar_one() {
+        struct T;
+        impl PathCheck for T {
+            fn check<S: Simd>(s: S) {
+                let mut worst = 0.0f64;
+                for k in 0..20_000 {
+                    let x0 = -100.0 + k as f32 * 0.005;
+                    let xs: Vec<f32> = (0..S::LANES).map(|i| x0 + i as f32 * 1e-4).collect();
+                    let got = lanes_of(s, exp_flushed(s, vector(s, &xs)));
+                    for (&x, &e) in xs.iter().zip(&got) {
+                        let want = (x as f64).exp();
+                        if want < P_FLUSH as f64 * 0.999 {
+                            assert_eq!(e, 0.0, "exp({x}) must flush");
+                        } else if want > P_FLUSH as f64 * 1.001 {
+                            let ulps = (e as f64 - want).abs() / (want * f32::EPSILON as f64);
+                            worst = worst.max(ulps);
+                        }
+                    }
+                }
+                assert!(worst <= 3.0, "{} lanes: {worst} ulp", S::LANES);
+            }
+        }
+        on_every_path::<T>();
+    }
+
+    #[test]
+    fn vector_epilogue_matches_the_scalar_one() {
+        struct T;
+        impl PathCheck for T {
+            fn check<S: Simd>(s: S) {
+                let l = S::LANES;
+                let k = 4;
+                // Row i: logits spread by i, the label i % k, the last row clipped.
+                let logit = |i: usize, c: usize| -> f32 {
+                    if i == l - 1 {
+                        [0.0, -40.0, 3.0, 1.0][c]
+                    } else {
+                        ((i * 7 + c * 3) % 11) as f32 * 0.7 - 2.0
+                    }
+                };
+                let label = |i: usize| if i == l - 1 { 1 } else { i % k };
+                let mut v: Vec<S::V> = (0..k)
+                    .map(|c| vector(s, &(0..l).map(|i| logit(i, c)).collect::<Vec<_>>()))
+                    .collect();
+                let labels = vector(s, &(0..l).map(|i| label(i) as f32).collect::<Vec<_>>());
+                let valid = (1u32 << l) - 1;
+                let o = epilogue(s, &mut v, labels, valid, true);
+                let (mut loss, mut correct, mut clipped) = (0.0f32, 0, 0);
+                let predicted = lanes_of(s, o.predicted);
+                let g: Vec<Vec<f32>> = v.iter().map(|&x| lanes_of(s, x)).collect();
+                for i in 0..l {
+                    let mut row: Vec<f32> = (0..k).map(|c| logit(i, c)).collect();
+                    let r = grad_row(&mut row, label(i));
+                    loss += r.loss;
+                    correct += (r.predicted == label(i)) as usize;
+                    clipped += r.clipped as usize;
+                    assert_eq!(predicted[i] as usize, r.predicted, "row {i}");
+                    for c in 0..k {
+                        assert!(
+                            (g[c][i] - row[c]).abs() <= 4.0 * f32::EPSILON,
+                            "row {i}, class {c}"
+                        );
+                    }
+                }
+                assert!((o.loss - loss).abs() <= 1e-5 * loss.abs().max(1.0));
+                assert_eq!((o.correct, o.clipped), (correct, clipped));
+                assert_eq!(clipped, 1, "the last row is clipped");
+            }
+        }
+        on_every_path::<T>();
+    }
+}
