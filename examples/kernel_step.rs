@@ -1,8 +1,10 @@
-//! One kernel step on your own buffers: random u8 "images", labels and a model, one
-//! forward + backward with every kernel, and the gradients compared with the reference.
+//! One kernel step on your own buffers: pseudo-random u8 "images", labels and a model, one
+//! forward + backward with the fused kernels, their gradients compared with the reference's.
 //!
 //! `cargo run --release --example kernel_step [KERNEL] [REPEATS]` also repeats the chosen
-//! kernel's step (for profilers such as `perf record`).
+//! kernel's step and prints µs per step (for profilers such as `perf record`); `SPREAD=N`
+//! draws the batch's 256 rows from the first N of the 1000 samples (`SPREAD=1`: one row
+//! again and again, always in L1), to tell memory stalls from compute.
 
 use mnist_logreg::kernels::{Batch, KernelKind, Pixels};
 use mnist_logreg::model::{Grads, Model};
