@@ -675,14 +675,18 @@ impl Isa {
 
     /// The path `choice` asks for, or an error naming what this CPU supports.
     pub fn select(choice: SimdChoice) -> Result<Isa, SimdError> {
+        Self::select_from(choice, &Isa::supported())
+    }
+
+    /// [`Isa::select`] among `all` (widest first).
+    fn select_from(choice: SimdChoice, all: &[Isa]) -> Result<Isa, SimdError> {
         let wanted = match choice {
-            SimdChoice::Auto => return Ok(Isa::best()),
+            SimdChoice::Auto => return Ok(all[0]),
             SimdChoice::Avx512 => "avx512",
             SimdChoice::Avx2 => "avx2",
             SimdChoice::Sse2 => "sse2",
             SimdChoice::Scalar => "scalar",
         };
-        let all = Isa::supported();
         all.iter()
             .copied()
             .find(|isa| isa.name() == wanted)
@@ -879,12 +883,32 @@ pub(crate) mod tests {
 
     #[test]
     fn an_unsupported_path_is_a_clear_error() {
-        let all = Isa::supported();
-        for choice in [SimdChoice::Avx512, SimdChoice::Avx2, SimdChoice::Sse2] {
-            match Isa::select(choice) {
-                Ok(isa) => assert!(all.contains(&isa)),
-                Err(e) => assert!(e.to_string().contains("this CPU cannot run"), "{e}"),
-            }
+        // As on a CPU with only the scalar path (every CPU has that one).
+        let scalar_only: Vec<Isa> = Isa::supported()
+            .into_iter()
+            .filter(|i| i.name() == "scalar")
+            .collect();
+        for (choice, name) in [
+            (SimdChoice::Avx512, "avx512"),
+            (SimdChoice::Avx2, "avx2"),
+            (SimdChoice::Sse2, "sse2"),
+        ] {
+            let e = Isa::select_from(choice, &scalar_only).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("this CPU cannot run the {name} path (it supports: scalar)")
+            );
+        }
+        assert_eq!(
+            Isa::select_from(SimdChoice::Auto, &scalar_only)
+                .unwrap()
+                .name(),
+            "scalar"
+        );
+        // On this CPU every path it lists is selectable.
+        for isa in Isa::supported() {
+            let choice = <SimdChoice as clap::ValueEnum>::from_str(isa.name(), false).unwrap();
+            assert_eq!(Isa::select(choice).unwrap(), isa);
         }
     }
 }
