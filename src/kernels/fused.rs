@@ -137,36 +137,34 @@ pub(crate) fn padded_classes(classes: usize) -> usize {
     classes.div_ceil(CLASS_TILE) * CLASS_TILE
 }
 
-/// Ask the CPU to start loading `rows` of `pixels` (a row is `d` values) into L1 (`l1`) or L2.
-/// Only a hint: the addresses are computed with wrapping arithmetic and never dereferenced,
-/// so any row index is harmless.
+/// The first byte of the pixel buffer and the bytes of one row.
+fn row_bytes(pixels: Pixels, d: usize) -> (*const i8, usize) {
+    match pixels {
+        Pixels::F32(x) => (x.as_ptr().cast::<i8>(), 4 * d),
+        Pixels::U8(x) => (x.as_ptr().cast::<i8>(), d),
+    }
+}
+
+/// Ask the CPU to start loading `rows` of `pixels` (a row is `d` values) into L1. Only a
+/// hint: the addresses are computed with wrapping arithmetic and never dereferenced, so any
+/// row index is harmless.
 #[inline(always)]
-fn prefetch_rows(pixels: Pixels, rows: &[usize], d: usize, l1: bool) {
+fn prefetch_rows_l1(pixels: Pixels, rows: &[usize], d: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
-        let (base, bytes) = match pixels {
-            Pixels::F32(x) => (x.as_ptr().cast::<i8>(), 4 * d),
-            Pixels::U8(x) => (x.as_ptr().cast::<i8>(), d),
-        };
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let (base, bytes) = row_bytes(pixels, d);
         for &r in rows {
             let row = base.wrapping_add(r.wrapping_mul(bytes));
             for line in (0..bytes).step_by(64) {
-                let p = row.wrapping_add(line);
                 // SAFETY: a prefetch is a hint that never faults and has no visible effect,
-                // whatever the address; `p` is not dereferenced.
-                unsafe {
-                    if l1 {
-                        _mm_prefetch::<_MM_HINT_T0>(p)
-                    } else {
-                        _mm_prefetch::<_MM_HINT_T1>(p)
-                    }
-                }
+                // whatever the address; the address is not dereferenced.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(line)) };
             }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (pixels, rows, d, l1);
+    let _ = (pixels, rows, d);
 }
 
 /// Prefetches of a list of rows into L2, a few cache lines at a time, so that they can be
@@ -183,10 +181,7 @@ struct LinePrefetch<'a> {
 
 impl<'a> LinePrefetch<'a> {
     fn new(pixels: Pixels, rows: &'a [usize], d: usize) -> Self {
-        let (base, row_bytes) = match pixels {
-            Pixels::F32(x) => (x.as_ptr().cast::<i8>(), 4 * d),
-            Pixels::U8(x) => (x.as_ptr().cast::<i8>(), d),
-        };
+        let (base, row_bytes) = row_bytes(pixels, d);
         Self {
             base,
             row_bytes,
@@ -483,7 +478,7 @@ impl Pass<'_, '_> {
         let mut logits = vec![simd.zero(); k];
         if next_step.is_empty() {
             // The first block has nobody before it to prefetch it.
-            prefetch_rows(pixels, &rows[..rows.len().min(BLOCK_ROWS)], d, true);
+            prefetch_rows_l1(pixels, &rows[..rows.len().min(BLOCK_ROWS)], d);
         }
         for (bi, block) in rows.chunks(BLOCK_ROWS).enumerate() {
             let n = block.len();
@@ -527,7 +522,7 @@ impl Pass<'_, '_> {
                     } else {
                         r0 + 2
                     };
-                    prefetch_rows(pixels, next_block.get(r0..upto).unwrap_or(&[]), d, true);
+                    prefetch_rows_l1(pixels, next_block.get(r0..upto).unwrap_or(&[]), d);
                 }
                 ahead.next(per_call);
                 // u8 rows are converted just before their forward, so it reads them from L1.
