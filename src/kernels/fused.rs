@@ -47,14 +47,9 @@
 //! 256 rows ahead inside the batch, within L2. Without a hint (evaluation) the next block of
 //! the batch is fetched into L1.
 //!
-//! Measured on the 2-core Xeon whose L3 holds the whole 47 MB training set (2026-11-26, 7–9
-//! interleaved runs): prefetching matters (an earlier version of this kernel with no
-//! prefetch at all ran `fused_u8`'s loop in ~120 ms against ~110), the L2 look-ahead is
-//! neutral there (1000 steps 60.6 vs 60.8 ms, evaluation
-//! 1.13 vs 1.21 ms, batch 8192 equal) and the next-step hint slightly negative for the
-//! single-threaded kernel on 4 KB pages (94.6 vs 90.6 ms). It is kept for machines whose L3
-//! does not hold the training set, where the rows come from DRAM; measure there before
-//! trusting it.
+//! Measured on a 2-core AVX-512 Xeon (2026-11-26, 7 interleaved runs, medians): with the
+//! L2 look-ahead the 1000-step loop took 64.1 ms against 67.5 without (`fused_u8`: 90.8
+//! against 95.9), the test evaluation 1.28 against 1.42 ms; batch 8192 about equal.
 //!
 //! ## Instruction sets
 //! The body is written once, generic over [`Simd`], and instantiated under
@@ -135,6 +130,15 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 /// Classes padded up to a whole number of narrow tiles.
 pub(crate) fn padded_classes(classes: usize) -> usize {
     classes.div_ceil(CLASS_TILE) * CLASS_TILE
+}
+
+/// How `kp` padded classes are tiled on `S`: `(wide, narrow)` tiles. The `wide` tiles of
+/// [`WIDE_TILE`] classes come first (only where `S` has the registers for them), then the
+/// `narrow` ones of `CLASS_TILE`. The forward, the backward and the prefetch budget all
+/// follow this one tiling.
+fn class_tiles<S: Simd>(kp: usize) -> (usize, usize) {
+    let wide = if S::WIDE_TILE { kp / WIDE_TILE } else { 0 };
+    (wide, (kp - wide * WIDE_TILE) / CLASS_TILE)
 }
 
 /// The first byte of the pixel buffer and the bytes of one row.
@@ -359,9 +363,7 @@ fn block_rows<'p>(
             }
         }
         Pixels::U8(px) => {
-            if xbuf.len() != BLOCK_ROWS * d {
-                *xbuf = AlignedF32::zeros(BLOCK_ROWS * d);
-            }
+            resize(xbuf, BLOCK_ROWS * d);
             for (((o, s), dst), &r) in out
                 .iter_mut()
                 .zip(&mut src)
@@ -505,9 +507,10 @@ impl Pass<'_, '_> {
             // The next step's rows of this block, spread over the forward's row pairs and the
             // backward's feature pairs.
             let mut ahead = LinePrefetch::new(pixels, ahead_rows, d);
+            let (wide, narrow) = class_tiles::<S>(kp);
             let calls = n.div_ceil(2)
                 + if grad {
-                    (d / (2 * lanes)) * kp.div_ceil(CLASS_TILE)
+                    (d / (2 * lanes)) * (wide + narrow)
                 } else {
                     0
                 };
@@ -533,7 +536,6 @@ impl Pass<'_, '_> {
                         unsafe { convert_row(simd, u8_rows[r], xs[r].cast_mut()) };
                     }
                 }
-                let mut c0 = 0;
                 let mut tile = |c0: usize, accs: &[S::V], tails: &[f32], r: usize| {
                     for (c, (&a, &t)) in accs.iter().zip(tails).enumerate() {
                         // SAFETY: `acc_at(r, c0 + c) + LANES <= BLOCK_ROWS·kp·LANES = s.acc.len()`
@@ -542,25 +544,21 @@ impl Pass<'_, '_> {
                         s.tail[(c0 + c) * BLOCK_ROWS + r] = t;
                     }
                 };
-                if S::WIDE_TILE {
-                    while c0 + WIDE_TILE <= kp {
-                        let w: [*const f32; WIDE_TILE] = std::array::from_fn(|c| w_rows[c0 + c]);
-                        // SAFETY: the `xs` rows hold `d` values (`block_rows`), the weight rows
-                        // are the model's class rows (checked by `class_weights`) or `s.zero`
-                        // (`d` zeros).
-                        let (a, t) = unsafe { dot_2xc(simd, [xs[r0], xs[r1]], w, d) };
-                        tile(c0, &a[0], &t[0], r0);
-                        tile(c0, &a[1], &t[1], r0 + 1);
-                        c0 += WIDE_TILE;
-                    }
+                for c0 in (0..wide).map(|t| t * WIDE_TILE) {
+                    let w: [*const f32; WIDE_TILE] = std::array::from_fn(|c| w_rows[c0 + c]);
+                    // SAFETY: the `xs` rows hold `d` values (`block_rows`), the weight rows
+                    // are the model's class rows (checked by `class_weights`) or `s.zero`
+                    // (`d` zeros).
+                    let (a, t) = unsafe { dot_2xc(simd, [xs[r0], xs[r1]], w, d) };
+                    tile(c0, &a[0], &t[0], r0);
+                    tile(c0, &a[1], &t[1], r0 + 1);
                 }
-                while c0 < kp {
+                for c0 in (0..narrow).map(|t| wide * WIDE_TILE + t * CLASS_TILE) {
                     let w: [*const f32; CLASS_TILE] = std::array::from_fn(|c| w_rows[c0 + c]);
                     // SAFETY: as above.
                     let (a, t) = unsafe { dot_2xc(simd, [xs[r0], xs[r1]], w, d) };
                     tile(c0, &a[0], &t[0], r0);
                     tile(c0, &a[1], &t[1], r0 + 1);
-                    c0 += CLASS_TILE;
                 }
             }
             // Rows past the block's end (up to the end of their group) sum to zero.
@@ -605,9 +603,11 @@ impl Pass<'_, '_> {
                     );
                 }
                 let o = lanes::epilogue(simd, &mut logits, label_v, valid, grad);
-                stats.loss += o.loss;
-                stats.correct += o.correct;
-                stats.clipped += o.clipped;
+                stats = stats.merge(Stats {
+                    loss: o.loss,
+                    correct: o.correct,
+                    clipped: o.clipped,
+                });
                 match &mut out {
                     Out::Forward(Some(predictions)) => {
                         let mut pred = [0.0f32; 16];
@@ -640,37 +640,24 @@ impl Pass<'_, '_> {
             // Backward for the block.
             if grad {
                 let g = s.g.as_ptr();
-                let mut c0 = 0;
                 let overwrite = bi == 0;
-                if S::WIDE_TILE {
-                    while c0 + WIDE_TILE <= kp {
-                        let dw: [*mut f32; WIDE_TILE] = std::array::from_fn(|c| dw_rows[c0 + c]);
-                        // SAFETY: `dw_rows` are the distinct `d`-value rows of `dw` (length
-                        // checked above), the `xs` rows hold `d` values, and `g` holds
-                        // `kp × BLOCK_ROWS` gradients with `c0 + C <= kp`, `n <= BLOCK_ROWS`.
-                        unsafe {
-                            accumulate_cx2(
-                                simd,
-                                dw,
-                                xs,
-                                g.add(c0 * BLOCK_ROWS),
-                                d,
-                                overwrite,
-                                || ahead.next(per_call),
-                            )
-                        };
-                        c0 += WIDE_TILE;
-                    }
+                for c0 in (0..wide).map(|t| t * WIDE_TILE) {
+                    let dw: [*mut f32; WIDE_TILE] = std::array::from_fn(|c| dw_rows[c0 + c]);
+                    // SAFETY: `dw_rows` are the distinct `d`-value rows of `dw` (length
+                    // checked above), the `xs` rows hold `d` values, and `g` holds
+                    // `kp × BLOCK_ROWS` gradients with `c0 + C <= kp`, `n <= BLOCK_ROWS`.
+                    unsafe {
+                        let g = g.add(c0 * BLOCK_ROWS);
+                        accumulate_cx2(simd, dw, xs, g, d, overwrite, || ahead.next(per_call))
+                    };
                 }
-                while c0 < kp {
+                for c0 in (0..narrow).map(|t| wide * WIDE_TILE + t * CLASS_TILE) {
                     let dw: [*mut f32; CLASS_TILE] = std::array::from_fn(|c| dw_rows[c0 + c]);
                     // SAFETY: as above.
                     unsafe {
-                        accumulate_cx2(simd, dw, xs, g.add(c0 * BLOCK_ROWS), d, overwrite, || {
-                            ahead.next(per_call)
-                        })
+                        let g = g.add(c0 * BLOCK_ROWS);
+                        accumulate_cx2(simd, dw, xs, g, d, overwrite, || ahead.next(per_call))
                     };
-                    c0 += CLASS_TILE;
                 }
             }
         }
