@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use super::fused::{forward_backward_rows, forward_rows, padded_classes, with_scratch};
-use super::share::Team;
+use super::share::{Team, lock, read, write};
 use super::simd::Isa;
 use super::{Batch, Kernel, Stats, assert_shapes};
 use crate::model::{Grads, Model};
@@ -72,12 +72,6 @@ impl Parallel {
     }
 }
 
-/// Lock a mutex that no panicking thread can have poisoned in a way that matters here (the
-/// data is overwritten before use).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The rows the thread that computes chunk `i` will most likely compute next: chunk
 /// `i + threads` of the stream "this batch, then the next one" (the prefetch hint of chunk
 /// `i`; at the tutorial's batch of two chunks, the next step's chunk `i`).
@@ -119,8 +113,8 @@ fn climb(chunks: &[RwLock<ChunkOut>], arrivals: &[AtomicU8], mut i: usize) {
             if node.fetch_add(1, Ordering::AcqRel) == 0 {
                 return; // the other half is still running; its thread will add this node
             }
-            let from = chunks[right].read().unwrap_or_else(|e| e.into_inner());
-            let mut into = chunks[start].write().unwrap_or_else(|e| e.into_inner());
+            let from = read(&chunks[right]);
+            let mut into = write(&chunks[start]);
             add_into(&mut into, &from);
         }
         i = start;
@@ -183,7 +177,7 @@ impl Kernel for Parallel {
             .collect();
         self.team.run(n_chunks, &|i| {
             {
-                let mut out = chunks[i].write().unwrap_or_else(|e| e.into_inner());
+                let mut out = write(&chunks[i]);
                 let out = &mut *out;
                 // Sized once; the kernel overwrites them (no clearing per step).
                 out.dw.resize(kp * d, 0.0);
@@ -199,14 +193,14 @@ impl Kernel for Parallel {
         });
         // The root of the tree is in chunk 0; its buffer is `kp × d` with the padding classes
         // last (class-major), so its first `k × d` values are `dW`.
-        let root = chunks[0].read().unwrap_or_else(|e| e.into_inner());
+        let root = read(&chunks[0]);
         grads.dw.copy_from_slice(&root.dw[..k * d]);
         grads.db.copy_from_slice(&root.db);
         drop(root);
         // The stats in chunk order: a deterministic f32 loss.
         chunks
             .iter()
-            .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).stats)
+            .map(|c| read(c).stats)
             .fold(Stats::default(), Stats::merge)
     }
 }

@@ -12,7 +12,7 @@
 //! changes what the task computes, so results stay independent of the thread count.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long an idle helper spins before it parks.
@@ -209,9 +209,21 @@ fn helper(shared: &Shared) {
     }
 }
 
-/// Lock a mutex whose data (an `Option<Arc<Job>>`) no panic can leave inconsistent.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Lock a mutex, ignoring poisoning. For the kernels' data only: a panicking task is
+/// reported to the caller anyway, and every value behind these locks (the current job, a
+/// chunk's buffers and stats, a prediction slot) is overwritten before it is read again.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// [`lock`] for reading an `RwLock`.
+pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// [`lock`] for writing an `RwLock`.
+pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
