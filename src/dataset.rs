@@ -162,22 +162,12 @@ impl Split {
     /// A copy of the pixels for training, in memory backed by huge pages (see
     /// [`Resident`]).
     pub fn resident_u8(&self) -> std::io::Result<Resident<u8>> {
-        Resident::new(self.pixels().len(), |out| {
-            // In 2 MB pieces on every core: the page faults (the kernel zeroing huge pages)
-            // cost as much as the copy itself.
-            out.par_chunks_mut(HUGE_PAGE)
-                .zip(self.pixels().par_chunks(HUGE_PAGE))
-                .for_each(|(o, i)| o.copy_from_slice(i));
-        })
+        Resident::from_pixels(self.pixels(), |i, o| o.copy_from_slice(i))
     }
 
     /// The pixels as `f32` (as [`Split::to_f32`]) in memory backed by huge pages.
     pub fn resident_f32(&self) -> std::io::Result<Resident<f32>> {
-        Resident::new(self.pixels().len(), |out| {
-            out.par_chunks_mut(HUGE_PAGE / 4)
-                .zip(self.pixels().par_chunks(HUGE_PAGE / 4))
-                .for_each(|(o, i)| pixels_to_f32(i, o));
-        })
+        Resident::from_pixels(self.pixels(), pixels_to_f32)
     }
 }
 
@@ -213,6 +203,21 @@ impl<T: bytemuck::Pod> Resident<T> {
             map,
             len,
             _values: std::marker::PhantomData,
+        })
+    }
+
+    /// One value per pixel, written by `convert` (pixels in, values out) in parallel 2 MB
+    /// pieces: the page faults (the kernel zeroing huge pages) cost as much as the copy, and
+    /// every core can take some.
+    fn from_pixels(pixels: &[u8], convert: impl Fn(&[u8], &mut [T]) + Sync) -> std::io::Result<Self>
+    where
+        T: Send,
+    {
+        let piece = HUGE_PAGE / size_of::<T>();
+        Self::new(pixels.len(), |out| {
+            out.par_chunks_mut(piece)
+                .zip(pixels.par_chunks(piece))
+                .for_each(|(o, i)| convert(i, o));
         })
     }
 

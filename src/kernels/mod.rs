@@ -10,8 +10,8 @@
 //! | `parallel` | [`parallel`] | `fused` on the caller + helper threads, fixed-size chunks, fixed-order reduction |
 //!
 //! The `_u8` variants are the same kernels fed with the u8 pixels of the mapped file
-//! (converted to `f32` once per block, the 1/255 folded into the logits and the gradient)
-//! instead of the `f32` buffer. The fused kernels run on the instruction set chosen at run
+//! (each row converted to `f32` once per call, the 1/255 folded into the logits and the
+//! gradient) instead of the `f32` buffer. The fused kernels run on the instruction set chosen at run
 //! time ([`simd::Isa`]): AVX-512F, AVX2+FMA, SSE2 or scalar.
 
 pub mod fused;
@@ -136,13 +136,7 @@ impl<'a> Batch<'a> {
                 });
             }
         }
-        Ok(Self {
-            pixels,
-            features,
-            labels,
-            rows,
-            next: &[],
-        })
+        Ok(Self::from_parts(pixels, features, labels, rows))
     }
 
     /// A batch the crate has already validated (shapes, and every row and label of `rows`).
@@ -153,6 +147,16 @@ impl<'a> Batch<'a> {
         rows: &'a [usize],
     ) -> Self {
         debug_assert!(Self::new(pixels, features, labels, rows, usize::MAX).is_ok());
+        Self::from_parts(pixels, features, labels, rows)
+    }
+
+    /// The batch, unchecked and without a hint (for the two constructors above).
+    fn from_parts(
+        pixels: Pixels<'a>,
+        features: usize,
+        labels: &'a [u8],
+        rows: &'a [usize],
+    ) -> Self {
         Self {
             pixels,
             features,
