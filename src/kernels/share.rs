@@ -27,7 +27,7 @@ struct Job {
     done: AtomicUsize,
     n: usize,
     task: Task,
-    /// A task panicked on a helper thread.
+    /// A task panicked (on any thread; the caller's own panic is resumed first).
     panicked: AtomicBool,
 }
 
@@ -38,12 +38,16 @@ unsafe impl Send for Job {}
 unsafe impl Sync for Job {}
 
 /// Counts a claimed task as done when dropped, so a task that panics still counts and the
-/// caller's wait ends.
-struct DoneOnDrop<'a>(&'a AtomicUsize);
+/// caller's wait ends. A panicking task is recorded in `Job::panicked` first: the Release
+/// increment then publishes the flag to the caller, which reads it after seeing `done == n`.
+struct DoneOnDrop<'a>(&'a Job);
 
 impl Drop for DoneOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Release);
+        if std::thread::panicking() {
+            self.0.panicked.store(true, Ordering::Relaxed);
+        }
+        self.0.done.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -55,7 +59,7 @@ impl Job {
             if i >= self.n {
                 return;
             }
-            let _done = DoneOnDrop(&self.done);
+            let _done = DoneOnDrop(self);
             // SAFETY: `i < n` was claimed and is not counted as done before this call
             // returns or unwinds, so the caller of `Team::run` is still waiting for
             // `done == n`: the closure is alive.
@@ -200,11 +204,9 @@ fn helper(shared: &Shared) {
         seen = shared.epoch.load(Ordering::Acquire);
         let job = lock(&shared.job).clone();
         if let Some(job) = job {
-            // A task's panic is reported to the caller (`Job::panicked`), not lost with the
-            // helper: the helper lives on for the next job.
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work())).is_err() {
-                job.panicked.store(true, Ordering::Relaxed);
-            }
+            // A task's panic is reported to the caller (`Job::panicked`, set by `DoneOnDrop`),
+            // not lost with the helper: the helper lives on for the next job.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work()));
         }
     }
 }
