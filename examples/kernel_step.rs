@@ -57,7 +57,7 @@ fn main() {
     }
 
     if let Some(name) = args.get(1) {
-        let kind = KernelKind::from_name(name).expect("a kernel name");
+        let kind = <KernelKind as clap::ValueEnum>::from_str(name, false).expect("a kernel name");
         let repeats: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
         let kernel = kind.build(0);
         let f32s: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();

@@ -21,6 +21,39 @@ pub enum Shuffle {
     Sequential,
 }
 
+/// The three ways of drawing batches, without the buffer size (what `--shuffle` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShuffleKind {
+    /// The tutorial's `repeat().shuffle(N)` streaming buffer (N = --shuffle-buffer).
+    Buffer,
+    /// A fresh permutation of the training set every epoch.
+    Epoch,
+    /// File order: batch k holds samples (batch·k + j) mod n.
+    Sequential,
+}
+
+impl ShuffleKind {
+    /// The sampling rule of this kind; `buffer_size` is used by [`ShuffleKind::Buffer`] only.
+    pub fn with_buffer(self, buffer_size: usize) -> Shuffle {
+        match self {
+            ShuffleKind::Buffer => Shuffle::Buffer { size: buffer_size },
+            ShuffleKind::Epoch => Shuffle::Epoch,
+            ShuffleKind::Sequential => Shuffle::Sequential,
+        }
+    }
+}
+
+impl Shuffle {
+    /// Which of the three rules this is.
+    pub fn kind(self) -> ShuffleKind {
+        match self {
+            Shuffle::Buffer { .. } => ShuffleKind::Buffer,
+            Shuffle::Epoch => ShuffleKind::Epoch,
+            Shuffle::Sequential => ShuffleKind::Sequential,
+        }
+    }
+}
+
 /// A seeded, reproducible stream of sample indices in `0..n`.
 #[derive(Clone, Debug)]
 pub struct Sampler {

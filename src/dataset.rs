@@ -87,7 +87,7 @@ pub enum DatasetError {
 }
 
 /// When to verify checksums.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ChecksumPolicy {
     /// Verify when the data claims to be MNIST (its label files have MNIST's counts and first
     /// labels); other datasets of the same shape load unverified. A successful verification is
@@ -261,9 +261,6 @@ pub struct Dataset {
     pub verification: Verification,
 }
 
-/// Number of classes a dataset's labels must fit in.
-pub const CLASSES: usize = crate::MNIST_CLASSES;
-
 fn open_split(
     dir: &Path,
     prefix: &str,
@@ -283,7 +280,7 @@ fn open_split(
     check_split(Split { images, labels })
 }
 
-/// Check that a split's files agree: equal counts, labels below [`CLASSES`].
+/// Check that a split's files agree: equal counts, labels below [`MNIST_CLASSES`](crate::MNIST_CLASSES).
 pub fn check_split(split: Split) -> Result<Split, DatasetError> {
     if split.images.count() != split.labels.count() {
         return Err(DatasetError::CountMismatch {
@@ -297,13 +294,13 @@ pub fn check_split(split: Split) -> Result<Split, DatasetError> {
         .labels()
         .iter()
         .enumerate()
-        .find(|&(_, &l)| l as usize >= CLASSES)
+        .find(|&(_, &l)| l as usize >= crate::MNIST_CLASSES)
     {
         return Err(DatasetError::BadLabel {
             path: split.labels.path().to_path_buf(),
             index,
             label,
-            classes: CLASSES,
+            classes: crate::MNIST_CLASSES,
         });
     }
     Ok(split)

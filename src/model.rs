@@ -51,11 +51,6 @@ impl Model {
     pub fn first_non_finite(&self) -> Option<f32> {
         first_non_finite(&self.w).or_else(|| first_non_finite(&self.b))
     }
-
-    /// True when every weight and bias is finite.
-    pub fn is_finite(&self) -> bool {
-        self.first_non_finite().is_none()
-    }
 }
 
 /// Gradient of the batch loss with respect to `W` (class-major, like [`Model::w`]) and `b`.
@@ -85,11 +80,6 @@ impl Grads {
     /// The first entry of `db`, then `dW`, that is NaN or infinite, if any.
     pub fn first_non_finite(&self) -> Option<f32> {
         first_non_finite(&self.db).or_else(|| first_non_finite(&self.dw))
-    }
-
-    /// True when every entry is finite.
-    pub fn is_finite(&self) -> bool {
-        self.first_non_finite().is_none()
     }
 }
 

@@ -24,7 +24,7 @@ pub const SIDE: usize = 28;
 pub const BOX: usize = 20;
 
 /// Whether to invert the image so the ink is bright.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Invert {
     /// Invert when the border is mostly bright (mean above mid-grey).
     #[default]

@@ -22,7 +22,7 @@
 use mnist_logreg::kernels::reference::{
     ReferenceF64, forward_backward_f64, forward_backward_f64_params,
 };
-use mnist_logreg::kernels::{Batch, Isa, Kernel, KernelKind, parallel::Parallel};
+use mnist_logreg::kernels::{Batch, ClipGradient, Isa, Kernel, KernelKind, parallel::Parallel};
 use mnist_logreg::model::{Grads, Model};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -110,7 +110,12 @@ fn every_supported_simd_path_is_under_test() {
 
 /// Compare one kernel's output with the f64 reference under the bounds of the module docs.
 /// `Err` describes the first violation; `Ok(false)` means the case is borderline (skip).
-fn check(p: &Problem, r: &ReferenceF64, (kind, isa): (KernelKind, Isa)) -> Result<bool, String> {
+fn check(
+    p: &Problem,
+    r: &ReferenceF64,
+    (kind, isa): (KernelKind, Isa),
+    clip: ClipGradient,
+) -> Result<bool, String> {
     let (n, d, k) = (p.rows.len(), p.d, p.k);
     let delta: Vec<f64> = r
         .logit_scale
@@ -124,14 +129,14 @@ fn check(p: &Problem, r: &ReferenceF64, (kind, isa): (KernelKind, Isa)) -> Resul
     let e_row: Vec<f64> = delta.iter().map(|dl| 2.0 * dl + 8.0 * EPS).collect();
     let gamma = EPS * (n as f64 + 8.0);
 
-    let kernel = kind.build_on(isa, 2);
+    let kernel = kind.build_with(isa, 2, clip);
     let batch = p.batch(kind);
     let mut grads = Grads::zeros_like(&p.model);
     let s = kernel.forward_backward(&p.model, &batch, &mut grads);
     let mut preds = vec![0u8; n];
     let f = kernel.forward(&p.model, &batch, Some(&mut preds));
 
-    let name = format!("{kind} on {}", isa.name());
+    let name = format!("{kind} on {} ({clip:?})", isa.name());
     let loss_tol = delta.iter().map(|dl| 2.0 * dl).sum::<f64>() + gamma * r.loss.abs() + 1e-6;
     for (what, loss) in [("forward_backward", s.loss), ("forward", f.loss)] {
         let err = (loss as f64 - r.loss).abs();
@@ -219,11 +224,12 @@ proptest! {
         d in prop_oneof![Just(1usize), 1usize..40, 40usize..1000],
         k in 2usize..=16,
         scale in scale_strategy(),
+        clip in prop_oneof![Just(ClipGradient::Zero), Just(ClipGradient::Through)],
     ) {
         let p = problem(seed, n, d, k, scale);
-        let r = forward_backward_f64(&p.model, &p.batch(KernelKind::Reference));
+        let r = forward_backward_f64(&p.model, &p.batch(KernelKind::Reference), clip);
         for v in variants() {
-            match check(&p, &r, v) {
+            match check(&p, &r, v, clip) {
                 Ok(true) => {}
                 Ok(false) => return Err(TestCaseError::reject("borderline clip")),
                 Err(e) => return Err(TestCaseError::fail(e)),
@@ -236,23 +242,25 @@ proptest! {
 fn mnist_shape_with_huge_logits_and_clipped_rows() {
     // 784 features, 10 classes, weights ±30 → logits around ±1e4: most rows clipped.
     let p = problem(11, 256, 784, 10, 30.0);
-    let r = forward_backward_f64(&p.model, &p.batch(KernelKind::Reference));
-    assert!(
-        r.clipped > 50,
-        "the case must exercise clipping ({} clipped)",
-        r.clipped
-    );
-    assert!(r.clipped < 256);
-    for v in variants() {
+    for clip in [ClipGradient::Zero, ClipGradient::Through] {
+        let r = forward_backward_f64(&p.model, &p.batch(KernelKind::Reference), clip);
         assert!(
-            check(&p, &r, v).unwrap(),
-            "{v:?}: borderline case, pick another seed"
+            r.clipped > 50,
+            "the case must exercise clipping ({} clipped)",
+            r.clipped
         );
+        assert!(r.clipped < 256);
+        for v in variants() {
+            assert!(
+                check(&p, &r, v, clip).unwrap(),
+                "{v:?}: borderline case, pick another seed"
+            );
+        }
     }
 }
 
 #[test]
-fn clipped_row_passes_no_gradient() {
+fn clipped_row_gradient_follows_the_clip_rule() {
     // One feature, two classes; W pushes class 1 far above class 0, label 0 → p_0 ≈ e^-100.
     let mut model = Model::tutorial_init(1, 2);
     model.w.copy_from_slice(&[0.0, 100.0]);
@@ -261,18 +269,24 @@ fn clipped_row_passes_no_gradient() {
         let u8px = [255u8];
         let pixels = kind.input().pick(&px, &u8px);
         let batch = Batch::new(pixels, 1, &labels, &rows, 2).unwrap();
-        let mut g = Grads::zeros_like(&model);
-        g.dw.fill(7.0);
-        let s = kind
-            .build_on(isa, 1)
-            .forward_backward(&model, &batch, &mut g);
-        assert_eq!(s.clipped, 1, "{kind}");
-        assert_eq!(s.loss, -(1e-9f32.ln()), "{kind}");
-        assert_eq!(
-            (&g.dw[..], &g.db[..]),
-            (&[0.0, 0.0][..], &[0.0, 0.0][..]),
-            "{kind}"
-        );
+        // Zero: no gradient. Through: p − onehot = [0 − 1, 1 − 0], times x = 1.
+        for (clip, want) in [
+            (ClipGradient::Zero, [0.0, 0.0]),
+            (ClipGradient::Through, [-1.0, 1.0]),
+        ] {
+            let mut g = Grads::zeros_like(&model);
+            g.dw.fill(7.0);
+            let s = kind
+                .build_with(isa, 1, clip)
+                .forward_backward(&model, &batch, &mut g);
+            assert_eq!(s.clipped, 1, "{kind} {clip:?}");
+            assert_eq!(s.loss, -(1e-9f32.ln()), "{kind} {clip:?}");
+            assert_eq!(
+                (&g.dw[..], &g.db[..]),
+                (&want[..], &want[..]),
+                "{kind} {clip:?}"
+            );
+        }
     }
 }
 
@@ -283,10 +297,11 @@ fn reference_gradient_matches_finite_differences() {
     let batch = p.batch(KernelKind::Reference);
     let w: Vec<f64> = p.model.w.iter().map(|&v| v as f64).collect();
     let b: Vec<f64> = p.model.b.iter().map(|&v| v as f64).collect();
-    let r = forward_backward_f64_params(&w, &b, &batch);
+    let r = forward_backward_f64_params(&w, &b, &batch, ClipGradient::Zero);
     assert_eq!(r.clipped, 0);
     let h = 1e-6;
-    let loss = |w: &[f64], b: &[f64]| forward_backward_f64_params(w, b, &batch).loss;
+    let loss =
+        |w: &[f64], b: &[f64]| forward_backward_f64_params(w, b, &batch, ClipGradient::Zero).loss;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for _ in 0..40 {
         let i = rng.random_range(0..w.len());
@@ -312,7 +327,15 @@ fn reference_gradient_matches_finite_differences() {
         );
     }
     // And the f32 reference kernel follows the f64 one.
-    assert!(check(&p, &r, (KernelKind::Reference, Isa::best())).unwrap());
+    assert!(
+        check(
+            &p,
+            &r,
+            (KernelKind::Reference, Isa::best()),
+            ClipGradient::Zero
+        )
+        .unwrap()
+    );
 }
 
 #[test]

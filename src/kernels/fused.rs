@@ -59,7 +59,7 @@
 use std::cell::RefCell;
 
 use super::simd::{Isa, Scalar, Simd, WithIsa};
-use super::softmax::lanes;
+use super::softmax::{ClipGradient, lanes};
 use super::{Batch, Kernel, Pixels, Stats, assert_shapes};
 use crate::aligned::AlignedF32;
 use crate::model::{Grads, Model};
@@ -82,12 +82,18 @@ const U8_SCALE: f32 = 1.0 / 255.0;
 #[derive(Clone, Copy, Debug)]
 pub struct Fused {
     isa: Isa,
+    clip: ClipGradient,
 }
 
 impl Fused {
     /// The fused kernel on instruction set `isa`.
     pub fn new(isa: Isa) -> Self {
-        Self { isa }
+        Self::with_clip(isa, ClipGradient::Zero)
+    }
+
+    /// The fused kernel on `isa`, with the gradient rule `clip` for clipped rows.
+    pub fn with_clip(isa: Isa, clip: ClipGradient) -> Self {
+        Self { isa, clip }
     }
 }
 
@@ -409,6 +415,7 @@ enum Out<'o> {
     Backward {
         dw: &'o mut [f32],
         db: &'o mut [f32],
+        clip: ClipGradient,
     },
 }
 
@@ -455,7 +462,10 @@ impl Pass<'_, '_> {
                 }
             })
             .collect();
-        let grad = matches!(out, Out::Backward { .. });
+        let grad = match out {
+            Out::Backward { clip, .. } => Some(clip),
+            Out::Forward(_) => None,
+        };
         let dw_rows: Vec<*mut f32> = match &mut out {
             Out::Backward { dw, .. } => {
                 assert_eq!(
@@ -510,7 +520,7 @@ impl Pass<'_, '_> {
             let mut ahead = LinePrefetch::new(pixels, ahead_rows, d);
             let (wide, narrow) = class_tiles::<S>(kp);
             let calls = n.div_ceil(2)
-                + if grad {
+                + if grad.is_some() {
                     (d / (2 * lanes)) * (wide + narrow)
                 } else {
                     0
@@ -639,7 +649,7 @@ impl Pass<'_, '_> {
             }
 
             // Backward for the block.
-            if grad {
+            if grad.is_some() {
                 let g = s.g.as_ptr();
                 let overwrite = bi == 0;
                 for c0 in (0..wide).map(|t| t * WIDE_TILE) {
@@ -736,7 +746,7 @@ pub(crate) fn forward_rows(
 /// Forward + backward over `batch` on `isa`, **overwriting** `dw` (`padded_classes ×
 /// features`, class-major) and `db` (`classes`).
 pub(crate) fn forward_backward_rows(
-    isa: Isa,
+    (isa, clip): (Isa, ClipGradient),
     model: &Model,
     batch: &Batch,
     dw: &mut [f32],
@@ -746,7 +756,7 @@ pub(crate) fn forward_backward_rows(
     isa.dispatch(Pass {
         model,
         batch,
-        out: Out::Backward { dw, db },
+        out: Out::Backward { dw, db, clip },
         s,
     })
 }
@@ -764,7 +774,7 @@ impl Kernel for Fused {
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats {
         assert_shapes(model, batch);
         let (d, k) = (model.features, model.classes);
-        let isa = self.isa;
+        let isa = (self.isa, self.clip);
         if padded_classes(k) == k {
             return with_scratch(|s| {
                 forward_backward_rows(isa, model, batch, &mut grads.dw, &mut grads.db, s)

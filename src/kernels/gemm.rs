@@ -4,13 +4,16 @@
 
 use std::cell::RefCell;
 
-use super::softmax::{forward_row, grad_row};
+use super::softmax::{ClipGradient, forward_row, grad_row};
 use super::{Batch, Kernel, Stats, assert_shapes};
 use crate::model::{Grads, Model};
 
 /// The matrixmultiply baseline kernel.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Gemm;
+pub struct Gemm {
+    /// The gradient rule for clipped rows.
+    pub clip: ClipGradient,
+}
 
 thread_local! {
     /// Reused per-thread scratch (gathered rows, logits): a fresh 800 KB allocation per step
@@ -83,7 +86,7 @@ impl Kernel for Gemm {
             let mut stats = Stats::default();
             grads.db.fill(0.0);
             for (i, row) in g.chunks_exact_mut(k).enumerate() {
-                let out = grad_row(row, batch.label(i));
+                let out = grad_row(row, batch.label(i), self.clip);
                 stats.add_row(&out, batch.label(i));
                 for (db, gc) in grads.db.iter_mut().zip(row.iter()) {
                     *db += gc;

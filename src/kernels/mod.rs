@@ -23,6 +23,7 @@ pub mod simd;
 pub mod softmax;
 
 pub use simd::{Isa, SimdChoice, SimdError};
+pub use softmax::ClipGradient;
 
 use crate::model::{Grads, Model};
 
@@ -291,20 +292,24 @@ pub(crate) fn assert_shapes(model: &Model, batch: &Batch) {
     );
 }
 
-/// The kernel variants the CLI, tests and benches can choose.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The kernel variants the CLI, tests and benches can choose (`--kernel` parses into it, so
+/// the names below are the only spelling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[allow(clippy::enum_variant_names)]
 pub enum KernelKind {
-    /// Scalar reference.
+    /// Plain scalar loops (the definition of correct).
     Reference,
-    /// `matrixmultiply` baseline.
+    /// matrixmultiply sgemm, unfused.
     Gemm,
-    /// Single-threaded fused SIMD on `f32` input.
+    /// Fused SIMD, one thread, f32 input.
     Fused,
-    /// Single-threaded fused SIMD reading u8 pixels.
+    /// Fused SIMD, one thread, u8 pixels converted in registers.
+    #[value(name = "fused_u8")]
     FusedU8,
-    /// Multithreaded fused SIMD on `f32` input.
+    /// Fused SIMD sharded over threads, f32 input.
     Parallel,
-    /// Multithreaded fused SIMD reading u8 pixels.
+    /// Fused SIMD sharded over threads, u8 pixels.
+    #[value(name = "parallel_u8")]
     ParallelU8,
 }
 
@@ -350,11 +355,6 @@ impl KernelKind {
         }
     }
 
-    /// Parse a `--kernel` name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
     /// The pixel buffer this variant reads.
     pub fn input(self) -> Input {
         match self {
@@ -371,12 +371,25 @@ impl KernelKind {
 
     /// Build the kernel on instruction set `isa` (used by the fused and parallel variants).
     pub fn build_on(self, isa: Isa, threads: usize) -> Box<dyn Kernel> {
+        self.build_with(isa, threads, ClipGradient::Zero)
+    }
+
+    /// Build the kernel on `isa` with `threads` (parallel variants, 0 = one per core) and the
+    /// gradient rule `clip` for rows whose true-class probability was clipped.
+    ///
+    /// ```
+    /// use mnist_logreg::kernels::{ClipGradient, Isa, KernelKind};
+    ///
+    /// let kernel = KernelKind::ParallelU8.build_with(Isa::best(), 2, ClipGradient::Through);
+    /// assert_eq!(kernel.threads(), 2);
+    /// ```
+    pub fn build_with(self, isa: Isa, threads: usize, clip: ClipGradient) -> Box<dyn Kernel> {
         match self {
-            KernelKind::Reference => Box::new(reference::Reference),
-            KernelKind::Gemm => Box::new(gemm::Gemm),
-            KernelKind::Fused | KernelKind::FusedU8 => Box::new(fused::Fused::new(isa)),
+            KernelKind::Reference => Box::new(reference::Reference { clip }),
+            KernelKind::Gemm => Box::new(gemm::Gemm { clip }),
+            KernelKind::Fused | KernelKind::FusedU8 => Box::new(fused::Fused::with_clip(isa, clip)),
             KernelKind::Parallel | KernelKind::ParallelU8 => {
-                Box::new(parallel::Parallel::new(isa, threads))
+                Box::new(parallel::Parallel::with_clip(isa, threads, clip))
             }
         }
     }

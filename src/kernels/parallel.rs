@@ -17,6 +17,7 @@ use std::sync::{Mutex, RwLock};
 use super::fused::{forward_backward_rows, forward_rows, padded_classes, with_scratch};
 use super::share::{Team, lock, read, write};
 use super::simd::Isa;
+use super::softmax::ClipGradient;
 use super::{Batch, Kernel, Stats, assert_shapes};
 use crate::model::{Grads, Model};
 
@@ -38,6 +39,7 @@ struct ChunkOut {
 /// The multithreaded fused kernel: the caller plus `threads − 1` helper threads.
 pub struct Parallel {
     isa: Isa,
+    clip: ClipGradient,
     team: Team,
     chunks: Mutex<Vec<RwLock<ChunkOut>>>,
 }
@@ -46,6 +48,7 @@ impl std::fmt::Debug for Parallel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Parallel")
             .field("isa", &self.isa)
+            .field("clip", &self.clip)
             .field("threads", &self.team.threads())
             .finish()
     }
@@ -58,6 +61,14 @@ impl Parallel {
     /// # Panics
     /// When the operating system refuses to start the helper threads.
     pub fn new(isa: Isa, threads: usize) -> Self {
+        Self::with_clip(isa, threads, ClipGradient::Zero)
+    }
+
+    /// [`Parallel::new`] with the gradient rule `clip` for clipped rows.
+    ///
+    /// # Panics
+    /// When the operating system refuses to start the helper threads.
+    pub fn with_clip(isa: Isa, threads: usize, clip: ClipGradient) -> Self {
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -66,6 +77,7 @@ impl Parallel {
         let team = Team::new(threads - 1).expect("cannot start the kernel's helper threads");
         Self {
             isa,
+            clip,
             team,
             chunks: Mutex::new(Vec::new()),
         }
@@ -186,7 +198,14 @@ impl Kernel for Parallel {
                     .slice(i * CHUNK_ROWS..((i + 1) * CHUNK_ROWS).min(n))
                     .with_next(likely_next(batch, i, self.team.threads()));
                 out.stats = with_scratch(|s| {
-                    forward_backward_rows(self.isa, model, &part, &mut out.dw, &mut out.db, s)
+                    forward_backward_rows(
+                        (self.isa, self.clip),
+                        model,
+                        &part,
+                        &mut out.dw,
+                        &mut out.db,
+                        s,
+                    )
                 });
             }
             climb(chunks, &arrivals, i);

@@ -1,13 +1,16 @@
 //! The scalar reference: plain loops, the definition of correct. An `f64` twin
 //! ([`forward_backward_f64`]) gives tests a ground truth free of f32 rounding.
 
-use super::softmax::{CLIP_MIN, forward_row, grad_row, softmax_in_place};
+use super::softmax::{CLIP_MIN, ClipGradient, forward_row, grad_row, softmax_in_place};
 use super::{Batch, Kernel, Stats, assert_shapes};
 use crate::model::{Grads, Model};
 
 /// The scalar reference kernel.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Reference;
+pub struct Reference {
+    /// The gradient rule for clipped rows.
+    pub clip: ClipGradient,
+}
 
 /// `logits[c] = Σ_j x[j]·W[c][j] + b[c]`, in file order.
 fn logits_row(model: &Model, x: &[f32], logits: &mut [f32]) {
@@ -67,7 +70,7 @@ impl Kernel for Reference {
         for (i, &row) in batch.rows().iter().enumerate() {
             batch.pixels().row_to_f32(row, &mut x);
             logits_row(model, &x, &mut g);
-            let out = grad_row(&mut g, batch.label(i));
+            let out = grad_row(&mut g, batch.label(i), self.clip);
             stats.add_row(&out, batch.label(i));
             for (c, &gc) in g.iter().enumerate() {
                 for (dw, &xj) in grads.dw[c * d..(c + 1) * d].iter_mut().zip(&x) {
@@ -106,15 +109,20 @@ pub struct ReferenceF64 {
 
 /// The reference in `f64`: the same computation with every intermediate in double precision
 /// (inputs are the f32 model and batch, widened exactly).
-pub fn forward_backward_f64(model: &Model, batch: &Batch) -> ReferenceF64 {
+pub fn forward_backward_f64(model: &Model, batch: &Batch, clip: ClipGradient) -> ReferenceF64 {
     assert_shapes(model, batch);
     let w: Vec<f64> = model.w.iter().map(|&v| v as f64).collect();
     let b: Vec<f64> = model.b.iter().map(|&v| v as f64).collect();
-    forward_backward_f64_params(&w, &b, batch)
+    forward_backward_f64_params(&w, &b, batch, clip)
 }
 
 /// [`forward_backward_f64`] on `f64` parameters: `w` class-major (`b.len() × features`).
-pub fn forward_backward_f64_params(w: &[f64], b: &[f64], batch: &Batch) -> ReferenceF64 {
+pub fn forward_backward_f64_params(
+    w: &[f64],
+    b: &[f64],
+    batch: &Batch,
+    clip: ClipGradient,
+) -> ReferenceF64 {
     let (d, k) = (batch.features(), b.len());
     assert_eq!(w.len(), d * k, "W must be classes × features");
     let mut out = ReferenceF64 {
@@ -158,7 +166,7 @@ pub fn forward_backward_f64_params(w: &[f64], b: &[f64], batch: &Batch) -> Refer
         out.clipped += clipped as usize;
         out.logit_scale.push(scale);
         out.log_py.push(log_p[label]);
-        if clipped {
+        if clipped && clip == ClipGradient::Zero {
             continue;
         }
         for (c, &pc) in p.iter().enumerate() {

@@ -16,6 +16,19 @@ pub const CLIP_MIN: f32 = 1e-9;
 /// Probabilities below this are flushed to zero (see the module docs).
 pub const P_FLUSH: f32 = 1e-30;
 
+/// What the clip does to the gradient of a row whose true-class probability is below
+/// [`CLIP_MIN`] (`--clip-gradient`). The loss is clipped the same way in both modes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum ClipGradient {
+    /// The tutorial's rule: the clip's derivative is 0 below the floor, so such a row passes
+    /// no gradient at all. A row the model is confidently wrong about then never corrects it,
+    /// which is how the tutorial's run can stall with a class never predicted.
+    #[default]
+    Zero,
+    /// Every row passes `p − onehot(y)`, the gradient of the unclipped cross-entropy.
+    Through,
+}
+
 /// What one row contributes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RowOutcome {
@@ -77,11 +90,12 @@ pub fn forward_row(logits: &mut [f32], label: usize) -> RowOutcome {
 }
 
 /// Forward + backward epilogue: turn `logits` into the gradient of the row loss with respect
-/// to the logits, `p − onehot(label)`, or all zeros when `p_label` was clipped.
+/// to the logits, `p − onehot(label)`, or all zeros when `p_label` was clipped and `clip` is
+/// [`ClipGradient::Zero`].
 #[inline]
-pub fn grad_row(logits: &mut [f32], label: usize) -> RowOutcome {
+pub fn grad_row(logits: &mut [f32], label: usize, clip: ClipGradient) -> RowOutcome {
     let out = forward_row(logits, label);
-    if out.clipped {
+    if out.clipped && clip == ClipGradient::Zero {
         logits.fill(0.0);
     } else {
         logits[label] -= 1.0;
@@ -93,7 +107,7 @@ pub fn grad_row(logits: &mut [f32], label: usize) -> RowOutcome {
 /// the fused kernels compute it. Semantics as above: stable softmax with [`P_FLUSH`], clipped
 /// loss, first-index argmax of `p`, gradient `p − onehot(y)` zeroed for clipped rows.
 pub(crate) mod lanes {
-    use super::{CLIP_MIN, P_FLUSH};
+    use super::{CLIP_MIN, ClipGradient, P_FLUSH};
     use crate::kernels::simd::Simd;
 
     /// `exp(x)` for `x ≤ 0`, values below [`P_FLUSH`] flushed to zero. Cephes' `expf`
@@ -139,15 +153,16 @@ pub(crate) mod lanes {
     }
 
     /// Overwrite `l` (one vector of logits per class) with `p`, or with the gradient
-    /// `p − onehot(y)` when `grad`; `labels` holds each row's label as `f32`, and only the
-    /// rows whose bit is set in `valid` count (the others get a zero gradient).
+    /// `p − onehot(y)` when `grad` is given (zero for clipped rows under
+    /// [`ClipGradient::Zero`]); `labels` holds each row's label as `f32`, and only the rows
+    /// whose bit is set in `valid` count (the others get a zero gradient).
     #[inline(always)]
     pub(crate) fn epilogue<S: Simd>(
         s: S,
         l: &mut [S::V],
         labels: S::V,
         valid: u32,
-        grad: bool,
+        grad: Option<ClipGradient>,
     ) -> GroupOutcome<S> {
         let mut max = l[0];
         for &v in &l[1..] {
@@ -185,8 +200,13 @@ pub(crate) mod lanes {
                 loss += -p.clamp(CLIP_MIN, 1.0).ln();
             }
         }
-        if grad {
-            let lane = |i: usize| valid >> i & 1 == 1 && clipped >> i & 1 == 0;
+        if let Some(clip) = grad {
+            let dropped = if clip == ClipGradient::Zero {
+                clipped
+            } else {
+                0
+            };
+            let lane = |i: usize| valid >> i & 1 == 1 && dropped >> i & 1 == 0;
             let mut keep = [0.0f32; 16];
             for (i, k) in keep.iter_mut().enumerate().take(S::LANES) {
                 *k = if lane(i) { 1.0 } else { 0.0 };
@@ -256,32 +276,37 @@ mod tests {
                     }
                 };
                 let label = |i: usize| if i == l - 1 { 1 } else { i % k };
-                let mut v: Vec<S::V> = (0..k)
+                let v: Vec<S::V> = (0..k)
                     .map(|c| vector(s, &(0..l).map(|i| logit(i, c)).collect::<Vec<_>>()))
                     .collect();
                 let labels = vector(s, &(0..l).map(|i| label(i) as f32).collect::<Vec<_>>());
                 let valid = (1u32 << l) - 1;
-                let o = epilogue(s, &mut v, labels, valid, true);
-                let (mut loss, mut correct, mut clipped) = (0.0f32, 0, 0);
-                let predicted = lanes_of(s, o.predicted);
-                let g: Vec<Vec<f32>> = v.iter().map(|&x| lanes_of(s, x)).collect();
-                for i in 0..l {
-                    let mut row: Vec<f32> = (0..k).map(|c| logit(i, c)).collect();
-                    let r = grad_row(&mut row, label(i));
-                    loss += r.loss;
-                    correct += (r.predicted == label(i)) as usize;
-                    clipped += r.clipped as usize;
-                    assert_eq!(predicted[i] as usize, r.predicted, "row {i}");
-                    for c in 0..k {
-                        assert!(
-                            (g[c][i] - row[c]).abs() <= 4.0 * f32::EPSILON,
-                            "row {i}, class {c}"
-                        );
+                for clip in [ClipGradient::Zero, ClipGradient::Through] {
+                    let mut v = v.clone();
+                    let o = epilogue(s, &mut v, labels, valid, Some(clip));
+                    let (mut loss, mut correct, mut clipped) = (0.0f32, 0, 0);
+                    let predicted = lanes_of(s, o.predicted);
+                    let g: Vec<Vec<f32>> = v.iter().map(|&x| lanes_of(s, x)).collect();
+                    for i in 0..l {
+                        let mut row: Vec<f32> = (0..k).map(|c| logit(i, c)).collect();
+                        let r = grad_row(&mut row, label(i), clip);
+                        loss += r.loss;
+                        correct += (r.predicted == label(i)) as usize;
+                        clipped += r.clipped as usize;
+                        assert_eq!(predicted[i] as usize, r.predicted, "row {i}");
+                        for c in 0..k {
+                            assert!(
+                                (g[c][i] - row[c]).abs() <= 4.0 * f32::EPSILON,
+                                "row {i}, class {c}, {clip:?}"
+                            );
+                        }
                     }
+                    let last = (0..k).map(|c| g[c][l - 1].abs()).sum::<f32>();
+                    assert_eq!(last > 0.5, clip == ClipGradient::Through, "{clip:?}");
+                    assert!((o.loss - loss).abs() <= 1e-5 * loss.abs().max(1.0));
+                    assert_eq!((o.correct, o.clipped), (correct, clipped));
+                    assert_eq!(clipped, 1, "the last row is clipped");
                 }
-                assert!((o.loss - loss).abs() <= 1e-5 * loss.abs().max(1.0));
-                assert_eq!((o.correct, o.clipped), (correct, clipped));
-                assert_eq!(clipped, 1, "the last row is clipped");
             }
         }
         on_every_path::<T>();
