@@ -30,6 +30,7 @@ pub mod model;
 pub mod plot;
 pub mod preprocess;
 pub mod render;
+pub mod run;
 pub mod train;
 
 #[cfg(feature = "fetch")]

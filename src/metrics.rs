@@ -32,6 +32,14 @@ pub enum MetricsEvent<'a> {
     },
     /// The end of the run.
     Summary(&'a Summary),
+    /// The run was stopped by a signal after `step` (the summary that follows covers the
+    /// steps taken).
+    Interrupted {
+        /// The last step completed.
+        step: usize,
+        /// `SIGINT` or `SIGTERM`.
+        signal: &'a str,
+    },
     /// The run stopped on an error (e.g. divergence); no summary follows.
     Error {
         /// The error message, as printed on stderr.
@@ -68,6 +76,8 @@ pub struct Summary {
     pub seed: u64,
     /// Kernel name.
     pub kernel: String,
+    /// What clipped rows passed as gradient (`zero` or `through`).
+    pub clip_gradient: String,
     /// Instruction set the kernel ran on (`avx512 (16 lanes)`, …).
     pub simd: String,
     /// Threads used by the kernel.
@@ -88,20 +98,29 @@ pub struct Summary {
     pub verified: bool,
 }
 
-/// An open metrics file.
-#[derive(Debug)]
+/// An open metrics file (or standard output).
 pub struct MetricsLog {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for MetricsLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsLog").field("path", &self.path).finish()
+    }
 }
 
 impl MetricsLog {
-    /// Create (or truncate) `path`.
+    /// Create (or truncate) `path`; `-` is standard output.
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        let file = File::create(path).map_err(|e| with_path(path, e))?;
+        let out: Box<dyn Write + Send> = if path == Path::new("-") {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(File::create(path).map_err(|e| with_path(path, e))?)
+        };
         Ok(Self {
             path: path.to_path_buf(),
-            out: BufWriter::new(file),
+            out: BufWriter::new(out),
         })
     }
 

@@ -1,6 +1,28 @@
 //! The training loop of the tutorial: sample a batch, forward + backward, SGD step; every
 //! `display_step` steps re-evaluate the same batch after the update and report.
+//!
+//! A run can stop after any step (an [`Observer`] returns [`ControlFlow::Break`]) and continue
+//! later from the [`Progress`] it reached: [`resume`] redraws the sampler's batches up to that
+//! step, so the continued run takes exactly the steps the uninterrupted one would have.
+//!
+//! ```
+//! use mnist_logreg::kernels::{KernelKind, Pixels};
+//! use mnist_logreg::model::Model;
+//! use mnist_logreg::train::{self, TrainConfig, TrainData};
+//!
+//! // Four 2-pixel samples: class 0 is bright on the left, class 1 on the right.
+//! let pixels = [255u8, 0, 0, 255, 200, 10, 10, 200];
+//! let labels = [0u8, 1, 0, 1];
+//! let data = TrainData { pixels: Pixels::U8(&pixels), labels: &labels, features: 2 };
+//! let cfg = TrainConfig { steps: 200, batch_size: 4, learning_rate: 0.5, ..TrainConfig::default() };
+//! let kernel = KernelKind::Reference.build(1);
+//! let outcome = train::train(&cfg, kernel.as_ref(), data, Model::tutorial_init(2, 2), |_| {})?;
+//! let (stats, _) = train::evaluate(kernel.as_ref(), &outcome.model, data.pixels, &labels)?;
+//! assert_eq!(stats.correct, 4);
+//! # Ok::<(), train::TrainError>(())
+//! ```
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use crate::batch::{Sampler, Shuffle};
@@ -91,15 +113,52 @@ pub struct Report {
     pub images_per_sec: f64,
 }
 
-/// What a finished run returns.
+/// How far a run got: what [`resume`] needs besides the model and the configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Steps taken (the last one completed).
+    pub step: usize,
+    /// Clipped rows over all steps taken.
+    pub clipped_rows: usize,
+    /// Clipped rows since the last report (carried into the next [`Report`]).
+    pub clipped_since_report: usize,
+}
+
+/// What a run returns when it ends, finished or stopped.
 #[derive(Clone, Debug)]
 pub struct TrainOutcome {
-    /// The trained model.
+    /// The model after the last step taken.
     pub model: Model,
     /// Wall time of the step loop (reports included).
     pub elapsed: Duration,
-    /// Clipped rows over the whole run.
-    pub clipped_rows: usize,
+    /// Where the run ended; `progress.step < cfg.steps` when an observer stopped it.
+    pub progress: Progress,
+}
+
+impl TrainOutcome {
+    /// Clipped rows over the whole run (every resumed part included).
+    pub fn clipped_rows(&self) -> usize {
+        self.progress.clipped_rows
+    }
+}
+
+/// Watches a run. Every method has a default, and any `FnMut(&Report)` closure is an observer
+/// that only sees the reports.
+pub trait Observer {
+    /// Called every `display_step` steps with the report of that step.
+    fn on_report(&mut self, _report: &Report) {}
+
+    /// Called after every step (keep it cheap). [`ControlFlow::Break`] ends the run there:
+    /// the outcome then holds the model and [`Progress`] of this step.
+    fn after_step(&mut self, _step: usize) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+impl<F: FnMut(&Report)> Observer for F {
+    fn on_report(&mut self, report: &Report) {
+        self(report)
+    }
 }
 
 /// Check a configuration before running it.
@@ -111,8 +170,8 @@ pub fn validate(cfg: &TrainConfig, samples: usize) -> Result<(), TrainError> {
     if cfg.display_step == 0 {
         return bad("--display-step must be at least 1");
     }
-    if !cfg.learning_rate.is_finite() {
-        return bad("--learning-rate must be a finite number");
+    if !(cfg.learning_rate.is_finite() && cfg.learning_rate > 0.0) {
+        return bad("--learning-rate must be a finite number above 0");
     }
     if let Shuffle::Buffer { size: 0 } = cfg.shuffle {
         return bad("--shuffle-buffer must be at least 1");
@@ -123,8 +182,9 @@ pub fn validate(cfg: &TrainConfig, samples: usize) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Run `cfg.steps` SGD steps of `kernel` on `data`, starting from `model`. `on_report` is
-/// called every `display_step` steps.
+/// Run `cfg.steps` SGD steps of `kernel` on `data`, starting from `model`; `on_report` sees a
+/// report every `display_step` steps. [`resume`] with [`Progress::default`] is the same run
+/// with an [`Observer`] that can also stop it.
 pub fn train(
     cfg: &TrainConfig,
     kernel: &dyn Kernel,
@@ -132,18 +192,18 @@ pub fn train(
     model: Model,
     on_report: impl FnMut(&Report),
 ) -> Result<TrainOutcome, TrainError> {
-    train_observed(cfg, kernel, data, model, on_report, |_| {})
+    resume(cfg, kernel, data, model, Progress::default(), on_report)
 }
 
-/// [`train`], also calling `on_step` with the step number after every step (for progress
-/// bars; it is called between steps, so keep it cheap).
-pub fn train_observed(
+/// Continue a run of `cfg` that reached `from` with `model`: the steps after `from.step` up to
+/// `cfg.steps`, on the same batches, with the same reports, as if it had never stopped.
+pub fn resume(
     cfg: &TrainConfig,
     kernel: &dyn Kernel,
     data: TrainData,
     mut model: Model,
-    mut on_report: impl FnMut(&Report),
-    mut on_step: impl FnMut(usize),
+    from: Progress,
+    mut observer: impl Observer,
 ) -> Result<TrainOutcome, TrainError> {
     validate(cfg, data.labels.len())?;
     // Validate every label once: batches drawn later are then valid by construction.
@@ -152,19 +212,24 @@ pub fn train_observed(
     drop(all);
 
     let mut sampler = Sampler::new(cfg.shuffle, data.labels.len(), cfg.seed);
+    // The batches of the steps already taken, drawn and dropped: the sampler's state is a
+    // function of the seed and the number of draws (256 000 draws take about a millisecond).
+    for _ in 0..from.step.saturating_mul(cfg.batch_size) {
+        sampler.next_index();
+    }
     let mut grads = Grads::zeros_like(&model);
     // The sampler runs one batch ahead: the kernels prefetch the next step's rows while this
     // step computes. The batches drawn are the same as without the look-ahead.
     let mut rows = Vec::with_capacity(cfg.batch_size);
     let mut next_rows = Vec::with_capacity(cfg.batch_size);
-    if cfg.steps > 0 {
+    if cfg.steps > from.step {
         sampler.next_batch(cfg.batch_size, &mut next_rows);
     }
-    let (mut clipped_since, mut clipped_total) = (0, 0);
+    let mut progress = from;
     let start = Instant::now();
     let mut interval_start = start;
     let mut interval_images = 0usize;
-    for step in 1..=cfg.steps {
+    for step in from.step + 1..=cfg.steps {
         std::mem::swap(&mut rows, &mut next_rows);
         next_rows.clear();
         if step < cfg.steps {
@@ -175,8 +240,8 @@ pub fn train_observed(
         let batch =
             Batch::trusted(data.pixels, data.features, data.labels, &rows).with_next(&next_rows);
         let stats = kernel.forward_backward(&model, &batch, &mut grads);
-        clipped_since += stats.clipped;
-        clipped_total += stats.clipped;
+        progress.clipped_since_report += stats.clipped;
+        progress.clipped_rows += stats.clipped;
         interval_images += rows.len();
         if !cfg.allow_non_finite {
             check_finite(step, &stats, &grads)?;
@@ -192,23 +257,26 @@ pub fn train_observed(
             }
             let secs = interval_start.elapsed().as_secs_f64();
             let after: Stats = kernel.forward(&model, &batch, None);
-            on_report(&Report {
+            observer.on_report(&Report {
                 step,
                 loss: after.loss,
                 accuracy: after.correct as f32 / rows.len() as f32,
-                clipped_rows: clipped_since,
+                clipped_rows: progress.clipped_since_report,
                 images_per_sec: interval_images as f64 / secs.max(1e-12),
             });
-            clipped_since = 0;
+            progress.clipped_since_report = 0;
             interval_images = 0;
             interval_start = Instant::now();
         }
-        on_step(step);
+        progress.step = step;
+        if observer.after_step(step).is_break() {
+            break;
+        }
     }
     Ok(TrainOutcome {
         model,
         elapsed: start.elapsed(),
-        clipped_rows: clipped_total,
+        progress,
     })
 }
 

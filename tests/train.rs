@@ -7,7 +7,8 @@ use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{KernelKind, Pixels};
 use mnist_logreg::model::Model;
-use mnist_logreg::train::{self, TrainConfig, TrainData, TrainError};
+use mnist_logreg::train::{self, Observer, Progress, TrainConfig, TrainData, TrainError};
+use std::ops::ControlFlow;
 
 fn mnist() -> Dataset {
     Dataset::open(
@@ -153,6 +154,82 @@ fn divergence_stops_at_the_first_non_finite_step() {
     assert!(losses[0].is_nan());
 }
 
+/// Stops the run after step `at`.
+struct StopAt(usize);
+
+impl Observer for StopAt {
+    fn after_step(&mut self, step: usize) -> ControlFlow<()> {
+        if step == self.at() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+impl StopAt {
+    fn at(&self) -> usize {
+        self.0
+    }
+}
+
+#[test]
+fn a_run_stopped_anywhere_and_resumed_is_bit_identical() {
+    let data = mnist();
+    let td = TrainData {
+        pixels: Pixels::U8(data.train.pixels()),
+        labels: data.train.labels(),
+        features: 784,
+    };
+    let kernel = KernelKind::ParallelU8.build(2);
+    for shuffle in [
+        Shuffle::Buffer { size: 5000 },
+        Shuffle::Epoch,
+        Shuffle::Sequential,
+    ] {
+        let cfg = TrainConfig {
+            shuffle,
+            ..TrainConfig::default()
+        };
+        let init = || Model::tutorial_init(784, 10);
+        let mut full_reports = Vec::new();
+        let full = train::train(&cfg, kernel.as_ref(), td, init(), |r: &train::Report| {
+            full_reports.push((r.step, r.loss.to_bits(), r.accuracy.to_bits()))
+        })
+        .unwrap();
+        assert_eq!(full.progress.step, 1000);
+        // Stopped at 1, 237 and 999 (three times in one run), then resumed to the end.
+        let (mut model, mut progress) = (init(), Progress::default());
+        let mut reports = Vec::new();
+        for stop in [1, 237, 238, 999, 1000] {
+            struct Both<'a>(StopAt, &'a mut Vec<(usize, u32, u32)>);
+            impl Observer for Both<'_> {
+                fn on_report(&mut self, r: &train::Report) {
+                    self.1.push((r.step, r.loss.to_bits(), r.accuracy.to_bits()));
+                }
+                fn after_step(&mut self, step: usize) -> ControlFlow<()> {
+                    self.0.after_step(step)
+                }
+            }
+            let out = train::resume(
+                &cfg,
+                kernel.as_ref(),
+                td,
+                model,
+                progress,
+                Both(StopAt(stop), &mut reports),
+            )
+            .unwrap();
+            assert_eq!(out.progress.step, stop, "{shuffle:?}");
+            (model, progress) = (out.model, out.progress);
+        }
+        assert_eq!(reports, full_reports, "{shuffle:?}");
+        assert_eq!(progress, full.progress, "{shuffle:?}");
+        let bits = |m: &Model| -> Vec<u32> { m.w.iter().chain(&m.b).map(|v| v.to_bits()).collect() };
+        assert!(bits(&model) == bits(&full.model), "{shuffle:?}: weights differ");
+    }
+}
+
 use common::{run_err, run_ok, train_cmd as train_bin};
 
 /// Run `train` with `args` and return its stdout; fails the test with stderr if it fails.
@@ -194,8 +271,26 @@ fn cli_rejects_bad_flags_and_data() {
         (vec!["--data", "/nonexistent"], "no train-images file found"),
         (
             vec!["--learning-rate", "inf"],
-            "learning-rate must be a finite number",
+            "learning-rate must be a finite number above 0",
         ),
+        (
+            vec!["--learning-rate", "0"],
+            "learning-rate must be a finite number above 0",
+        ),
+        (
+            vec!["--learning-rate", "-0.5"],
+            "learning-rate must be a finite number above 0",
+        ),
+        (vec!["--display-step", "0"], "must be at least 1"),
+        (vec!["--shuffle-buffer", "0"], "must be at least 1"),
+        (
+            vec!["--save", "/nonexistent-dir/m.safetensors"],
+            "/nonexistent-dir does not exist",
+        ),
+        (vec!["--save", "/tmp"], "is a directory"),
+        (vec!["--metrics", "/tmp"], "is a directory"),
+        (vec!["--resume", "/nonexistent.safetensors"], "/nonexistent.safetensors"),
+        (vec!["--resume", "x", "--seed", "3"], "cannot be used with"),
     ] {
         let err = run_err(train_bin().args(&args));
         assert!(err.contains(expect), "{args:?}: {err}");

@@ -1,63 +1,26 @@
 //! `train`: reproduce the TensorFlow low-level MNIST tutorial (softmax regression + SGD).
-//! Thin: parses flags, calls the library, prints.
+//! Flags and printing over the library's run pipeline (`mnist_logreg::run`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use mnist_logreg::batch::Shuffle;
+use mnist_logreg::batch::ShuffleKind;
 use mnist_logreg::checkpoint;
 use mnist_logreg::classes::ClassNames;
-use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset, Verification};
+use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{Input, Isa, KernelKind, Pixels, SimdChoice};
-use mnist_logreg::metrics::{MetricsEvent, MetricsLog, Summary};
+use mnist_logreg::kernels::{ClipGradient, Isa, KernelKind, SimdChoice};
+use mnist_logreg::metrics::{MetricsEvent, MetricsLog};
 use mnist_logreg::model::Model;
 use mnist_logreg::plot::{self, GridItem};
+use mnist_logreg::preprocess::SIDE;
 use mnist_logreg::render::image_to_text;
-use mnist_logreg::train::{self, Report, TrainConfig, TrainData};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ShuffleArg {
-    /// The tutorial's `repeat().shuffle(N)` streaming buffer (N = --shuffle-buffer).
-    Buffer,
-    /// A fresh permutation of the training set every epoch.
-    Epoch,
-    /// File order: batch k holds samples (batch·k + j) mod n.
-    Sequential,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ChecksumArg {
-    /// Verify SHA-256 when the files claim to be MNIST (MNIST's counts and first labels).
-    Auto,
-    /// Every file must match the MNIST SHA-256.
-    Require,
-    /// Do not hash.
-    Skip,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-#[allow(clippy::enum_variant_names)]
-enum KernelArg {
-    /// Plain scalar loops (the definition of correct).
-    Reference,
-    /// matrixmultiply sgemm, unfused.
-    Gemm,
-    /// Fused SIMD, one thread, f32 input.
-    Fused,
-    /// Fused SIMD, one thread, u8 pixels converted in registers.
-    #[value(name = "fused_u8")]
-    FusedU8,
-    /// Fused SIMD sharded over threads, f32 input.
-    Parallel,
-    /// Fused SIMD sharded over threads, u8 pixels.
-    #[value(name = "parallel_u8")]
-    ParallelU8,
-}
+use mnist_logreg::run::{self, DataSource, LoadedData, RunSpec};
+use mnist_logreg::train::{self, Observer, Progress, Report, TrainConfig};
 
 /// Train softmax regression on MNIST-format IDX data with SGD, as the TensorFlow low-level
 /// tutorial does: W = ones(784×10), b = zeros(10), batch 256, learning rate 0.01, 1000 steps.
@@ -66,6 +29,10 @@ enum KernelArg {
 /// over its rows, re-evaluated after the step's update), then the test accuracy, the first
 /// --show test images with their predictions, and a timing line. On a terminal a progress bar
 /// runs on stderr; it stays away when stdout or stderr is redirected, and with --quiet.
+///
+/// Ctrl-C (or SIGTERM) stops at the end of the current step: the model is saved when --save
+/// was given, the metrics file gets an `interrupted` event, and `train --resume FILE` continues
+/// the run exactly where it stopped. A second Ctrl-C exits at once.
 ///
 /// Any directory with the four IDX files of MNIST's shape trains (Fashion-MNIST, KMNIST, …);
 /// data that is not MNIST loads with a note that it was not verified. A `class-names.txt` in
@@ -77,37 +44,44 @@ struct Args {
     /// `-` or `.` before idx3-ubyte/idx1-ubyte). Default: data/mnist of this checkout.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Number of SGD steps [default: 1000].
+    /// Number of SGD steps [default: 1000]; with --resume, the step to continue up to
+    /// [default: the interrupted run's].
     #[arg(long, conflicts_with = "epochs")]
     steps: Option<usize>,
     /// Train for N passes over the training set instead of --steps
     /// (steps = ceil(N · train samples / batch size)).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
-    /// Images per batch.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
-    batch_size: u64,
-    /// SGD learning rate.
+    /// Images per batch (at least 1).
+    #[arg(long, default_value_t = 256, value_parser = at_least_one)]
+    batch_size: usize,
+    /// SGD learning rate (a number above 0).
     #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     learning_rate: f32,
-    /// Report every N steps.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
-    display_step: u64,
+    /// Report every N steps (at least 1).
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+    display_step: usize,
     /// Seed of the batch sampler (ChaCha8): the same seed gives the same run.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// How training batches are drawn.
     #[arg(long, value_enum, default_value = "buffer")]
-    shuffle: ShuffleArg,
-    /// Size of the streaming shuffle buffer (--shuffle buffer).
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
-    shuffle_buffer: u64,
+    shuffle: ShuffleKind,
+    /// Size of the streaming shuffle buffer (--shuffle buffer; at least 1).
+    #[arg(long, default_value_t = 5000, value_parser = at_least_one)]
+    shuffle_buffer: usize,
+    /// What a row whose true-class probability fell below the clip floor (1e-9) passes as
+    /// gradient: `zero` is the tutorial (and can stall a class for good), `through` passes
+    /// p − onehot like an unclipped cross-entropy. See the README's seed table.
+    #[arg(long, value_enum, default_value = "zero")]
+    clip_gradient: ClipGradient,
     /// Show the first N test images with the model's prediction.
     #[arg(long, default_value_t = 5)]
     show: usize,
-    /// Compute kernel (all give the same results within f32 rounding).
-    #[arg(long, value_enum, default_value = "parallel_u8")]
-    kernel: KernelArg,
+    /// Compute kernel (all give the same results within f32 rounding) [default: parallel_u8;
+    /// with --resume, the interrupted run's].
+    #[arg(long, value_enum)]
+    kernel: Option<KernelKind>,
     /// Threads for the parallel kernels (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -120,17 +94,28 @@ struct Args {
     no_mmap: bool,
     /// When to verify the SHA-256 of the decompressed files.
     #[arg(long, value_enum, default_value = "auto")]
-    checksum: ChecksumArg,
+    checksum: ChecksumPolicy,
     /// Directory for decompressed copies of .gz files (default: beside the data, or the
     /// system temp directory when the data directory is read-only).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Start from this checkpoint (safetensors, as written by --save) instead of W = ones,
-    /// b = zeros; with `--steps 0` it is only evaluated.
-    #[arg(long, value_name = "FILE")]
+    /// b = zeros, with this run's flags; with `--steps 0` it is only evaluated.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     load: Option<PathBuf>,
-    /// Write the trained model to this safetensors file (tensors W [784, 10] and b [10], f32;
-    /// the configuration in its metadata). Written atomically.
+    /// Continue the run saved in FILE (by --save, after it finished or was interrupted) with
+    /// its recorded configuration and sampler position: the result is bit-identical to a run
+    /// that never stopped (with the same kernel and SIMD path).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["epochs", "batch_size", "learning_rate", "display_step", "seed",
+            "shuffle", "shuffle_buffer", "clip_gradient", "allow_non_finite"]
+    )]
+    resume: Option<PathBuf>,
+    /// Write the trained model to this safetensors file (tensors `W` of shape 784 × 10 and `b`
+    /// of 10, f32; the run's configuration and progress in its metadata, so --resume can
+    /// continue it). Written atomically; also written when the run is interrupted.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
     /// Keep training when the loss, gradients or weights become NaN/Inf (default: stop with
@@ -141,8 +126,10 @@ struct Args {
     /// and errors still go to stderr.
     #[arg(long, short)]
     quiet: bool,
-    /// Append one JSON object per display step (step, epoch, loss, accuracy, clipped_rows,
-    /// images_per_sec) and a final summary to this JSON-lines file (created or truncated).
+    /// Write one JSON object per display step (step, epoch, loss, accuracy, clipped_rows,
+    /// images_per_sec), an `interrupted` event if the run is stopped, and a final summary to
+    /// this JSON-lines file (created or truncated). `-` writes them to stdout, and the
+    /// human-readable lines then go to stderr.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
     /// Write SVG pictures of the run into this directory (created if missing): curves.svg
@@ -159,155 +146,140 @@ struct Args {
     class_names: Option<PathBuf>,
 }
 
-/// Training images from which `train` copies the data into huge pages: ~4000 steps of 256.
-const RESIDENT_MIN_IMAGES: usize = 1_000_000;
-
-fn kind_of(arg: KernelArg) -> KernelKind {
-    match arg {
-        KernelArg::Reference => KernelKind::Reference,
-        KernelArg::Gemm => KernelKind::Gemm,
-        KernelArg::Fused => KernelKind::Fused,
-        KernelArg::FusedU8 => KernelKind::FusedU8,
-        KernelArg::Parallel => KernelKind::Parallel,
-        KernelArg::ParallelU8 => KernelKind::ParallelU8,
+/// Parse a count that must be at least 1, saying so.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number (it must be at least 1)")),
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let kind = kind_of(args.kernel);
-    let isa = Isa::select(args.simd)?;
-    let opts = LoadOptions {
-        mmap: !args.no_mmap,
-        cache_dir: args.cache_dir.clone(),
-        ..LoadOptions::default()
-    };
-    let policy = match args.checksum {
-        ChecksumArg::Auto => ChecksumPolicy::Auto,
-        ChecksumArg::Require => ChecksumPolicy::Require,
-        ChecksumArg::Skip => ChecksumPolicy::Skip,
-    };
-    // Open the outputs first: a typo in a path should fail before minutes of training.
-    let mut metrics = match &args.metrics {
-        Some(path) => Some(MetricsLog::create(path)?),
-        None => None,
-    };
-    if let Some(dir) = &args.plot_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{}: cannot create the plot directory: {e}", dir.display()))?;
-    }
+type BoxError = Box<dyn std::error::Error>;
 
-    let t_load = Instant::now();
-    let data_dir = args.data.clone().unwrap_or_else(dataset::default_dir);
-    let data = Dataset::open(&data_dir, &opts, policy)?;
-    let verified = data.verification == Verification::Mnist;
-    if !verified {
-        eprintln!(
-            "note: {} is not verified against the MNIST checksums",
-            data.dir.display()
-        );
+/// How the run ended, for the exit status.
+enum Ended {
+    Finished,
+    Interrupted(run::StopSignal),
+}
+
+/// The spec of this run and where it starts: from the flags, or from the --resume checkpoint.
+/// With --epochs the step count depends on the training set's size, `train_len`.
+fn spec_and_start(
+    args: &Args,
+    train_len: usize,
+) -> Result<(RunSpec, Option<(Model, Progress)>), BoxError> {
+    if let Some(path) = &args.resume {
+        let (model, mut spec, progress) = run::load_resume(path)?;
+        if let Some(steps) = args.steps {
+            spec.train.steps = steps;
+        }
+        if let Some(kernel) = args.kernel {
+            spec.kernel = kernel;
+        }
+        return Ok((spec, Some((model, progress))));
     }
-    let classes = mnist_logreg::MNIST_CLASSES;
-    let names = ClassNames::resolve(args.class_names.as_deref(), &data.dir, classes)?;
-    let batch_size = args.batch_size as usize;
     let steps = match (args.steps, args.epochs) {
         (Some(steps), _) => steps,
         (None, Some(epochs)) => {
-            train::steps_for_epochs(epochs as usize, data.train.len(), batch_size)
+            train::steps_for_epochs(epochs as usize, train_len, args.batch_size)
         }
         (None, None) => TrainConfig::default().steps,
     };
-    // Long runs train from huge-page copies of both splits (see `dataset::Resident`): rows are
-    // read at random, and in the 4 KB pages of the mapped files most of them miss the TLB.
-    // The copy costs 10–30 ms (at times 70) and saves ~5 ms per 1000 steps of batch 256, so
-    // short runs, the tutorial's included, read the mapped files (measured whole `train`:
-    // 74.9 ms mapped against 79.6 ms copied).
-    let long_run = steps.saturating_mul(batch_size) >= RESIDENT_MIN_IMAGES;
-    let (train_u8, test_u8, train_f32, test_f32);
-    let (train_px, test_px) = match kind.input() {
-        Input::U8 if long_run => {
-            train_u8 = data.train.resident_u8()?;
-            test_u8 = data.test.resident_u8()?;
-            (Pixels::U8(&train_u8), Pixels::U8(&test_u8))
+    let spec = RunSpec {
+        train: TrainConfig {
+            steps,
+            batch_size: args.batch_size,
+            learning_rate: args.learning_rate,
+            display_step: args.display_step,
+            seed: args.seed,
+            shuffle: args.shuffle.with_buffer(args.shuffle_buffer),
+            allow_non_finite: args.allow_non_finite,
+        },
+        kernel: args.kernel.unwrap_or(KernelKind::ParallelU8),
+        clip: args.clip_gradient,
+    };
+    Ok((spec, None))
+}
+
+fn run(args: Args) -> Result<Ended, BoxError> {
+    let isa = Isa::select(args.simd)?;
+    // Check every output first: a typo in a path should fail before minutes of training.
+    for path in [&args.save, &args.metrics].into_iter().flatten() {
+        if path != Path::new("-") {
+            run::check_output_file(path)?;
         }
-        Input::U8 => (
-            Pixels::U8(data.train.pixels()),
-            Pixels::U8(data.test.pixels()),
+    }
+    if let Some(dir) = &args.plot_dir {
+        run::check_output_dir(dir)?;
+    }
+    if let Some(w) = run::threads_warning(args.threads) {
+        eprintln!("{w}");
+    }
+    // The human-readable lines go to stderr when the metrics take stdout.
+    let metrics_on_stdout = args.metrics.as_deref() == Some(Path::new("-"));
+    let mut out: Box<dyn Write> = if metrics_on_stdout {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let mut metrics = args.metrics.as_deref().map(MetricsLog::create).transpose()?;
+
+    let source = DataSource {
+        dir: args.data.clone().unwrap_or_else(dataset::default_dir),
+        load: LoadOptions {
+            mmap: !args.no_mmap,
+            cache_dir: args.cache_dir.clone(),
+            ..LoadOptions::default()
+        },
+        checksum: args.checksum,
+        class_names: args.class_names.clone(),
+    };
+    // --epochs needs the training set's size, known after loading; the choice of pixel
+    // buffers (speed only) takes MNIST's 60 000 for it.
+    let (spec, start) = spec_and_start(&args, 60_000)?;
+    let resident = run::wants_resident(spec.train.steps, spec.train.batch_size);
+    let data = LoadedData::open(&source, spec.kernel.input(), resident)?;
+    let spec = match args.epochs {
+        Some(_) => spec_and_start(&args, data.dataset.train.len())?.0,
+        None => spec,
+    };
+    if !data.verified() {
+        eprintln!(
+            "note: {} is not verified against the MNIST checksums",
+            data.dataset.dir.display()
+        );
+    }
+    let (model, from) = match start {
+        Some((model, progress)) => {
+            run::check_shape(&model, args.resume.as_deref().unwrap_or(Path::new("")), data.features(), data.classes())?;
+            (model, progress)
+        }
+        None => (
+            run::initial_model(args.load.as_deref(), data.features(), data.classes())?,
+            Progress::default(),
         ),
-        Input::F32 => {
-            train_f32 = data.train.resident_f32()?;
-            test_f32 = data.test.to_f32();
-            (Pixels::F32(&train_f32), Pixels::F32(&test_f32))
-        }
     };
-    let load = t_load.elapsed();
+    let kernel = spec.build_kernel(isa, args.threads);
+    if run::stop_requested().is_some() {
+        // Stopped while loading: nothing was trained, so there is nothing to save.
+        return Ok(Ended::Interrupted(run::stop_requested().expect("checked")));
+    }
 
-    let cfg = TrainConfig {
-        steps,
-        batch_size,
-        learning_rate: args.learning_rate,
-        display_step: args.display_step as usize,
-        seed: args.seed,
-        shuffle: match args.shuffle {
-            ShuffleArg::Buffer => Shuffle::Buffer {
-                size: args.shuffle_buffer as usize,
-            },
-            ShuffleArg::Epoch => Shuffle::Epoch,
-            ShuffleArg::Sequential => Shuffle::Sequential,
-        },
-        allow_non_finite: args.allow_non_finite,
+    let bar = progress_bar(&args, spec.train.steps, from.step);
+    let mut observer = Printer {
+        out: &mut out,
+        bar: &bar,
+        quiet: args.quiet,
+        metrics: metrics.as_mut(),
+        metrics_error: None,
+        reports: Vec::new(),
+        batch_size: spec.train.batch_size,
+        train_samples: data.dataset.train.len(),
     };
-
-    let kernel = kind.build_on(isa, args.threads);
-    let threads = kernel.threads();
-    let features = data.train.features();
-    let model = match &args.load {
-        None => Model::tutorial_init(features, classes),
-        Some(path) => {
-            let (model, _) = checkpoint::load(path)?;
-            if (model.features, model.classes) != (features, classes) {
-                return Err(format!(
-                    "{}: the model has {} features and {} classes, the data needs {features} and {classes}",
-                    path.display(),
-                    model.features,
-                    model.classes,
-                )
-                .into());
-            }
-            model
-        }
-    };
-    let train_data = TrainData {
-        pixels: train_px,
-        labels: data.train.labels(),
-        features,
-    };
-
-    let bar = progress_bar(&args, cfg.steps);
-    let mut reports: Vec<Report> = Vec::new();
-    let mut metrics_error = None;
-    let outcome = train::train_observed(
-        &cfg,
-        kernel.as_ref(),
-        train_data,
-        model,
-        |r| {
-            if !args.quiet {
-                bar.suspend(|| {
-                    println!(
-                        "step: {}, loss: {:.6}, accuracy: {:.6}",
-                        r.step, r.loss, r.accuracy
-                    )
-                });
-            }
-            if let Some(log) = metrics.as_mut().filter(|_| metrics_error.is_none()) {
-                let event = MetricsEvent::report(r, cfg.batch_size, data.train.len());
-                metrics_error = log.write(&event).err();
-            }
-            reports.push(*r);
-        },
-        |step| bar.set_position(step as u64),
-    );
+    let outcome = train::resume(&spec.train, kernel.as_ref(), data.train_data(), model, from, &mut observer);
     bar.finish_and_clear();
+    let Printer { reports, metrics_error, .. } = observer;
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -323,124 +295,149 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(e) = metrics_error {
         return Err(format!("writing the metrics file: {e}").into());
     }
-    if outcome.clipped_rows > 0 && !args.quiet {
+    let extra = |test_accuracy: Option<f64>| {
+        let mut extra = vec![
+            ("data", data.dataset.dir.display().to_string()),
+            (
+                "resumed_from",
+                args.load.as_ref().or(args.resume.as_ref()).map_or(String::new(), |p| p.display().to_string()),
+            ),
+        ];
+        if let Some(acc) = test_accuracy {
+            extra.push(("test_accuracy", format!("{acc:.6}")));
+        }
+        extra
+    };
+
+    if let Some(signal) = run::stop_requested().filter(|_| outcome.progress.step < spec.train.steps) {
+        eprintln!("interrupted at step {}", outcome.progress.step);
+        if let Some(log) = metrics.as_mut() {
+            log.write(&MetricsEvent::Interrupted {
+                step: outcome.progress.step,
+                signal: signal.name,
+            })?;
+        }
+        if let Some(path) = &args.save {
+            checkpoint::save(path, &outcome.model, spec.metadata(outcome.progress, &extra(None)))?;
+            eprintln!(
+                "saved the model at step {} to {}; continue with: train --resume {}",
+                outcome.progress.step,
+                path.display(),
+                path.display()
+            );
+        }
+        return Ok(Ended::Interrupted(signal));
+    }
+
+    if outcome.clipped_rows() > 0 && !args.quiet {
         // stderr, so stdout keeps exactly the tutorial's lines.
         let per_report: Vec<String> = reports.iter().map(|r| r.clipped_rows.to_string()).collect();
         eprintln!(
-            "clipped rows (p_true < 1e-9, no gradient) per {} steps: {}",
-            cfg.display_step,
+            "clipped rows (p_true < 1e-9, {} gradient) per {} steps: {}",
+            match spec.clip {
+                ClipGradient::Zero => "no",
+                ClipGradient::Through => "full",
+            },
+            spec.train.display_step,
             per_report.join(" ")
         );
     }
 
-    let t_eval = Instant::now();
-    let (test_stats, predictions) =
-        train::evaluate(kernel.as_ref(), &outcome.model, test_px, data.test.labels())?;
-    let eval = t_eval.elapsed();
-    let test_acc = test_stats.correct as f64 / data.test.len().max(1) as f64;
-    println!("Test Accuracy: {test_acc:.6}");
-
+    let eval = run::evaluate_test(kernel.as_ref(), &outcome.model, &data)?;
+    writeln!(out, "Test Accuracy: {:.6}", eval.accuracy)?;
     if !args.quiet {
-        for (i, &predicted) in predictions.iter().enumerate().take(args.show) {
-            println!();
-            print!("{}", image_to_text(data.test.image(i), 28, 28));
-            println!("Model prediction: {}", names.label(predicted as usize));
+        for (i, &predicted) in eval.predictions.iter().enumerate().take(args.show) {
+            writeln!(out)?;
+            write!(out, "{}", image_to_text(data.dataset.test.image(i), SIDE, SIDE))?;
+            writeln!(out, "Model prediction: {}", data.names.label(predicted as usize))?;
         }
     }
 
     if let Some(path) = &args.save {
-        let metadata = [
-            ("steps", cfg.steps.to_string()),
-            ("batch_size", cfg.batch_size.to_string()),
-            ("learning_rate", cfg.learning_rate.to_string()),
-            ("seed", cfg.seed.to_string()),
-            ("shuffle", format!("{:?}", cfg.shuffle)),
-            ("kernel", kind.to_string()),
-            (
-                "resumed_from",
-                args.load
-                    .as_ref()
-                    .map_or(String::new(), |p| p.display().to_string()),
-            ),
-            ("data", data.dir.display().to_string()),
-            ("test_accuracy", format!("{test_acc:.6}")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        checkpoint::save(path, &outcome.model, metadata)?;
+        checkpoint::save(path, &outcome.model, spec.metadata(outcome.progress, &extra(Some(eval.accuracy))))?;
         eprintln!("saved the model to {}", path.display());
     }
-
     if let Some(dir) = &args.plot_dir {
-        write_plots(
-            dir,
-            &reports,
-            &data,
-            &predictions,
-            &outcome.model,
-            &names,
-            args.grid,
-        )?;
+        write_plots(dir, &reports, &data.dataset, &eval.predictions, &outcome.model, &data.names, args.grid)?;
         eprintln!("wrote the plots to {}", dir.display());
     }
 
-    let stalled = train::never_predicted(&predictions, outcome.model.classes);
-    if !stalled.is_empty() {
-        eprintln!(
-            "warning: class(es) {} are never predicted on the test set: training stalled \
-             ({} rows had p_true < 1e-9 and passed no gradient). This is the tutorial's known \
-             failure mode with W initialised to ones; try another --seed.",
-            stalled
-                .iter()
-                .map(|&c| names.label(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            outcome.clipped_rows
-        );
+    let trained_steps = outcome.progress.step;
+    let verdict = run::verdict(
+        trained_steps,
+        args.load.is_some() || args.resume.is_some(),
+        outcome.clipped_rows(),
+        &eval.predictions,
+        outcome.model.classes,
+    );
+    if let Some(message) = verdict.message(&data.names) {
+        eprintln!("{message}");
     }
-    let train_secs = outcome.elapsed.as_secs_f64().max(1e-12);
-    let images = (cfg.steps * cfg.batch_size) as f64;
     if let Some(log) = metrics.as_mut() {
-        let summary = Summary {
-            steps: cfg.steps,
-            epochs: images / data.train.len() as f64,
-            batch_size: cfg.batch_size,
-            learning_rate: cfg.learning_rate,
-            seed: cfg.seed,
-            kernel: kind.to_string(),
-            simd: kernel.simd(),
-            threads,
-            train_seconds: outcome.elapsed.as_secs_f64(),
-            images_per_sec: images / train_secs,
-            clipped_rows: outcome.clipped_rows,
-            test_accuracy: test_acc,
-            test_loss: test_stats.loss as f64 / data.test.len().max(1) as f64,
-            never_predicted: stalled,
-            verified,
-        };
+        let summary = run::summary(&spec, kernel.as_ref(), &outcome, &eval, &verdict, &data);
         log.write(&MetricsEvent::Summary(&summary))
             .map_err(|e| format!("writing the metrics file: {e}"))?;
     }
     if !args.quiet {
-        println!(
+        let steps = trained_steps - from.step;
+        let train_secs = outcome.elapsed.as_secs_f64().max(1e-12);
+        let images = (steps * spec.train.batch_size) as f64;
+        writeln!(
+            out,
             "timing: load {:.1} ms, train {:.1} ms ({} steps, {:.0} images/s), eval {:.2} ms; kernel {}, simd {}, threads {}",
-            load.as_secs_f64() * 1e3,
+            data.load_time.as_secs_f64() * 1e3,
             outcome.elapsed.as_secs_f64() * 1e3,
-            cfg.steps,
+            steps,
             images / train_secs,
-            eval.as_secs_f64() * 1e3,
-            kind,
+            eval.elapsed.as_secs_f64() * 1e3,
+            spec.kernel,
             kernel.simd(),
-            threads
-        );
+            kernel.threads()
+        )?;
     }
-    Ok(())
+    Ok(Ended::Finished)
+}
+
+/// The observer of the step loop: step lines, the progress bar, metrics, and the stop check.
+struct Printer<'a> {
+    out: &'a mut dyn Write,
+    bar: &'a ProgressBar,
+    quiet: bool,
+    metrics: Option<&'a mut MetricsLog>,
+    metrics_error: Option<std::io::Error>,
+    reports: Vec<Report>,
+    batch_size: usize,
+    train_samples: usize,
+}
+
+impl Observer for &mut Printer<'_> {
+    fn on_report(&mut self, r: &Report) {
+        if !self.quiet {
+            let out = &mut self.out;
+            self.bar.suspend(|| {
+                writeln!(out, "step: {}, loss: {:.6}, accuracy: {:.6}", r.step, r.loss, r.accuracy)
+            }).expect("stdout is open (a closed pipe ends the process)");
+        }
+        if let Some(log) = self.metrics.as_mut().filter(|_| self.metrics_error.is_none()) {
+            let event = MetricsEvent::report(r, self.batch_size, self.train_samples);
+            self.metrics_error = log.write(&event).err();
+        }
+        self.reports.push(*r);
+    }
+
+    fn after_step(&mut self, step: usize) -> ControlFlow<()> {
+        self.bar.set_position(step as u64);
+        if run::stop_requested().is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
 }
 
 /// A progress bar on stderr when both stdout and stderr are terminals and not --quiet;
 /// otherwise a hidden one (every call on it is then a no-op).
-fn progress_bar(args: &Args, steps: usize) -> ProgressBar {
+fn progress_bar(args: &Args, steps: usize, done: usize) -> ProgressBar {
     let interactive = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     if args.quiet || !interactive {
         return ProgressBar::hidden();
@@ -450,7 +447,9 @@ fn progress_bar(args: &Args, steps: usize) -> ProgressBar {
     )
     .expect("static template")
     .progress_chars("=> ");
-    ProgressBar::new(steps as u64).with_style(style)
+    let bar = ProgressBar::new(steps as u64).with_style(style);
+    bar.set_position(done as u64);
+    bar
 }
 
 /// curves.svg, confusion.svg, test-grid.svg and weights.svg in `dir`.
@@ -462,7 +461,7 @@ fn write_plots(
     model: &Model,
     names: &ClassNames,
     grid: usize,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), BoxError> {
     if reports.is_empty() {
         eprintln!("note: no display step was reached, so there is no curves.svg");
     } else {
@@ -477,17 +476,33 @@ fn write_plots(
             truth: data.test.labels()[i],
         })
         .collect();
-    plot::digit_grid(&dir.join("test-grid.svg"), &items, 28, names)?;
-    plot::weight_maps(&dir.join("weights.svg"), model, (28, 28), names)?;
+    plot::digit_grid(&dir.join("test-grid.svg"), &items, SIDE, names)?;
+    plot::weight_maps(&dir.join("weights.svg"), model, (SIDE, SIDE), names)?;
     Ok(())
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
+    if let Err(e) = run::install_stop_handlers() {
+        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupt will lose the run");
+    }
     match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ended::Finished) => ExitCode::SUCCESS,
+        Ok(Ended::Interrupted(signal)) => ExitCode::from(signal.exit_status),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A closed stdout (`train | head`) ends the process quietly, as for any Unix filter, rather
+/// than making the next write panic.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with SIG_DFL installs no handler code; it runs first in `main`, before
+    // any other thread exists that could be changing signal dispositions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

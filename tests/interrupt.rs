@@ -1,0 +1,170 @@
+//! Real signals sent to the `train` binary: a stopped run saves its model and metrics, and
+//! `--resume` continues it to the same bits and the same printed lines as a run that never
+//! stopped. Also: a closed stdout ends `train` quietly.
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{run_ok, train_cmd};
+use mnist_logreg::checkpoint;
+
+/// `W` and `b` of a checkpoint, as bits.
+fn weight_bits(path: &Path) -> Vec<u32> {
+    let (m, _) = checkpoint::load(path).unwrap();
+    m.w.iter().chain(&m.b).map(|v| v.to_bits()).collect()
+}
+
+fn step_lines(stdout: &str) -> Vec<&str> {
+    stdout.lines().filter(|l| l.starts_with("step: ")).collect()
+}
+
+/// Start `train args…`, wait for its `wait_for`-th step line, send `signal`, and return
+/// (exit code, stdout, stderr).
+fn interrupt(args: &[&str], wait_for: usize, signal: i32) -> (Option<i32>, String, String) {
+    let mut child = train_cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    for _ in 0..wait_for {
+        stdout.read_line(&mut seen).unwrap();
+    }
+    // SAFETY: `kill` only sends a signal to the child we started (and have not waited on).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    stdout.read_to_string(&mut seen).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), seen, stderr)
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_bits_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    for shuffle in ["buffer", "epoch", "sequential"] {
+        let part = dir.path().join(format!("{shuffle}.safetensors"));
+        let metrics = dir.path().join(format!("{shuffle}.jsonl"));
+        let (code, first, stderr) = interrupt(
+            &[
+                "--steps",
+                "1000000",
+                "--display-step",
+                "10",
+                "--shuffle",
+                shuffle,
+                "--save",
+                part.to_str().unwrap(),
+                "--metrics",
+                metrics.to_str().unwrap(),
+            ],
+            3,
+            libc::SIGINT,
+        );
+        assert_eq!(code, Some(130), "{stderr}");
+        let step: usize = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("interrupted at step "))
+            .unwrap_or_else(|| panic!("no interrupt line in {stderr}"))
+            .parse()
+            .unwrap();
+        assert!(step >= 30, "{step}");
+        assert!(!first.contains("Test Accuracy"), "nothing evaluated after the stop");
+        let last = std::fs::read_to_string(&metrics).unwrap();
+        let last: serde_json::Value =
+            serde_json::from_str(last.lines().last().unwrap()).unwrap();
+        assert_eq!(last["event"], "interrupted");
+        assert_eq!(last["step"], step);
+
+        // Continue to step + 45 and compare with a run of step + 45 that never stopped.
+        let end = (step + 45).to_string();
+        let (second, _) = run_ok(train_cmd().args([
+            "--resume",
+            part.to_str().unwrap(),
+            "--steps",
+            &end,
+            "--save",
+            part.to_str().unwrap(),
+        ]));
+        let whole = dir.path().join("whole.safetensors");
+        let (full, _) = run_ok(train_cmd().args([
+            "--steps",
+            &end,
+            "--display-step",
+            "10",
+            "--shuffle",
+            shuffle,
+            "--save",
+            whole.to_str().unwrap(),
+        ]));
+        assert!(
+            weight_bits(&part) == weight_bits(&whole),
+            "{shuffle}: resumed weights differ"
+        );
+        let mut resumed = step_lines(&first);
+        resumed.extend(step_lines(&second));
+        assert_eq!(resumed, step_lines(&full), "{shuffle}");
+        let accuracy = |s: &str| s.lines().find(|l| l.starts_with("Test Accuracy")).map(str::to_owned);
+        assert_eq!(accuracy(&second), accuracy(&full));
+    }
+}
+
+#[test]
+fn sigterm_stops_with_143_and_keeps_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let (code, _, stderr) = interrupt(
+        &[
+            "--steps",
+            "1000000",
+            "--display-step",
+            "10",
+            "--save",
+            model.to_str().unwrap(),
+        ],
+        1,
+        libc::SIGTERM,
+    );
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted at step"), "{stderr}");
+    let (_, meta) = checkpoint::load(&model).unwrap();
+    assert!(meta["step"].parse::<usize>().unwrap() >= 10);
+}
+
+#[test]
+fn a_closed_stdout_ends_train_quietly() {
+    // `train | head -1`: the reader goes away after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_train"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--steps", "100000", "--display-step", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The pipe's read end is dropped here.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(line.starts_with("step: 1,"), "{line}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+}
