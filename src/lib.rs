@@ -1,40 +1,69 @@
 //! # mnist-logreg
 //!
 //! Multinomial logistic regression (softmax regression) on MNIST-format data, trained with SGD,
-//! reproducing the TensorFlow "MNIST handwritten digits, low-level" tutorial (see `SPEC.md`
-//! semantics in the README) with fast SIMD and multithreaded kernels.
+//! reproducing the TensorFlow "MNIST handwritten digits, low-level" tutorial with fused SIMD and
+//! multithreaded kernels. What is computed, number by number (checksums, sampler rules, the clip
+//! rule), is written down in `docs/SEMANTICS.md` of the repository.
 //!
-//! The data path, left to right:
+//! The source tree follows the data path, left to right:
 //!
-//! `idx` (files, validation, mmap) → `dataset` (the four MNIST files, checksums, u8 → f32) →
-//! `batch` (seeded samplers, gather) → `kernels` (reference | gemm | fused | parallel | fused_u8)
-//! → `model` / `train` (`checkpoint` saves and loads models) → `bin/train.rs`.
+//! | stage | modules |
+//! | --- | --- |
+//! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`aligned`], [`classes`], [`fetch`] (feature `fetch`) |
+//! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch in `kernels::simd`) → [`model`] → [`train`] (the SGD loop) |
+//! | results out (`src/output/`) | [`checkpoint`], [`metrics`], [`plot`], [`render`] |
+//! | around it | [`run`] (the pipeline `train`, `predict` share), [`preprocess`] (a picture → a 28×28 input) |
 //!
-//! Around it, for people: `preprocess` (any picture → a 28×28 MNIST-like input, for
-//! `bin/predict.rs`), `plot` (SVG curves, confusion matrix, digit grid, weight maps),
-//! `metrics` (JSON lines), `classes` (class names), `render` (images as terminal text) and,
-//! with the `fetch` feature, `fetch` (download MNIST from the public mirrors, `bin/fetch.rs`).
+//! ## Use it as a library
+//!
+//! Train the tutorial's model on MNIST and evaluate it (MNIST comes from a directory of the
+//! four IDX files, `.gz` or not; the `fetch` feature downloads them):
+//!
+//! ```no_run
+//! use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
+//! use mnist_logreg::kernels::{KernelKind, Pixels};
+//! use mnist_logreg::model::Model;
+//! use mnist_logreg::train::{self, TrainConfig, TrainData};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data = Dataset::open("data/mnist".as_ref(), &Default::default(), ChecksumPolicy::Auto)?;
+//! let kernel = KernelKind::ParallelU8.build(0); // widest SIMD of this CPU, one thread per core
+//! let train_data = TrainData {
+//!     pixels: Pixels::U8(data.train.pixels()),
+//!     labels: data.train.labels(),
+//!     features: data.train.features(),
+//! };
+//! let model = Model::tutorial_init(data.train.features(), mnist_logreg::MNIST_CLASSES);
+//! let outcome = train::train(&TrainConfig::default(), kernel.as_ref(), train_data, model, |r| {
+//!     println!("step: {}, loss: {:.6}, accuracy: {:.6}", r.step, r.loss, r.accuracy)
+//! })?;
+//! let test = Pixels::U8(data.test.pixels());
+//! let (stats, _) = train::evaluate(kernel.as_ref(), &outcome.model, test, data.test.labels())?;
+//! println!("Test Accuracy: {:.6}", stats.correct as f64 / data.test.len() as f64);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Any in-memory arrays train the same way ([`train::TrainData`] borrows pixels and labels),
+//! and a single kernel step runs on your own buffers through [`kernels::Batch::new`], which
+//! checks every row index and label: see the crate's `examples/`.
 
 #![warn(missing_docs)]
 
-pub mod aligned;
-pub mod batch;
-pub mod checkpoint;
-pub mod classes;
-pub mod dataset;
-pub mod fuzz_entry;
-pub mod idx;
-pub mod kernels;
-pub mod metrics;
-pub mod model;
-pub mod plot;
-pub mod preprocess;
-pub mod render;
-pub mod run;
-pub mod train;
+mod compute;
+mod data;
+mod output;
 
+pub use compute::{kernels, model, train};
 #[cfg(feature = "fetch")]
-pub mod fetch;
+pub use data::fetch;
+pub use data::{aligned, batch, classes, dataset, idx};
+pub use output::{checkpoint, metrics, plot, render};
+
+#[doc(hidden)]
+pub mod fuzz_entry;
+pub mod preprocess;
+pub mod run;
 
 /// Number of input features of an MNIST image (28 × 28 pixels).
 pub const MNIST_FEATURES: usize = 784;

@@ -299,14 +299,22 @@ impl RunSpec {
 
     /// The run recorded in checkpoint metadata by [`RunSpec::metadata`], and how far it got.
     pub fn from_metadata(meta: &HashMap<String, String>) -> Result<(Self, Progress), String> {
-        fn get<T: std::str::FromStr>(meta: &HashMap<String, String>, key: &str) -> Result<T, String> {
+        fn get<T: std::str::FromStr>(
+            meta: &HashMap<String, String>,
+            key: &str,
+        ) -> Result<T, String> {
             let v = meta.get(key).ok_or_else(|| {
-                format!("it has no `{key}` entry (it was not written by `train --save` of this version)")
+                format!(
+                    "it has no `{key}` entry (it was not written by `train --save` of this version)"
+                )
             })?;
             v.parse()
                 .map_err(|_| format!("its `{key}` entry `{v}` is not valid"))
         }
-        fn choice<T: clap::ValueEnum>(meta: &HashMap<String, String>, key: &str) -> Result<T, String> {
+        fn choice<T: clap::ValueEnum>(
+            meta: &HashMap<String, String>,
+            key: &str,
+        ) -> Result<T, String> {
             let v: String = get(meta, key)?;
             T::from_str(&v, false).map_err(|_| format!("its `{key}` entry `{v}` is not valid"))
         }
@@ -638,6 +646,18 @@ pub fn summary(
         test_loss: eval.mean_loss,
         never_predicted: verdict.never_predicted().to_vec(),
         verified: data.verified(),
+    }
+}
+
+/// Let a closed stdout (`train | head`) end the process quietly with SIGPIPE, as any Unix
+/// filter does, instead of Rust's default (the write fails, and `println!` panics). For
+/// binaries: call it first in `main`.
+pub fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: `signal(SIGPIPE, SIG_DFL)` installs no handler code and touches no memory of
+    // ours; it only restores the kernel's default disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

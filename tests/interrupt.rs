@@ -80,10 +80,12 @@ fn an_interrupted_run_resumes_to_the_same_bits_and_lines() {
             .parse()
             .unwrap();
         assert!(step >= 30, "{step}");
-        assert!(!first.contains("Test Accuracy"), "nothing evaluated after the stop");
+        assert!(
+            !first.contains("Test Accuracy"),
+            "nothing evaluated after the stop"
+        );
         let last = std::fs::read_to_string(&metrics).unwrap();
-        let last: serde_json::Value =
-            serde_json::from_str(last.lines().last().unwrap()).unwrap();
+        let last: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
         assert_eq!(last["event"], "interrupted");
         assert_eq!(last["step"], step);
 
@@ -115,7 +117,11 @@ fn an_interrupted_run_resumes_to_the_same_bits_and_lines() {
         let mut resumed = step_lines(&first);
         resumed.extend(step_lines(&second));
         assert_eq!(resumed, step_lines(&full), "{shuffle}");
-        let accuracy = |s: &str| s.lines().find(|l| l.starts_with("Test Accuracy")).map(str::to_owned);
+        let accuracy = |s: &str| {
+            s.lines()
+                .find(|l| l.starts_with("Test Accuracy"))
+                .map(str::to_owned)
+        };
         assert_eq!(accuracy(&second), accuracy(&full));
     }
 }

@@ -1,4 +1,4 @@
-//! The real MNIST files shipped in `data/mnist/` load, verify and convert as SPEC.md says.
+//! The real MNIST files shipped in `data/mnist/` load, verify and convert as docs/SEMANTICS.md says.
 
 mod common;
 

@@ -205,7 +205,8 @@ fn a_run_stopped_anywhere_and_resumed_is_bit_identical() {
             struct Both<'a>(StopAt, &'a mut Vec<(usize, u32, u32)>);
             impl Observer for Both<'_> {
                 fn on_report(&mut self, r: &train::Report) {
-                    self.1.push((r.step, r.loss.to_bits(), r.accuracy.to_bits()));
+                    self.1
+                        .push((r.step, r.loss.to_bits(), r.accuracy.to_bits()));
                 }
                 fn after_step(&mut self, step: usize) -> ControlFlow<()> {
                     self.0.after_step(step)
@@ -225,8 +226,12 @@ fn a_run_stopped_anywhere_and_resumed_is_bit_identical() {
         }
         assert_eq!(reports, full_reports, "{shuffle:?}");
         assert_eq!(progress, full.progress, "{shuffle:?}");
-        let bits = |m: &Model| -> Vec<u32> { m.w.iter().chain(&m.b).map(|v| v.to_bits()).collect() };
-        assert!(bits(&model) == bits(&full.model), "{shuffle:?}: weights differ");
+        let bits =
+            |m: &Model| -> Vec<u32> { m.w.iter().chain(&m.b).map(|v| v.to_bits()).collect() };
+        assert!(
+            bits(&model) == bits(&full.model),
+            "{shuffle:?}: weights differ"
+        );
     }
 }
 
@@ -289,7 +294,10 @@ fn cli_rejects_bad_flags_and_data() {
         ),
         (vec!["--save", "/tmp"], "is a directory"),
         (vec!["--metrics", "/tmp"], "is a directory"),
-        (vec!["--resume", "/nonexistent.safetensors"], "/nonexistent.safetensors"),
+        (
+            vec!["--resume", "/nonexistent.safetensors"],
+            "/nonexistent.safetensors",
+        ),
         (vec!["--resume", "x", "--seed", "3"], "cannot be used with"),
     ] {
         let err = run_err(train_bin().args(&args));

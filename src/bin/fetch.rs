@@ -1,4 +1,6 @@
 //! `fetch`: download the four MNIST files for machines without a copy (feature `fetch`).
+// The flags' doc comments are `--help` text read in a terminal, where a URL is plain text.
+#![allow(rustdoc::bare_urls)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

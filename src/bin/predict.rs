@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use mnist_logreg::checkpoint;
 use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset};
@@ -12,16 +12,7 @@ use mnist_logreg::kernels::{reference, softmax};
 use mnist_logreg::model::Model;
 use mnist_logreg::preprocess::{self, Invert, SIDE};
 use mnist_logreg::render::image_to_text;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum InvertArg {
-    /// Invert when the image's border is mostly bright (dark ink on paper).
-    Auto,
-    /// Always invert.
-    Always,
-    /// Never invert (bright ink on a dark background, like MNIST).
-    Never,
-}
+use mnist_logreg::run;
 
 /// Classify images with a model saved by `train --save`: the first N test images of --data, or
 /// your own image files (PNG, JPEG, PGM/PPM, any size).
@@ -49,7 +40,7 @@ struct Args {
     data: Option<PathBuf>,
     /// Whether to invert image files so the ink is bright.
     #[arg(long, value_enum, default_value = "auto")]
-    invert: InvertArg,
+    invert: Invert,
     /// Class names, one per line (default: class-names.txt in the data directory if present).
     #[arg(long, value_name = "FILE")]
     class_names: Option<PathBuf>,
@@ -69,14 +60,14 @@ struct Sample {
 }
 
 /// Classify one 28×28 input and print it.
-fn report(model: &Model, names: &ClassNames, input: &Sample, render: bool) -> usize {
-    let probs = reference::probabilities(model, &input.pixels);
+fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) {
+    let probs = reference::probabilities(model, &sample.pixels);
     let best = softmax::argmax(&probs);
-    println!("== {}", input.title);
+    println!("== {}", sample.title);
     if render {
-        print!("{}", image_to_text(&input.pixels, SIDE, SIDE));
+        print!("{}", image_to_text(&sample.pixels, SIDE, SIDE));
     }
-    let truth = match input.truth {
+    let truth = match sample.truth {
         Some(t) if t as usize == best => " (correct)".to_string(),
         Some(t) => format!(" (wrong: the label is {})", names.label(t as usize)),
         None => String::new(),
@@ -96,7 +87,6 @@ fn report(model: &Model, names: &ClassNames, input: &Sample, render: bool) -> us
         println!("{}", line.trim_end());
     }
     println!();
-    best
 }
 
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
@@ -112,14 +102,9 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         .into());
     }
     if let Some(dir) = &args.save_prepared {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))?;
+        run::check_output_dir(dir)?;
     }
-    let invert = match args.invert {
-        InvertArg::Auto => Invert::Auto,
-        InvertArg::Always => Invert::Always,
-        InvertArg::Never => Invert::Never,
-    };
+    let invert = args.invert;
 
     let mut all_ok = true;
     let mut inputs = Vec::new();
@@ -178,6 +163,7 @@ fn prepare(path: &Path, invert: Invert) -> Result<Sample, Box<dyn std::error::Er
 }
 
 fn main() -> ExitCode {
+    run::end_quietly_on_closed_stdout();
     match run(Args::parse()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

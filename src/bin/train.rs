@@ -151,7 +151,9 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_string()),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{s}` is not a whole number (it must be at least 1)")),
+        Err(_) => Err(format!(
+            "`{s}` is not a whole number (it must be at least 1)"
+        )),
     }
 }
 
@@ -223,7 +225,11 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     } else {
         Box::new(std::io::stdout())
     };
-    let mut metrics = args.metrics.as_deref().map(MetricsLog::create).transpose()?;
+    let mut metrics = args
+        .metrics
+        .as_deref()
+        .map(MetricsLog::create)
+        .transpose()?;
 
     let source = DataSource {
         dir: args.data.clone().unwrap_or_else(dataset::default_dir),
@@ -252,7 +258,12 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     }
     let (model, from) = match start {
         Some((model, progress)) => {
-            run::check_shape(&model, args.resume.as_deref().unwrap_or(Path::new("")), data.features(), data.classes())?;
+            run::check_shape(
+                &model,
+                args.resume.as_deref().unwrap_or(Path::new("")),
+                data.features(),
+                data.classes(),
+            )?;
             (model, progress)
         }
         None => (
@@ -277,9 +288,20 @@ fn run(args: Args) -> Result<Ended, BoxError> {
         batch_size: spec.train.batch_size,
         train_samples: data.dataset.train.len(),
     };
-    let outcome = train::resume(&spec.train, kernel.as_ref(), data.train_data(), model, from, &mut observer);
+    let outcome = train::resume(
+        &spec.train,
+        kernel.as_ref(),
+        data.train_data(),
+        model,
+        from,
+        &mut observer,
+    );
     bar.finish_and_clear();
-    let Printer { reports, metrics_error, .. } = observer;
+    let Printer {
+        reports,
+        metrics_error,
+        ..
+    } = observer;
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -300,7 +322,10 @@ fn run(args: Args) -> Result<Ended, BoxError> {
             ("data", data.dataset.dir.display().to_string()),
             (
                 "resumed_from",
-                args.load.as_ref().or(args.resume.as_ref()).map_or(String::new(), |p| p.display().to_string()),
+                args.load
+                    .as_ref()
+                    .or(args.resume.as_ref())
+                    .map_or(String::new(), |p| p.display().to_string()),
             ),
         ];
         if let Some(acc) = test_accuracy {
@@ -309,7 +334,8 @@ fn run(args: Args) -> Result<Ended, BoxError> {
         extra
     };
 
-    if let Some(signal) = run::stop_requested().filter(|_| outcome.progress.step < spec.train.steps) {
+    if let Some(signal) = run::stop_requested().filter(|_| outcome.progress.step < spec.train.steps)
+    {
         eprintln!("interrupted at step {}", outcome.progress.step);
         if let Some(log) = metrics.as_mut() {
             log.write(&MetricsEvent::Interrupted {
@@ -318,7 +344,11 @@ fn run(args: Args) -> Result<Ended, BoxError> {
             })?;
         }
         if let Some(path) = &args.save {
-            checkpoint::save(path, &outcome.model, spec.metadata(outcome.progress, &extra(None)))?;
+            checkpoint::save(
+                path,
+                &outcome.model,
+                spec.metadata(outcome.progress, &extra(None)),
+            )?;
             eprintln!(
                 "saved the model at step {} to {}; continue with: train --resume {}",
                 outcome.progress.step,
@@ -348,17 +378,37 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     if !args.quiet {
         for (i, &predicted) in eval.predictions.iter().enumerate().take(args.show) {
             writeln!(out)?;
-            write!(out, "{}", image_to_text(data.dataset.test.image(i), SIDE, SIDE))?;
-            writeln!(out, "Model prediction: {}", data.names.label(predicted as usize))?;
+            write!(
+                out,
+                "{}",
+                image_to_text(data.dataset.test.image(i), SIDE, SIDE)
+            )?;
+            writeln!(
+                out,
+                "Model prediction: {}",
+                data.names.label(predicted as usize)
+            )?;
         }
     }
 
     if let Some(path) = &args.save {
-        checkpoint::save(path, &outcome.model, spec.metadata(outcome.progress, &extra(Some(eval.accuracy))))?;
+        checkpoint::save(
+            path,
+            &outcome.model,
+            spec.metadata(outcome.progress, &extra(Some(eval.accuracy))),
+        )?;
         eprintln!("saved the model to {}", path.display());
     }
     if let Some(dir) = &args.plot_dir {
-        write_plots(dir, &reports, &data.dataset, &eval.predictions, &outcome.model, &data.names, args.grid)?;
+        write_plots(
+            dir,
+            &reports,
+            &data.dataset,
+            &eval.predictions,
+            &outcome.model,
+            &data.names,
+            args.grid,
+        )?;
         eprintln!("wrote the plots to {}", dir.display());
     }
 
@@ -414,11 +464,21 @@ impl Observer for &mut Printer<'_> {
     fn on_report(&mut self, r: &Report) {
         if !self.quiet {
             let out = &mut self.out;
-            self.bar.suspend(|| {
-                writeln!(out, "step: {}, loss: {:.6}, accuracy: {:.6}", r.step, r.loss, r.accuracy)
-            }).expect("stdout is open (a closed pipe ends the process)");
+            self.bar
+                .suspend(|| {
+                    writeln!(
+                        out,
+                        "step: {}, loss: {:.6}, accuracy: {:.6}",
+                        r.step, r.loss, r.accuracy
+                    )
+                })
+                .expect("stdout is open (a closed pipe ends the process)");
         }
-        if let Some(log) = self.metrics.as_mut().filter(|_| self.metrics_error.is_none()) {
+        if let Some(log) = self
+            .metrics
+            .as_mut()
+            .filter(|_| self.metrics_error.is_none())
+        {
             let event = MetricsEvent::report(r, self.batch_size, self.train_samples);
             self.metrics_error = log.write(&event).err();
         }
@@ -482,7 +542,7 @@ fn write_plots(
 }
 
 fn main() -> ExitCode {
-    restore_sigpipe();
+    run::end_quietly_on_closed_stdout();
     if let Err(e) = run::install_stop_handlers() {
         eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupt will lose the run");
     }
@@ -493,16 +553,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// A closed stdout (`train | head`) ends the process quietly, as for any Unix filter, rather
-/// than making the next write panic.
-fn restore_sigpipe() {
-    #[cfg(unix)]
-    // SAFETY: `signal` with SIG_DFL installs no handler code; it runs first in `main`, before
-    // any other thread exists that could be changing signal dispositions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::aligned::AlignedF32;
 use crate::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
 
-/// SHA-256 of the decompressed MNIST files, from `SPEC.md`.
+/// SHA-256 of the decompressed MNIST files (the table in `docs/SEMANTICS.md`).
 pub const MNIST_SHA256: [(&str, &str); 4] = [
     (
         "train-images",

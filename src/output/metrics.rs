@@ -106,7 +106,9 @@ pub struct MetricsLog {
 
 impl std::fmt::Debug for MetricsLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsLog").field("path", &self.path).finish()
+        f.debug_struct("MetricsLog")
+            .field("path", &self.path)
+            .finish()
     }
 }
 

@@ -1,0 +1,10 @@
+//! Data in: IDX files, the four-file dataset with its checksums, batch samplers, aligned
+//! buffers, class names, and (feature `fetch`) the download of MNIST.
+
+pub mod aligned;
+pub mod batch;
+pub mod classes;
+pub mod dataset;
+#[cfg(feature = "fetch")]
+pub mod fetch;
+pub mod idx;
