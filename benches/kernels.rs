@@ -15,6 +15,7 @@ use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::idx::{IdxFile, IdxKind, LoadOptions};
 use mnist_logreg::kernels::{Batch, Isa, KernelKind, Pixels};
 use mnist_logreg::model::{Grads, Model};
+use mnist_logreg::{MNIST_CLASSES, MNIST_FEATURES};
 
 fn data() -> Dataset {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
@@ -24,13 +25,20 @@ fn data() -> Dataset {
 /// A model part-way through training (not the all-ones start, whose logits are all equal).
 fn trained_model(data: &Dataset, train_f32: &[f32]) -> Model {
     let kernel = KernelKind::Fused.build(1);
-    let mut model = Model::tutorial_init(784, 10);
+    let mut model = Model::tutorial_init(MNIST_FEATURES, MNIST_CLASSES);
     let mut grads = Grads::zeros_like(&model);
     let mut sampler = Sampler::new(Shuffle::Sequential, data.train.len(), 0);
     let mut rows = Vec::new();
     for _ in 0..20 {
         sampler.next_batch(256, &mut rows);
-        let b = Batch::new(Pixels::F32(train_f32), 784, data.train.labels(), &rows, 10).unwrap();
+        let b = Batch::new(
+            Pixels::F32(train_f32),
+            MNIST_FEATURES,
+            data.train.labels(),
+            &rows,
+            MNIST_CLASSES,
+        )
+        .unwrap();
         kernel.forward_backward(&model, &b, &mut grads);
         model.sgd_step(&grads, 0.01);
     }
@@ -62,8 +70,14 @@ fn kernels(c: &mut Criterion) {
     g.throughput(Throughput::Elements(256));
     for kind in KernelKind::ALL {
         let kernel = kind.build_on(isa, 0);
-        let batch =
-            Batch::new(pixels(kind, train_f32, train_u8), 784, labels, &rows256, 10).unwrap();
+        let batch = Batch::new(
+            pixels(kind, train_f32, train_u8),
+            MNIST_FEATURES,
+            labels,
+            &rows256,
+            MNIST_CLASSES,
+        )
+        .unwrap();
         let mut grads = Grads::zeros_like(&model);
         g.bench_function(kind.name(), |b| {
             b.iter(|| black_box(kernel.forward_backward(&model, &batch, &mut grads)))
@@ -85,8 +99,14 @@ fn kernels(c: &mut Criterion) {
             (KernelKind::ParallelU8, 2),
         ] {
             let kernel = kind.build_on(isa, threads);
-            let batch =
-                Batch::new(pixels(kind, train_f32, train_u8), 784, labels, &rows, 10).unwrap();
+            let batch = Batch::new(
+                pixels(kind, train_f32, train_u8),
+                MNIST_FEATURES,
+                labels,
+                &rows,
+                MNIST_CLASSES,
+            )
+            .unwrap();
             let mut grads = Grads::zeros_like(&model);
             let id = BenchmarkId::new(format!("{}_t{threads}", kind.name()), n);
             g.bench_function(id, |b| {
@@ -104,10 +124,10 @@ fn kernels(c: &mut Criterion) {
         let kernel = kind.build_on(isa, 0);
         let batch = Batch::new(
             pixels(kind, test_f32, test_u8),
-            784,
+            MNIST_FEATURES,
             data.test.labels(),
             &all,
-            10,
+            MNIST_CLASSES,
         )
         .unwrap();
         g.bench_function(kind.name(), |b| {

@@ -60,6 +60,9 @@ pub use data::fetch;
 pub use data::{aligned, batch, classes, dataset, idx};
 pub use output::{checkpoint, metrics, plot, render};
 
+mod file_error;
+pub use file_error::FileError;
+
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod preprocess;

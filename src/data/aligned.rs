@@ -1,5 +1,6 @@
 //! A 64-byte aligned, zero-padded `f32` buffer: SIMD loads never straddle a cache line at the
-//! start of the buffer, and the padding lets kernels read whole vectors at the tail.
+//! start of the buffer. (The padding is zeroed but not exposed: `as_slice` ends at `len`, and the
+//! kernels finish each row with a scalar tail.)
 
 use bytemuck::{Pod, Zeroable};
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 
+use crate::FileError;
 use crate::dataset::{MNIST_SHA256, to_hex};
 
 /// The public MNIST mirrors, in the order they are tried (the torchvision list; LeCun's
@@ -149,15 +150,8 @@ pub enum AttemptError {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Local file system trouble.
-    #[error("{path}: {action}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// What we were doing.
-        action: &'static str,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// No mirror delivered a verified file.
     #[error("{name}: no mirror delivered a verified file:{}", .attempts.iter().map(|(u, e)| format!("\n  {u}: {e}")).collect::<String>())]
     AllMirrorsFailed {
@@ -168,15 +162,6 @@ pub enum FetchError {
     },
 }
 
-fn io_err(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> FetchError {
-    let path = path.to_path_buf();
-    move |source| FetchError::Io {
-        path,
-        action,
-        source,
-    }
-}
-
 /// Fetch every file of `files` into `dir` (created if missing). `log` receives one line per
 /// event (attempt failed, resumed, done) for the user.
 pub fn fetch_all(
@@ -185,7 +170,7 @@ pub fn fetch_all(
     opts: &FetchOptions,
     mut log: impl FnMut(&str),
 ) -> Result<Vec<FileOutcome>, FetchError> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the directory"))?;
+    std::fs::create_dir_all(dir).map_err(FileError::on(dir, "cannot create the directory"))?;
     let agent = agent(opts);
     files
         .iter()
@@ -276,7 +261,9 @@ fn file_len(path: &Path) -> u64 {
 
 fn remove_if_exists(path: &Path) -> Result<(), FetchError> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(path, "cannot remove")(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(FileError::on(path, "cannot remove")(e).into())
+        }
         _ => Ok(()),
     }
 }
@@ -284,8 +271,9 @@ fn remove_if_exists(path: &Path) -> Result<(), FetchError> {
 fn sync_and_rename(partial: &Path, target: &Path) -> Result<(), FetchError> {
     File::open(partial)
         .and_then(|f| f.sync_all())
-        .map_err(io_err(partial, "cannot sync"))?;
-    std::fs::rename(partial, target).map_err(io_err(target, "cannot rename the download"))
+        .map_err(FileError::on(partial, "cannot sync"))?;
+    Ok(std::fs::rename(partial, target)
+        .map_err(FileError::on(target, "cannot rename the download"))?)
 }
 
 /// The start offset of a `Content-Range: bytes START-END/TOTAL` header.
@@ -425,7 +413,7 @@ fn verify(path: &Path, spec: &FileSpec, opts: &FetchOptions) -> Result<(), Attem
     File::open(path)
         .and_then(|f| f.take(16).read_to_end(&mut head))
         .map_err(io)?;
-    if !head.starts_with(&[0x1f, 0x8b]) {
+    if !head.starts_with(&crate::idx::GZIP_MAGIC) {
         if looks_like_html(&head) {
             return Err(AttemptError::Html);
         }

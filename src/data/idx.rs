@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use memmap2::Mmap;
 
+use crate::FileError;
+
 /// The element type byte of u8 data, the only type MNIST uses.
 pub const DTYPE_U8: u8 = 0x08;
 /// The two leading bytes of a gzip stream.
@@ -32,15 +34,8 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {action}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What we were doing.
-        action: &'static str,
-        /// The OS error.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// None of the accepted names exists in the directory.
     #[error("{dir}: no {stem} file found (looked for {tried})")]
     Missing {
@@ -239,15 +234,6 @@ impl Default for LoadOptions {
 }
 
 /// `map_err` adapter: an OS error while doing `action` on `path`.
-fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> IdxError {
-    let path = path.to_path_buf();
-    move |source| IdxError::Io {
-        path,
-        action,
-        source,
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
@@ -402,11 +388,14 @@ impl IdxFile {
 
     /// Open a raw (uncompressed) IDX file, mapped or read according to `opts`.
     pub fn open_raw(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, IdxError> {
-        let mut file = File::open(path).map_err(io_err(path, "cannot open"))?;
-        let len = file.metadata().map_err(io_err(path, "cannot stat"))?.len();
+        let mut file = File::open(path).map_err(FileError::on(path, "cannot open"))?;
+        let len = file
+            .metadata()
+            .map_err(FileError::on(path, "cannot stat"))?
+            .len();
         let mut head = vec![0u8; kind.header_len().min(len as usize)];
         file.read_exact(&mut head)
-            .map_err(io_err(path, "cannot read"))?;
+            .map_err(FileError::on(path, "cannot read"))?;
         let header = parse_header(path, &head, kind, opts.max_bytes)?;
         check_len(path, &header, len)?;
         let storage = if opts.mmap {
@@ -415,14 +404,14 @@ impl IdxFile {
             // SIGBUS; see the module docs for the policy (cache files are written once via
             // rename, and `mmap: false` avoids mapping entirely).
             let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-                .map_err(io_err(path, "cannot memory-map"))?;
+                .map_err(FileError::on(path, "cannot memory-map"))?;
             check_len(path, &header, map.len() as u64)?;
             Storage::Mapped(map)
         } else {
             let mut bytes = Vec::with_capacity(len as usize);
             file.rewind()
                 .and_then(|()| file.read_to_end(&mut bytes))
-                .map_err(io_err(path, "cannot read"))?;
+                .map_err(FileError::on(path, "cannot read"))?;
             check_len(path, &header, bytes.len() as u64)?;
             Storage::Owned(bytes)
         };
@@ -533,7 +522,7 @@ pub fn decompress_idx(
     let header = parse_header(path, &head[..n], kind, max_bytes)?;
     let expected = header.file_len();
     const WRITE: &str = "cannot write the decompressed data";
-    out.write_all(&head).map_err(io_err(path, WRITE))?;
+    out.write_all(&head).map_err(FileError::on(path, WRITE))?;
     let body_limit = expected - head.len() as u64 + 1;
     let mut body = dec.take(body_limit);
     let mut written = head.len() as u64;
@@ -547,7 +536,8 @@ pub fn decompress_idx(
         if written > expected {
             break;
         }
-        out.write_all(&chunk[..n]).map_err(io_err(path, WRITE))?;
+        out.write_all(&chunk[..n])
+            .map_err(FileError::on(path, WRITE))?;
     }
     check_len(path, &header, written)?;
     Ok(written)
@@ -593,10 +583,10 @@ pub fn decompress_cached(
     kind: IdxKind,
     opts: &LoadOptions,
 ) -> Result<PathBuf, IdxError> {
-    let mut file = File::open(gz).map_err(io_err(gz, "cannot open"))?;
-    let meta = file.metadata().map_err(io_err(gz, "cannot stat"))?;
+    let mut file = File::open(gz).map_err(FileError::on(gz, "cannot open"))?;
+    let meta = file.metadata().map_err(FileError::on(gz, "cannot stat"))?;
     let mut magic = [0u8; 4];
-    let n = read_up_to(&mut file, &mut magic).map_err(io_err(gz, "cannot read"))?;
+    let n = read_up_to(&mut file, &mut magic).map_err(FileError::on(gz, "cannot read"))?;
     if !magic[..n].starts_with(&GZIP_MAGIC) || n < 2 {
         let looks_raw = n >= 3 && magic[..3] == [0, 0, DTYPE_U8];
         return Err(IdxError::NotGzip {
@@ -621,22 +611,27 @@ pub fn decompress_cached(
     if cached.is_file() {
         return Ok(cached);
     }
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the cache directory"))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(FileError::on(&dir, "cannot create the cache directory"))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".partial-")
         .tempfile_in(&dir)
-        .map_err(io_err(&dir, "cannot create a file in the cache directory"))?;
+        .map_err(FileError::on(
+            &dir,
+            "cannot create a file in the cache directory",
+        ))?;
     {
-        file.rewind().map_err(io_err(gz, "cannot read"))?;
+        file.rewind().map_err(FileError::on(gz, "cannot read"))?;
         let mut out = io::BufWriter::new(tmp.as_file_mut());
         decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, &mut out)?;
-        out.flush().map_err(io_err(&cached, "cannot write"))?;
+        out.flush()
+            .map_err(FileError::on(&cached, "cannot write"))?;
     }
     tmp.as_file()
         .sync_all()
-        .map_err(io_err(&cached, "cannot sync"))?;
+        .map_err(FileError::on(&cached, "cannot sync"))?;
     tmp.persist(&cached)
-        .map_err(|e| io_err(&cached, "cannot rename into place")(e.error))?;
+        .map_err(|e| FileError::on(&cached, "cannot rename into place")(e.error))?;
     // Older entries for the same file are stale now.
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let prefix = format!("{raw_name}.");

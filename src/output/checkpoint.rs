@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
+use crate::FileError;
 use crate::model::Model;
 
 /// Largest checkpoint the reader accepts (a 784×10 model is 31 KB; this allows models with
@@ -23,15 +24,8 @@ pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// Reading or writing failed.
-    #[error("{path}: {action}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What we were doing.
-        action: &'static str,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// Not a valid safetensors file.
     #[error("{path}: not a valid safetensors file: {reason}")]
     Format {
@@ -124,14 +118,7 @@ pub fn save(
     ];
     let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(fmt_err)?;
 
-    let io = |action: &'static str| {
-        let path = path.to_path_buf();
-        move |source| CheckpointError::Io {
-            path,
-            action,
-            source,
-        }
-    };
+    let io = |action| FileError::on(path, action);
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -153,13 +140,7 @@ pub fn save(
 
 /// Read and validate the checkpoint at `path`.
 pub fn load(path: &Path) -> Result<(Model, HashMap<String, String>), CheckpointError> {
-    let io = |action| {
-        move |source| CheckpointError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
-    };
+    let io = |action| FileError::on(path, action);
     let len = std::fs::metadata(path).map_err(io("cannot stat"))?.len();
     if len > MAX_CHECKPOINT_BYTES {
         return Err(CheckpointError::TooLarge {
