@@ -295,6 +295,31 @@ fn dataset_missing_file() {
 }
 
 #[test]
+fn dataset_in_a_folder_per_file_is_named() {
+    // As some downloads unpack: train-images-idx3-ubyte/train-images-idx3-ubyte, and so on.
+    let dir = tempfile::tempdir().unwrap();
+    let flat = tempfile::tempdir().unwrap();
+    tiny_dataset(flat.path(), 30, 10, false);
+    for entry in std::fs::read_dir(flat.path()).unwrap() {
+        let name = entry.unwrap().file_name();
+        std::fs::create_dir(dir.path().join(&name)).unwrap();
+        std::fs::copy(flat.path().join(&name), dir.path().join(&name).join(&name)).unwrap();
+    }
+    let e = Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Auto).unwrap_err();
+    let m = msg(&e);
+    assert!(m.contains("is a folder holding"), "{m}");
+    assert!(m.contains("move the files up into"), "{m}");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = Dataset::open(&file, &LoadOptions::default(), ChecksumPolicy::Auto).unwrap_err();
+    assert!(
+        msg(&e).contains("the data directory is not a directory"),
+        "{}",
+        msg(&e)
+    );
+}
+
+#[test]
 fn require_checksum_rejects_non_mnist() {
     let dir = tempfile::tempdir().unwrap();
     tiny_dataset(dir.path(), 30, 10, false);
@@ -339,4 +364,42 @@ fn file_claiming_mnist_with_wrong_bytes_fails_checksum() {
     assert!(msg(&e).contains("train-images-idx3-ubyte: SHA-256 of the decompressed bytes is"));
     // Skipping the check loads it.
     Dataset::open(dir.path(), &LoadOptions::default(), ChecksumPolicy::Skip).unwrap();
+}
+
+#[test]
+fn partial_files_of_killed_runs_are_removed_but_not_those_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "t-labels-idx1-ubyte.gz",
+        &gzip(&labels_idx(&[3, 1, 4])),
+    );
+    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let partial = |name: &str, old: bool| {
+        let path = cache.path().join(name);
+        let f = std::fs::File::create(&path).unwrap();
+        if old {
+            f.set_modified(minute_ago).unwrap();
+        }
+        f
+    };
+    drop(partial(".partial-killed", true));
+    // A run still writing holds the lock (and keeps writing, so its file is fresh anyway).
+    let writing = partial(".partial-writing", true);
+    writing.lock().unwrap();
+    drop(partial(".partial-fresh", false));
+    let opts = LoadOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    IdxFile::open(&p, IdxKind::Labels, &opts).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".partial-"))
+        .collect();
+    left.sort();
+    assert_eq!(left, [".partial-fresh", ".partial-writing"]);
+    drop(writing);
 }

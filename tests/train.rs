@@ -273,7 +273,14 @@ fn cli_rejects_bad_flags_and_data() {
         (vec!["--batch-size", "0"], "--batch-size"),
         (vec!["--kernel", "magic"], "magic"),
         (vec!["--learning-rate", "abc"], "--learning-rate"),
-        (vec!["--data", "/nonexistent"], "no train-images file found"),
+        (
+            vec!["--data", "/nonexistent"],
+            "/nonexistent: the data directory does not exist",
+        ),
+        (
+            vec!["--data", "Cargo.toml"],
+            "Cargo.toml: the data directory is not a directory",
+        ),
         (
             vec!["--learning-rate", "inf"],
             "learning-rate must be a finite number above 0",

@@ -50,8 +50,8 @@ struct Args {
     steps: Option<usize>,
     /// Train for N passes over the training set instead of --steps
     /// (steps = ceil(N · train samples / batch size)).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    epochs: Option<u64>,
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    epochs: Option<usize>,
     /// Images per batch (at least 1).
     #[arg(long, default_value_t = 256, value_parser = at_least_one)]
     batch_size: usize,
@@ -183,9 +183,7 @@ fn spec_and_start(
     }
     let steps = match (args.steps, args.epochs) {
         (Some(steps), _) => steps,
-        (None, Some(epochs)) => {
-            train::steps_for_epochs(epochs as usize, train_len, args.batch_size)
-        }
+        (None, Some(epochs)) => train::steps_for_epochs(epochs, train_len, args.batch_size),
         (None, None) => TrainConfig::default().steps,
     };
     let spec = RunSpec {

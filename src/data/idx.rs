@@ -46,6 +46,29 @@ pub enum IdxError {
         /// The names tried, comma separated.
         tried: String,
     },
+    /// The data directory itself is missing or a file.
+    #[error("{dir}: the data directory {problem}")]
+    Directory {
+        /// The path given.
+        dir: PathBuf,
+        /// `does not exist` or `is not a directory`.
+        problem: &'static str,
+    },
+    /// The file sits one folder too deep, in a folder named like the file (as some downloads
+    /// unpack each archive).
+    #[error(
+        "{dir}: no {stem} file, but {folder} is a folder holding {inner}; some downloads unpack each file into a folder of its own name: move the files up into {dir}"
+    )]
+    Nested {
+        /// The directory searched.
+        dir: PathBuf,
+        /// Which file, e.g. `train-images`.
+        stem: String,
+        /// The folder named like the file.
+        folder: PathBuf,
+        /// The file inside it.
+        inner: PathBuf,
+    },
     /// Shorter than its own header.
     #[error("{path}: {found} bytes is too short for an IDX header of {expected} bytes")]
     TooShort {
@@ -476,16 +499,39 @@ pub fn candidate_names(stem: &str, suffix: &str) -> [String; 4] {
 
 /// Find the file for `stem`/`suffix` in `dir` (see [`candidate_names`]).
 pub fn locate(dir: &Path, stem: &str, suffix: &str) -> Result<PathBuf, IdxError> {
-    let names = candidate_names(stem, suffix);
-    names
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
-        .ok_or_else(|| IdxError::Missing {
+    let problem = if !dir.exists() {
+        Some("does not exist")
+    } else if !dir.is_dir() {
+        Some("is not a directory")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(IdxError::Directory {
             dir: dir.to_path_buf(),
-            stem: stem.to_string(),
-            tried: names.join(", "),
-        })
+            problem,
+        });
+    }
+    let names = candidate_names(stem, suffix);
+    if let Some(found) = names.iter().map(|n| dir.join(n)).find(|p| p.is_file()) {
+        return Ok(found);
+    }
+    // `train-images-idx3-ubyte/train-images-idx3-ubyte`: name the layout, not just the miss.
+    for folder in names.iter().map(|n| dir.join(n)).filter(|p| p.is_dir()) {
+        if let Some(inner) = names.iter().map(|n| folder.join(n)).find(|p| p.is_file()) {
+            return Err(IdxError::Nested {
+                dir: dir.to_path_buf(),
+                stem: stem.to_string(),
+                folder,
+                inner,
+            });
+        }
+    }
+    Err(IdxError::Missing {
+        dir: dir.to_path_buf(),
+        stem: stem.to_string(),
+        tried: names.join(", "),
+    })
 }
 
 /// Read at most `buf.len()` bytes, stopping early only at end of stream.
@@ -573,11 +619,49 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Name prefix of the cache's temporary files.
+pub const PARTIAL_PREFIX: &str = ".partial-";
+
+/// Temporary files older than this, and unlocked, belong to a run that was killed.
+const STALE_PARTIAL_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Remove the temporary files a killed run left in the cache directory `dir`: those that no
+/// process holds locked and that were last written more than ten seconds ago (a run that is
+/// writing one holds its lock from just after creating it). Best effort: errors are ignored.
+pub fn remove_stale_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(PARTIAL_PREFIX)
+        {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_PARTIAL_AGE);
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        if old && file.try_lock().is_ok() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Decompress `gz` into the cache (once) and return the path of the raw cached copy.
 ///
 /// The cache entry's name carries the `.gz`'s length and modification time, so a changed `.gz`
 /// gets a fresh entry; entries are written to a temporary file, synced, then renamed, so a
-/// crash never leaves a half-written entry under the final name.
+/// crash never leaves a half-written entry under the final name. The temporary file is locked
+/// (`flock`) while it is written; one left behind by a killed run is removed by the next run
+/// (see [`remove_stale_partials`]).
 pub fn decompress_cached(
     gz: &Path,
     kind: IdxKind,
@@ -613,13 +697,20 @@ pub fn decompress_cached(
     }
     std::fs::create_dir_all(&dir)
         .map_err(FileError::on(&dir, "cannot create the cache directory"))?;
+    remove_stale_partials(&dir);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".partial-")
+        .prefix(PARTIAL_PREFIX)
         .tempfile_in(&dir)
         .map_err(FileError::on(
             &dir,
             "cannot create a file in the cache directory",
         ))?;
+    // Held until the entry is renamed into place (or the file is deleted on an error): a
+    // concurrent run's sweep sees the lock and leaves the file alone.
+    tmp.as_file().lock().map_err(FileError::on(
+        &dir,
+        "cannot lock a file in the cache directory",
+    ))?;
     {
         file.rewind().map_err(FileError::on(gz, "cannot read"))?;
         let mut out = io::BufWriter::new(tmp.as_file_mut());
