@@ -14,7 +14,12 @@
 //!    frame if it would overhang.
 //!
 //! [`load_gray`] decodes PNG, JPEG and PGM/PPM/PBM (by content, not by file name) into 8-bit
-//! grayscale; transparent pixels are composited onto white paper.
+//! grayscale, turned upright by its EXIF orientation (phones store pictures sideways and say
+//! so); transparent pixels become paper: white behind dark ink, black behind light ink.
+//!
+//! The conversion also notes when an input is unlike MNIST's digits ([`Unlike`]): far more ink
+//! than a digit, several marks side by side, a tiny image blown up, an uneven background. The
+//! model still answers, but such an answer deserves doubt, and `predict` says so beside it.
 
 use std::path::{Path, PathBuf};
 
@@ -47,12 +52,68 @@ pub struct Gray {
 }
 
 /// An image converted to MNIST's format, with what the conversion did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Prepared {
     /// 28×28 pixels, white ink on black.
     pub pixels: Vec<u8>,
     /// Whether the input was inverted.
     pub inverted: bool,
+    /// How the input differs from MNIST's digits (empty for a digit-like input).
+    pub unlike: Vec<Unlike>,
+}
+
+/// A way an input is unlike an MNIST digit. The thresholds were set on MNIST's 10 000 test
+/// images, of which none shows the first, third or fourth and one shows the second.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unlike {
+    /// More of the 28×28 frame is ink (≥ 64) than in any MNIST digit (at most 36%), or the ink
+    /// fills its box like a solid shape or noise (MNIST at most 88% of the box).
+    MuchInk {
+        /// Fraction of the frame that is ink.
+        frame: f32,
+        /// Fraction of the ink's bounding box that is ink (≥ 32).
+        fill: f32,
+    },
+    /// Separate marks, each with a quarter of the ink or more, with empty columns between them:
+    /// several digits side by side?
+    SideBySide {
+        /// How many such marks.
+        marks: usize,
+    },
+    /// The ink's box is only this many pixels across (MNIST's are 20): blown up, it has lost
+    /// the detail a digit needs.
+    Tiny {
+        /// The longer side of the ink's box in the input, in pixels.
+        side: usize,
+    },
+    /// The border of the input is not one level: a frame, a shadow, or a digit cut off?
+    UnevenBackground,
+}
+
+impl std::fmt::Display for Unlike {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unlike::MuchInk { frame, fill } => write!(
+                f,
+                "much more ink than a digit ({:.0}% of the frame, {:.0}% of its box; MNIST's digits cover at most 36% and 88%)",
+                frame * 100.0,
+                fill * 100.0
+            ),
+            Unlike::SideBySide { marks } => {
+                write!(f, "{marks} separate marks side by side (several digits?)")
+            }
+            Unlike::Tiny { side } => write!(
+                f,
+                "the ink is only {side} pixel(s) across, blown up to 20 (MNIST digits are drawn at 20)"
+            ),
+            Unlike::UnevenBackground => {
+                write!(
+                    f,
+                    "the background is uneven (a frame, a shadow, or a cut-off digit?)"
+                )
+            }
+        }
+    }
 }
 
 /// Faults of image loading and preprocessing.
@@ -77,7 +138,9 @@ pub enum PreprocessError {
         height: u32,
     },
     /// Nothing stands out from the background.
-    #[error("the image is blank: no pixel stands out from the background")]
+    #[error(
+        "the image is blank: no pixel stands out from the background (transparent pixels count as background; for light ink on a dark picture, --invert never keeps the polarity)"
+    )]
     Blank,
 }
 
@@ -126,9 +189,11 @@ pub enum DecodeError {
     },
 }
 
-/// Decode image bytes (PNG, JPEG, PGM/PPM/PBM, recognised by content) into 8-bit grayscale;
-/// transparent pixels are composited onto white. Images over `max_pixels` are refused from
-/// their header, before decoding.
+/// Decode image bytes (PNG, JPEG, PGM/PPM/PBM, recognised by content) into 8-bit grayscale,
+/// upright by its EXIF orientation. Transparent pixels are composited onto paper: white when
+/// the opaque pixels are dark on average (dark ink), black when they are light (light ink on
+/// a transparent background would otherwise vanish into white). Images over `max_pixels` are
+/// refused from their header, before decoding.
 pub fn decode_gray(bytes: &[u8], max_pixels: u64) -> Result<Gray, DecodeError> {
     let err = |e: image::ImageError| DecodeError::Image(e.to_string());
     let reader = || {
@@ -140,14 +205,29 @@ pub fn decode_gray(bytes: &[u8], max_pixels: u64) -> Result<Gray, DecodeError> {
     if u64::from(width) * u64::from(height) > max_pixels {
         return Err(DecodeError::TooLarge { width, height });
     }
-    let img = reader()?.decode().map_err(err)?;
+    let mut decoder = reader()?.into_decoder().map_err(err)?;
+    let orientation = image::ImageDecoder::orientation(&mut decoder).map_err(err)?;
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(err)?;
+    img.apply_orientation(orientation);
     let la = img.to_luma_alpha8();
+    // The paper behind transparent pixels: opposite to the ink, judged from the opaque ones.
+    let (mut ink_sum, mut ink_n) = (0u64, 0u64);
+    for p in la.pixels().filter(|p| p.0[1] >= 128) {
+        ink_sum += u64::from(p.0[0]);
+        ink_n += 1;
+    }
+    let has_alpha = la.pixels().any(|p| p.0[1] < 255);
+    let paper: u32 = if has_alpha && ink_n > 0 && ink_sum > 128 * ink_n {
+        0
+    } else {
+        255
+    };
     let pixels = la
         .pixels()
         .map(|p| {
             let [l, a] = p.0;
-            // Composite onto white: l·a + 255·(1 − a).
-            ((u32::from(l) * u32::from(a) + 255 * (255 - u32::from(a)) + 127) / 255) as u8
+            // Composite onto the paper: l·a + paper·(1 − a).
+            ((u32::from(l) * u32::from(a) + paper * (255 - u32::from(a)) + 127) / 255) as u8
         })
         .collect();
     Ok(Gray {
@@ -210,6 +290,8 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
         }
     }
     let (bw, bh) = (c1 - c0, r1 - r0);
+    // The border, as ink above the background: one level on a clean input.
+    let uneven = ring[ring.len() * 9 / 10].saturating_sub(ring[ring.len() / 10]) >= 64;
     let crop: Vec<f32> = (r0..r1)
         .flat_map(|r| x[r * w + c0..r * w + c1].iter().copied())
         .collect();
@@ -242,7 +324,89 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
             pixels[(top + r) * SIDE + left + c] = v as u8;
         }
     }
-    Ok(Prepared { pixels, inverted })
+    let mut unlike = unlike_mnist(&pixels);
+    if bw.max(bh) < TINY_SIDE {
+        unlike.push(Unlike::Tiny { side: bw.max(bh) });
+    }
+    if uneven {
+        unlike.push(Unlike::UnevenBackground);
+    }
+    Ok(Prepared {
+        pixels,
+        inverted,
+        unlike,
+    })
+}
+
+/// An ink box shorter than this (in input pixels) is "tiny": scaled up more than twice.
+const TINY_SIDE: usize = 10;
+
+/// The ways a prepared 28×28 input is unlike MNIST judged from its pixels alone: the amount of
+/// ink ([`Unlike::MuchInk`]) and separate marks side by side ([`Unlike::SideBySide`]).
+pub fn unlike_mnist(pixels: &[u8]) -> Vec<Unlike> {
+    assert_eq!(pixels.len(), SIDE * SIDE, "a 28×28 input");
+    let mut out = Vec::new();
+    let frame = pixels.iter().filter(|&&p| p >= 64).count() as f32 / pixels.len() as f32;
+    let (mut r0, mut r1, mut c0, mut c1) = (SIDE, 0, SIDE, 0);
+    for (i, &p) in pixels.iter().enumerate() {
+        if p >= 64 {
+            let (r, c) = (i / SIDE, i % SIDE);
+            (r0, r1, c0, c1) = (r0.min(r), r1.max(r + 1), c0.min(c), c1.max(c + 1));
+        }
+    }
+    let fill = if r1 > r0 + 7 && c1 > c0 + 7 {
+        let inked = (r0..r1)
+            .flat_map(|r| (c0..c1).map(move |c| (r, c)))
+            .filter(|&(r, c)| pixels[r * SIDE + c] >= 32)
+            .count();
+        inked as f32 / ((r1 - r0) * (c1 - c0)) as f32
+    } else {
+        0.0
+    };
+    if frame > 0.45 || fill > 0.92 {
+        out.push(Unlike::MuchInk { frame, fill });
+    }
+    let marks = marks_side_by_side(pixels);
+    if marks >= 2 {
+        out.push(Unlike::SideBySide { marks });
+    }
+    out
+}
+
+/// Connected marks (8-neighbour, ink ≥ 64) holding at least a quarter of the ink each, counted
+/// along a left-to-right chain where each starts at least two empty columns after the previous
+/// one ends; 1 when there is no such gap.
+fn marks_side_by_side(pixels: &[u8]) -> usize {
+    let mut label = vec![usize::MAX; pixels.len()];
+    let mut marks: Vec<(u64, usize, usize)> = Vec::new(); // (mass, first column, last column)
+    let mut stack = Vec::new();
+    for start in 0..pixels.len() {
+        if pixels[start] < 64 || label[start] != usize::MAX {
+            continue;
+        }
+        let id = marks.len();
+        let mut mark = (0u64, SIDE, 0usize);
+        label[start] = id;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            let (r, c) = (i / SIDE, i % SIDE);
+            mark = (mark.0 + u64::from(pixels[i]), mark.1.min(c), mark.2.max(c));
+            for nr in r.saturating_sub(1)..=(r + 1).min(SIDE - 1) {
+                for nc in c.saturating_sub(1)..=(c + 1).min(SIDE - 1) {
+                    let j = nr * SIDE + nc;
+                    if pixels[j] >= 64 && label[j] == usize::MAX {
+                        label[j] = id;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        marks.push(mark);
+    }
+    let total: u64 = marks.iter().map(|m| m.0).sum();
+    let mut big: Vec<_> = marks.into_iter().filter(|m| 4 * m.0 >= total).collect();
+    big.sort_by_key(|m| m.1);
+    1 + big.windows(2).filter(|w| w[1].1 > w[0].2 + 2).count()
 }
 
 /// For each destination cell of a 1-D resampling from `src` to `dst` cells, the source cells

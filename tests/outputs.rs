@@ -324,6 +324,69 @@ fn predict_classifies_the_first_test_images() {
 }
 
 #[test]
+fn predict_first_needs_only_the_test_files_and_counts_correct_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_model(dir.path());
+    let only_test = dir.path().join("test-only");
+    std::fs::create_dir(&only_test).unwrap();
+    for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(common::mnist_dir().join(name), only_test.join(name)).unwrap();
+    }
+    let (stdout, _) = run_ok(
+        predict_cmd()
+            .arg("--model")
+            .arg(&model)
+            .arg("--data")
+            .arg(&only_test)
+            .args(["--first", "4", "--no-render"]),
+    );
+    let correct = stdout.matches(" (correct)").count();
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with(&format!("{correct} of 4 correct")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn predict_warns_beside_the_answer_when_an_input_is_unlike_mnist() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_model(dir.path());
+    // Noise, 300×200, from a fixed LCG.
+    let mut state = 7u32;
+    let noise = image::GrayImage::from_fn(300, 200, |_, _| {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        image::Luma([(state >> 24) as u8])
+    });
+    let noise_path = dir.path().join("noise.png");
+    noise.save(&noise_path).unwrap();
+    // A test digit as a clean picture: no warning.
+    let digit_path = dir.path().join("digit.png");
+    let test = mnist_logreg::dataset::Dataset::open_test(&common::mnist_dir(), &Default::default())
+        .unwrap();
+    image::GrayImage::from_raw(28, 28, test.image(0).to_vec())
+        .unwrap()
+        .save(&digit_path)
+        .unwrap();
+    let (stdout, _) = run_ok(
+        predict_cmd()
+            .arg("--model")
+            .arg(&model)
+            .args(["--no-render", "--invert", "never"])
+            .arg(&noise_path)
+            .arg(&digit_path),
+    );
+    let blocks: Vec<&str> = stdout.split("== ").skip(1).collect();
+    assert!(
+        blocks[0].contains("warning: unlike MNIST: much more ink than a digit"),
+        "{}",
+        blocks[0]
+    );
+    assert!(!blocks[1].contains("warning"), "{}", blocks[1]);
+}
+
+#[test]
 fn predict_on_image_files_agrees_with_the_raw_test_images() {
     // The first 20 test digits drawn as dark ink on light paper, scaled 3× with margins, as
     // PNG: after preprocessing the model must mostly see the same digits.

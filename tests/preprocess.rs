@@ -1,7 +1,7 @@
 //! Image preprocessing on known pixels: polarity, background, crop, scale, centring, decoding.
 
 use mnist_logreg::preprocess::{
-    Gray, Invert, PreprocessError, SIDE, load_gray, resize_area, to_mnist,
+    Gray, Invert, PreprocessError, SIDE, Unlike, load_gray, resize_area, to_mnist,
 };
 
 /// A `w × h` image of `background` with the rectangle rows `r0..r1`, cols `c0..c1` set to
@@ -197,4 +197,198 @@ fn unreadable_files_name_the_path() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing.png"), "{e}");
+}
+
+/// A `w × h` black image with white rectangles (rows `r0..r1`, cols `c0..c1`) and, optionally,
+/// the ring of pixels at distance 2..4 of each rectangle cleared, drawing an outline.
+fn drawing(w: usize, h: usize, rects: &[[usize; 4]]) -> Gray {
+    let mut pixels = vec![0u8; w * h];
+    for &[r0, r1, c0, c1] in rects {
+        for r in r0..r1 {
+            for c in c0..c1 {
+                // Outlines, 3 pixels thick: a digit-like stroke, not a solid block.
+                let edge = r < r0 + 3 || r + 3 >= r1 || c < c0 + 3 || c + 3 >= c1;
+                if edge {
+                    pixels[r * w + c] = 255;
+                }
+            }
+        }
+    }
+    Gray {
+        width: w,
+        height: h,
+        pixels,
+    }
+}
+
+#[test]
+fn a_digit_like_stroke_gets_no_warning() {
+    // An outlined 0 (ring), tall, in a 40×40 image, like a drawn digit.
+    let out = to_mnist(&drawing(40, 40, &[[5, 35, 12, 28]]), Invert::Auto).unwrap();
+    assert_eq!(out.unlike, []);
+}
+
+#[test]
+fn two_digits_side_by_side_are_flagged() {
+    let out = to_mnist(
+        &drawing(90, 40, &[[5, 35, 5, 25], [5, 35, 60, 80]]),
+        Invert::Auto,
+    )
+    .unwrap();
+    assert_eq!(out.unlike, [Unlike::SideBySide { marks: 2 }]);
+}
+
+#[test]
+fn noise_is_much_more_ink_than_a_digit() {
+    // Uniform noise (a fixed LCG), 4000×3000 like a photo of nothing.
+    let mut state = 12345u32;
+    let pixels = (0..4000 * 3000)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    let noise = Gray {
+        width: 4000,
+        height: 3000,
+        pixels,
+    };
+    let out = to_mnist(&noise, Invert::Auto).unwrap();
+    assert!(
+        out.unlike
+            .iter()
+            .any(|u| matches!(u, Unlike::MuchInk { .. })),
+        "{:?}",
+        out.unlike
+    );
+}
+
+#[test]
+fn a_tiny_image_blown_up_is_flagged() {
+    // A 3×3 image with a 2×2 mark (a digit drawn in 4 pixels, then scaled to 20).
+    let tiny = Gray {
+        width: 3,
+        height: 3,
+        pixels: vec![0, 0, 0, 0, 255, 255, 0, 255, 255],
+    };
+    let out = to_mnist(&tiny, Invert::Never).unwrap();
+    assert!(
+        out.unlike.contains(&Unlike::Tiny { side: 2 }),
+        "{:?}",
+        out.unlike
+    );
+}
+
+#[test]
+fn a_frame_or_shadow_on_the_border_is_flagged() {
+    // A ring digit on black, with a bright band down the left third of the border (a shadow
+    // edge seen the other way round, or a frame).
+    let mut img = drawing(60, 60, &[[10, 50, 22, 38]]);
+    for r in 0..60 {
+        for c in 0..6 {
+            img.pixels[r * 60 + c] = 200;
+        }
+    }
+    let out = to_mnist(&img, Invert::Never).unwrap();
+    assert!(
+        out.unlike.contains(&Unlike::UnevenBackground),
+        "{:?}",
+        out.unlike
+    );
+}
+
+#[test]
+fn mnist_test_digits_are_not_flagged_but_for_one_in_a_thousand() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let opts = mnist_logreg::idx::LoadOptions::default();
+    let test = mnist_logreg::dataset::Dataset::open_test(&dir, &opts).unwrap();
+    let flagged: Vec<(usize, Vec<Unlike>)> = (0..test.len())
+        .filter_map(|i| {
+            let img = Gray {
+                width: SIDE,
+                height: SIDE,
+                pixels: test.image(i).to_vec(),
+            };
+            let out = to_mnist(&img, Invert::Never).unwrap();
+            (!out.unlike.is_empty()).then_some((i, out.unlike))
+        })
+        .collect();
+    assert!(
+        flagged.len() <= 10,
+        "{} flagged: {flagged:?}",
+        flagged.len()
+    );
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    // A PNG whose pixels are stored sideways with an eXIf chunk saying "rotate 90° clockwise"
+    // (orientation 6), as phones write them: the loaded image is upright.
+    let (w, h) = (30u32, 20u32);
+    let mut stored = image::GrayImage::new(w, h);
+    stored.put_pixel(0, 0, image::Luma([255])); // top-left as stored
+    let mut png = Vec::new();
+    image::DynamicImage::ImageLuma8(stored)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    // TIFF header (big-endian), one IFD entry: Orientation (0x0112), SHORT, 1, value 6.
+    let exif: Vec<u8> = [
+        &b"MM\0\x2a\0\0\0\x08"[..],
+        &[0, 1],
+        &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
+        &[0, 0, 0, 0],
+    ]
+    .concat();
+    let mut chunk = (exif.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(b"eXIf");
+    chunk.extend_from_slice(&exif);
+    let mut crc = flate2::Crc::new();
+    crc.update(&chunk[4..]);
+    chunk.extend_from_slice(&crc.sum().to_be_bytes());
+    // After the IHDR chunk (8-byte signature + 25-byte IHDR).
+    let at = 8 + 25;
+    png.splice(at..at, chunk);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sideways.png");
+    std::fs::write(&path, &png).unwrap();
+    let gray = load_gray(&path).unwrap();
+    assert_eq!((gray.width, gray.height), (20, 30), "rotated upright");
+    // Rotating 90° clockwise moves the stored top-left pixel to the top-right.
+    assert_eq!(gray.pixels[19], 255);
+    assert_eq!(gray.pixels.iter().filter(|&&p| p == 255).count(), 1);
+}
+
+#[test]
+fn light_ink_on_a_transparent_background_is_kept() {
+    // White ink on a transparent background: the paper behind it becomes black.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rgba = image::RgbaImage::new(40, 40);
+    for (x, y, p) in rgba.enumerate_pixels_mut() {
+        *p = if (10..30).contains(&x) && (5..35).contains(&y) && (x < 13 || x > 26) {
+            image::Rgba([255, 255, 255, 255])
+        } else {
+            image::Rgba([255, 255, 255, 0])
+        };
+    }
+    let path = save(
+        dir.path(),
+        "white.png",
+        &image::DynamicImage::ImageRgba8(rgba),
+    );
+    let gray = load_gray(&path).unwrap();
+    assert_eq!(
+        gray.pixels[0], 0,
+        "transparent → black paper behind light ink"
+    );
+    let out = to_mnist(&gray, Invert::Auto).unwrap();
+    assert!(!out.inverted);
+}
+
+#[test]
+fn the_blank_message_mentions_transparency_and_invert() {
+    let msg = PreprocessError::Blank.to_string();
+    assert!(
+        msg.contains("transparent") && msg.contains("--invert"),
+        "{msg}"
+    );
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mnist_logreg::checkpoint;
 use mnist_logreg::classes::ClassNames;
-use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset};
+use mnist_logreg::dataset::{self, Dataset};
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{reference, softmax};
 use mnist_logreg::model::Model;
@@ -57,10 +57,12 @@ struct Sample {
     title: String,
     pixels: Vec<u8>,
     truth: Option<u8>,
+    /// How the picture is unlike an MNIST digit (empty for test images).
+    unlike: Vec<preprocess::Unlike>,
 }
 
-/// Classify one 28×28 input and print it.
-fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) {
+/// Classify one 28×28 input and print it; true when it has a label and the answer is right.
+fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) -> bool {
     let probs = reference::probabilities(model, &sample.pixels);
     let best = softmax::argmax(&probs);
     println!("== {}", sample.title);
@@ -77,6 +79,9 @@ fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) {
         names.label(best),
         probs[best]
     );
+    for unlike in &sample.unlike {
+        println!("warning: unlike MNIST: {unlike}; doubt this answer");
+    }
     let width = (0..names.len())
         .map(|c| names.label(c).chars().count())
         .max()
@@ -87,6 +92,7 @@ fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) {
         println!("{}", line.trim_end());
     }
     println!();
+    sample.truth == Some(best as u8)
 }
 
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
@@ -109,12 +115,14 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     let mut all_ok = true;
     let mut inputs = Vec::new();
     if args.images.is_empty() {
-        let data = Dataset::open(&data_dir, &LoadOptions::default(), ChecksumPolicy::Auto)?;
-        for i in 0..args.first.min(data.test.len()) {
+        // Only the test files are needed.
+        let test = Dataset::open_test(&data_dir, &LoadOptions::default())?;
+        for i in 0..args.first.min(test.len()) {
             inputs.push(Sample {
                 title: format!("test image {i}"),
-                pixels: data.test.image(i).to_vec(),
-                truth: Some(data.test.labels()[i]),
+                pixels: test.image(i).to_vec(),
+                truth: Some(test.labels()[i]),
+                unlike: Vec::new(),
             });
         }
     } else {
@@ -128,8 +136,9 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             }
         }
     }
+    let mut correct = 0;
     for (i, input) in inputs.iter().enumerate() {
-        report(&model, &names, input, !args.no_render);
+        correct += usize::from(report(&model, &names, input, !args.no_render));
         if let Some(dir) = &args.save_prepared {
             let path = dir.join(format!("{i:04}.png"));
             image::save_buffer(
@@ -141,6 +150,9 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             )
             .map_err(|e| format!("{}: {e}", path.display()))?;
         }
+    }
+    if args.images.is_empty() {
+        println!("{correct} of {} correct", inputs.len());
     }
     Ok(all_ok)
 }
@@ -159,6 +171,7 @@ fn prepare(path: &Path, invert: Invert) -> Result<Sample, Box<dyn std::error::Er
         ),
         pixels: prepared.pixels,
         truth: None,
+        unlike: prepared.unlike,
     })
 }
 

@@ -317,6 +317,12 @@ pub fn to_hex(digest: &[u8]) -> String {
 }
 
 impl Dataset {
+    /// Load only the test split of `dir` (`t10k-images`, `t10k-labels`), checked for shape and
+    /// labels but not against the checksums: enough to look at or classify test images.
+    pub fn open_test(dir: &Path, opts: &LoadOptions) -> Result<Split, DatasetError> {
+        open_split(dir, "t10k", IdxKind::MNIST_IMAGES, opts)
+    }
+
     /// Load the four files of `dir` with MNIST's 28×28 images.
     pub fn open(
         dir: &Path,
