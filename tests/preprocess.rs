@@ -364,7 +364,7 @@ fn light_ink_on_a_transparent_background_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut rgba = image::RgbaImage::new(40, 40);
     for (x, y, p) in rgba.enumerate_pixels_mut() {
-        *p = if (10..30).contains(&x) && (5..35).contains(&y) && (x < 13 || x > 26) {
+        *p = if (10..30).contains(&x) && (5..35).contains(&y) && !(13..=26).contains(&x) {
             image::Rgba([255, 255, 255, 255])
         } else {
             image::Rgba([255, 255, 255, 0])
