@@ -114,6 +114,30 @@ fn epochs_set_the_number_of_steps() {
 }
 
 #[test]
+fn metrics_to_stdout_move_the_human_lines_to_stderr() {
+    let (stdout, stderr) =
+        run_ok(train_cmd().args(["--steps", "100", "--show", "0", "--metrics", "-"]));
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(events.len(), 3, "two reports and a summary: {stdout}");
+    assert_eq!(events[2]["event"], "summary");
+    assert!(stderr.contains("step: 100, loss: "), "{stderr}");
+    assert!(stderr.contains("Test Accuracy: "), "{stderr}");
+}
+
+#[test]
+fn untrained_and_short_runs_are_not_called_stalled() {
+    let (_, stderr) = run_ok(train_cmd().args(["--steps", "0", "--show", "0"]));
+    assert!(stderr.contains("note: the model is untrained"), "{stderr}");
+    assert!(!stderr.contains("stalled"), "{stderr}");
+    let (_, stderr) = run_ok(train_cmd().args(["--steps", "1", "--show", "0"]));
+    assert!(!stderr.contains("stalled"), "{stderr}");
+    assert!(stderr.contains("note: after only 1 step(s)"), "{stderr}");
+}
+
+#[test]
 fn quiet_prints_only_the_test_accuracy() {
     let (stdout, stderr) = run_ok(train_cmd().args(["--steps", "100", "--quiet"]));
     let lines: Vec<&str> = stdout.lines().collect();
