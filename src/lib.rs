@@ -67,6 +67,8 @@ pub use file_error::FileError;
 pub mod fuzz_entry;
 pub mod preprocess;
 pub mod run;
+#[cfg(feature = "serve")]
+pub mod serve;
 
 /// Number of input features of an MNIST image (28 × 28 pixels).
 pub const MNIST_FEATURES: usize = 784;

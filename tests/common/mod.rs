@@ -91,3 +91,4 @@ pub fn run_err(cmd: &mut std::process::Command) -> String {
     assert!(!out.status.success(), "{cmd:?} should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+pub mod http;

@@ -1,0 +1,169 @@
+//! `serve`: a local web page to draw digits and watch the model read them (feature `serve`).
+//! Flags and printing over `mnist_logreg::serve` and the run pipeline.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use mnist_logreg::dataset::{self, Dataset};
+use mnist_logreg::idx::LoadOptions;
+use mnist_logreg::kernels::{Isa, SimdChoice};
+use mnist_logreg::run::{self, DataSource, LoadedData, RunSpec};
+use mnist_logreg::serve::{self, App, ServeOptions};
+use mnist_logreg::{checkpoint, classes::ClassNames, train};
+
+/// Serve a page where you draw a digit and watch the model read it, with a JSON API.
+///
+/// GET / is the page (everything embedded, nothing fetched from the internet): a drawing pad
+/// for mouse, pen and touch, the probabilities while you draw, the 28×28 image the model sees,
+/// and a button that shows a random MNIST test digit. POST /api/predict takes
+/// {"pixels": [784 integers 0–255]} or an image body (image/png, image/jpeg,
+/// image/x-portable-graymap, prepared like `predict`); GET /api/model describes the model;
+/// GET /healthz answers {"status": "ok"}. Ctrl-C or SIGTERM stops the server cleanly.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// The model (safetensors, from `train --save`). Without it, the tutorial's model is
+    /// trained at start-up (1000 steps, about a tenth of a second).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Dataset directory: the training data when no --model is given, the test digits and
+    /// the test accuracy otherwise. Default: data/mnist of this checkout.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Address to listen on (127.0.0.1 keeps the page to this machine).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 = any free port; the chosen one is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Seconds a client has to send a request's headers, and a request to complete.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// Instruction set of the kernel (as for `train`).
+    #[arg(long, value_enum, default_value = "auto", env = "MNIST_LOGREG_SIMD")]
+    simd: SimdChoice,
+    /// Class names, one per line (default: class-names.txt in the data directory if present).
+    #[arg(long, value_name = "FILE")]
+    class_names: Option<PathBuf>,
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// The app: the model from --model or trained now, with the test split when there is data.
+fn build_app(args: &Args) -> Result<App, BoxError> {
+    let isa = Isa::select(args.simd)?;
+    let dir = args.data.clone().unwrap_or_else(dataset::default_dir);
+    let Some(path) = &args.model else {
+        let spec = RunSpec::default();
+        let source = DataSource {
+            class_names: args.class_names.clone(),
+            ..DataSource::new(&dir)
+        };
+        let data = LoadedData::open(&source, spec.kernel.input(), false)?;
+        let kernel = spec.build_kernel(isa, 0);
+        let model = run::initial_model(None, data.features(), data.classes())?;
+        let outcome = train::train(
+            &spec.train,
+            kernel.as_ref(),
+            data.train_data(),
+            model,
+            |_| {},
+        )?;
+        let eval = run::evaluate_test(kernel.as_ref(), &outcome.model, &data)?;
+        eprintln!(
+            "no --model: trained the tutorial's model ({} steps) in {:.0} ms; test accuracy {:.4}",
+            spec.train.steps,
+            outcome.elapsed.as_secs_f64() * 1e3,
+            eval.accuracy
+        );
+        let LoadedData { dataset, names, .. } = data;
+        return Ok(App::new(
+            outcome.model,
+            names,
+            isa,
+            Some(dataset.test),
+            Some(eval.accuracy),
+        ));
+    };
+    let (model, meta) = checkpoint::load(path)?;
+    if model.features != mnist_logreg::MNIST_FEATURES {
+        return Err(format!(
+            "{}: the model takes {} features; the page draws 28×28 = 784",
+            path.display(),
+            model.features
+        )
+        .into());
+    }
+    let names = ClassNames::resolve(args.class_names.as_deref(), &dir, model.classes)?;
+    let accuracy = meta.get("test_accuracy").and_then(|a| a.parse().ok());
+    let test = match Dataset::open_test(&dir, &LoadOptions::default()) {
+        Ok(test) => Some(test),
+        Err(e) => {
+            eprintln!("note: no test digits ({e}); the test-digit button is off");
+            None
+        }
+    };
+    Ok(App::new(model, names, isa, test, accuracy))
+}
+
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn run(args: Args) -> Result<(), BoxError> {
+    let app = Arc::new(build_app(&args)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        let host = if addr.is_ipv6() {
+            format!("[{}]", addr.ip())
+        } else {
+            addr.ip().to_string()
+        };
+        println!("listening on http://{host}:{}/", addr.port());
+        std::io::stdout().flush()?;
+        let options = ServeOptions {
+            timeout: Duration::from_secs(args.timeout),
+        };
+        serve::serve(listener, app, options, stop_signal()).await?;
+        eprintln!("stopped");
+        Ok::<(), BoxError>(())
+    })
+}
+
+fn main() -> ExitCode {
+    run::end_quietly_on_closed_stdout();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
