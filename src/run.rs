@@ -297,6 +297,29 @@ impl RunSpec {
         meta
     }
 
+    /// [`RunSpec::metadata`] as `train --save` writes it: also the data directory, the
+    /// checkpoint the run started from (`--load` or `--resume`; empty for none), and the test
+    /// accuracy once evaluated.
+    pub fn checkpoint_metadata(
+        &self,
+        progress: Progress,
+        data_dir: &Path,
+        started_from: Option<&Path>,
+        test_accuracy: Option<f64>,
+    ) -> HashMap<String, String> {
+        let mut extra = vec![
+            ("data", data_dir.display().to_string()),
+            (
+                "resumed_from",
+                started_from.map_or(String::new(), |p| p.display().to_string()),
+            ),
+        ];
+        if let Some(acc) = test_accuracy {
+            extra.push(("test_accuracy", format!("{acc:.6}")));
+        }
+        self.metadata(progress, &extra)
+    }
+
     /// The run recorded in checkpoint metadata by [`RunSpec::metadata`], and how far it got.
     pub fn from_metadata(meta: &HashMap<String, String>) -> Result<(Self, Progress), String> {
         fn get<T: std::str::FromStr>(

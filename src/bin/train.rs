@@ -10,17 +10,16 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use mnist_logreg::batch::ShuffleKind;
 use mnist_logreg::checkpoint;
-use mnist_logreg::classes::ClassNames;
-use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset};
+use mnist_logreg::dataset::{self, ChecksumPolicy};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{ClipGradient, Isa, KernelKind, SimdChoice};
+use mnist_logreg::kernels::{ClipGradient, Isa, Kernel, KernelKind, SimdChoice};
 use mnist_logreg::metrics::{MetricsEvent, MetricsLog};
 use mnist_logreg::model::Model;
-use mnist_logreg::plot::{self, GridItem};
+use mnist_logreg::plot;
 use mnist_logreg::preprocess::SIDE;
 use mnist_logreg::render::image_to_text;
 use mnist_logreg::run::{self, DataSource, LoadedData, RunSpec};
-use mnist_logreg::train::{self, Observer, Progress, Report, TrainConfig};
+use mnist_logreg::train::{self, Observer, Progress, Report, TrainConfig, TrainOutcome};
 
 /// Train softmax regression on MNIST-format IDX data with SGD, as the TensorFlow low-level
 /// tutorial does: W = ones(784×10), b = zeros(10), batch 256, learning rate 0.01, 1000 steps.
@@ -202,7 +201,17 @@ fn spec_and_start(
     Ok((spec, None))
 }
 
-fn run(args: Args) -> Result<Ended, BoxError> {
+/// What a run works with once the flags are checked and the data is loaded.
+struct Setup {
+    spec: RunSpec,
+    data: LoadedData,
+    kernel: Box<dyn Kernel>,
+    model: Model,
+    from: Progress,
+}
+
+/// Check the outputs, load the data, and build the spec, the start model and the kernel.
+fn setup(args: &Args) -> Result<Setup, BoxError> {
     let isa = Isa::select(args.simd)?;
     // Check every output first: a typo in a path should fail before minutes of training.
     for path in [&args.save, &args.metrics].into_iter().flatten() {
@@ -216,19 +225,6 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     if let Some(w) = run::threads_warning(args.threads) {
         eprintln!("{w}");
     }
-    // The human-readable lines go to stderr when the metrics take stdout.
-    let metrics_on_stdout = args.metrics.as_deref() == Some(Path::new("-"));
-    let mut out: Box<dyn Write> = if metrics_on_stdout {
-        Box::new(std::io::stderr())
-    } else {
-        Box::new(std::io::stdout())
-    };
-    let mut metrics = args
-        .metrics
-        .as_deref()
-        .map(MetricsLog::create)
-        .transpose()?;
-
     let source = DataSource {
         dir: args.data.clone().unwrap_or_else(dataset::default_dir),
         load: LoadOptions {
@@ -241,66 +237,81 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     };
     // --epochs needs the training set's size, known after loading; the choice of pixel
     // buffers (speed only) takes MNIST's 60 000 for it.
-    let (spec, start) = spec_and_start(&args, 60_000)?;
+    let (spec, start) = spec_and_start(args, 60_000)?;
     let resident = run::wants_resident(spec.train.steps, spec.train.batch_size);
     let data = LoadedData::open(&source, spec.kernel.input(), resident)?;
     let spec = match args.epochs {
-        Some(_) => spec_and_start(&args, data.dataset.train.len())?.0,
+        Some(_) => spec_and_start(args, data.dataset.train.len())?.0,
         None => spec,
     };
     if !data.verified() {
-        eprintln!(
-            "note: {} is not verified against the MNIST checksums",
-            data.dataset.dir.display()
-        );
+        let dir = data.dataset.dir.display();
+        eprintln!("note: {dir} is not verified against the MNIST checksums");
     }
-    let (model, from) = match start {
-        Some((model, progress)) => {
-            run::check_shape(
-                &model,
-                args.resume.as_deref().unwrap_or(Path::new("")),
-                data.features(),
-                data.classes(),
-            )?;
+    let (features, classes) = (data.features(), data.classes());
+    let (model, from) = match (start, &args.resume) {
+        (Some((model, progress)), Some(path)) => {
+            run::check_shape(&model, path, features, classes)?;
             (model, progress)
         }
-        None => (
-            run::initial_model(args.load.as_deref(), data.features(), data.classes())?,
+        _ => (
+            run::initial_model(args.load.as_deref(), features, classes)?,
             Progress::default(),
         ),
     };
     let kernel = spec.build_kernel(isa, args.threads);
-    if run::stop_requested().is_some() {
-        // Stopped while loading: nothing was trained, so there is nothing to save.
-        return Ok(Ended::Interrupted(run::stop_requested().expect("checked")));
-    }
+    Ok(Setup {
+        spec,
+        data,
+        kernel,
+        model,
+        from,
+    })
+}
 
-    let bar = progress_bar(&args, spec.train.steps, from.step);
-    let mut observer = Printer {
+fn run(args: Args) -> Result<Ended, BoxError> {
+    let s = setup(&args)?;
+    if let Some(signal) = run::stop_requested() {
+        // Stopped while loading: nothing was trained, so there is nothing to save.
+        return Ok(Ended::Interrupted(signal));
+    }
+    // The human-readable lines go to stderr when the metrics take stdout.
+    let mut out: Box<dyn Write> = if args.metrics.as_deref() == Some(Path::new("-")) {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let mut metrics = args
+        .metrics
+        .as_deref()
+        .map(MetricsLog::create)
+        .transpose()?;
+    let bar = progress_bar(&args, s.spec.train.steps, s.from.step);
+    let mut printer = Printer {
         out: &mut out,
         bar: &bar,
         quiet: args.quiet,
         metrics: metrics.as_mut(),
         metrics_error: None,
         reports: Vec::new(),
-        batch_size: spec.train.batch_size,
-        train_samples: data.dataset.train.len(),
+        batch_size: s.spec.train.batch_size,
+        train_samples: s.data.dataset.train.len(),
     };
-    let outcome = train::resume(
-        &spec.train,
-        kernel.as_ref(),
-        data.train_data(),
-        model,
-        from,
-        &mut observer,
+    let data = s.data.train_data();
+    let result = train::resume(
+        &s.spec.train,
+        s.kernel.as_ref(),
+        data,
+        s.model.clone(),
+        s.from,
+        &mut printer,
     );
     bar.finish_and_clear();
-    let Printer {
-        reports,
-        metrics_error,
-        ..
-    } = observer;
-    let outcome = match outcome {
+    let (reports, metrics_error) = (
+        std::mem::take(&mut printer.reports),
+        printer.metrics_error.take(),
+    );
+    let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
             if let Some(log) = metrics.as_mut() {
@@ -315,70 +326,84 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     if let Some(e) = metrics_error {
         return Err(format!("writing the metrics file: {e}").into());
     }
-    let extra = |test_accuracy: Option<f64>| {
-        let mut extra = vec![
-            ("data", data.dataset.dir.display().to_string()),
-            (
-                "resumed_from",
-                args.load
-                    .as_ref()
-                    .or(args.resume.as_ref())
-                    .map_or(String::new(), |p| p.display().to_string()),
-            ),
-        ];
-        if let Some(acc) = test_accuracy {
-            extra.push(("test_accuracy", format!("{acc:.6}")));
-        }
-        extra
-    };
-
-    if let Some(signal) = run::stop_requested().filter(|_| outcome.progress.step < spec.train.steps)
-    {
-        eprintln!("interrupted at step {}", outcome.progress.step);
-        if let Some(log) = metrics.as_mut() {
-            log.write(&MetricsEvent::Interrupted {
-                step: outcome.progress.step,
-                signal: signal.name,
-            })?;
-        }
-        if let Some(path) = &args.save {
-            checkpoint::save(
-                path,
-                &outcome.model,
-                spec.metadata(outcome.progress, &extra(None)),
-            )?;
-            eprintln!(
-                "saved the model at step {} to {}; continue with: train --resume {}",
-                outcome.progress.step,
-                path.display(),
-                path.display()
-            );
-        }
-        return Ok(Ended::Interrupted(signal));
+    match run::stop_requested().filter(|_| outcome.progress.step < s.spec.train.steps) {
+        Some(signal) => stop(&args, &s, &outcome, metrics.as_mut(), signal),
+        None => finish(&args, &s, &outcome, &reports, &mut out, metrics.as_mut()),
     }
+}
 
+/// The checkpoint of this run at `outcome`, with the test accuracy once evaluated.
+fn save(
+    args: &Args,
+    s: &Setup,
+    outcome: &TrainOutcome,
+    path: &Path,
+    accuracy: Option<f64>,
+) -> Result<(), BoxError> {
+    let started_from = args.load.as_deref().or(args.resume.as_deref());
+    let meta = s.spec.checkpoint_metadata(
+        outcome.progress,
+        &s.data.dataset.dir,
+        started_from,
+        accuracy,
+    );
+    Ok(checkpoint::save(path, &outcome.model, meta)?)
+}
+
+/// An interrupted run: say so, record it, save the model, evaluate nothing.
+fn stop(
+    args: &Args,
+    s: &Setup,
+    outcome: &TrainOutcome,
+    metrics: Option<&mut MetricsLog>,
+    signal: run::StopSignal,
+) -> Result<Ended, BoxError> {
+    let step = outcome.progress.step;
+    eprintln!("interrupted at step {step}");
+    if let Some(log) = metrics {
+        log.write(&MetricsEvent::Interrupted {
+            step,
+            signal: signal.name,
+        })?;
+    }
+    if let Some(path) = &args.save {
+        save(args, s, outcome, path, None)?;
+        let path = path.display();
+        eprintln!("saved the model at step {step} to {path}; continue with: train --resume {path}");
+    }
+    Ok(Ended::Interrupted(signal))
+}
+
+/// A finished run: the test accuracy and images, the outputs, the verdict, the timing.
+fn finish(
+    args: &Args,
+    s: &Setup,
+    outcome: &TrainOutcome,
+    reports: &[Report],
+    out: &mut dyn Write,
+    metrics: Option<&mut MetricsLog>,
+) -> Result<Ended, BoxError> {
+    let (spec, data) = (&s.spec, &s.data);
     if outcome.clipped_rows() > 0 && !args.quiet {
         // stderr, so stdout keeps exactly the tutorial's lines.
         let per_report: Vec<String> = reports.iter().map(|r| r.clipped_rows.to_string()).collect();
+        let passed = match spec.clip {
+            ClipGradient::Zero => "no",
+            ClipGradient::Through => "full",
+        };
+        let every = spec.train.display_step;
         eprintln!(
-            "clipped rows (p_true < 1e-9, {} gradient) per {} steps: {}",
-            match spec.clip {
-                ClipGradient::Zero => "no",
-                ClipGradient::Through => "full",
-            },
-            spec.train.display_step,
+            "clipped rows (p_true < 1e-9, {passed} gradient) per {every} steps: {}",
             per_report.join(" ")
         );
     }
-
-    let eval = run::evaluate_test(kernel.as_ref(), &outcome.model, &data)?;
+    let eval = run::evaluate_test(s.kernel.as_ref(), &outcome.model, data)?;
     writeln!(out, "Test Accuracy: {:.6}", eval.accuracy)?;
     if !args.quiet {
         for (i, &predicted) in eval.predictions.iter().enumerate().take(args.show) {
-            writeln!(out)?;
             write!(
                 out,
-                "{}",
+                "\n{}",
                 image_to_text(data.dataset.test.image(i), SIDE, SIDE)
             )?;
             writeln!(
@@ -388,20 +413,19 @@ fn run(args: Args) -> Result<Ended, BoxError> {
             )?;
         }
     }
-
     if let Some(path) = &args.save {
-        checkpoint::save(
-            path,
-            &outcome.model,
-            spec.metadata(outcome.progress, &extra(Some(eval.accuracy))),
-        )?;
+        save(args, s, outcome, path, Some(eval.accuracy))?;
         eprintln!("saved the model to {}", path.display());
     }
     if let Some(dir) = &args.plot_dir {
-        write_plots(
+        if reports.is_empty() {
+            eprintln!("note: no display step was reached, so there is no curves.svg");
+        }
+        let test = &data.dataset.test;
+        plot::run_pictures(
             dir,
-            &reports,
-            &data.dataset,
+            reports,
+            test,
             &eval.predictions,
             &outcome.model,
             &data.names,
@@ -409,41 +433,50 @@ fn run(args: Args) -> Result<Ended, BoxError> {
         )?;
         eprintln!("wrote the plots to {}", dir.display());
     }
-
-    let trained_steps = outcome.progress.step;
+    let from_checkpoint = args.load.is_some() || args.resume.is_some();
+    let classes = outcome.model.classes;
     let verdict = run::verdict(
-        trained_steps,
-        args.load.is_some() || args.resume.is_some(),
+        outcome.progress.step,
+        from_checkpoint,
         outcome.clipped_rows(),
         &eval.predictions,
-        outcome.model.classes,
+        classes,
     );
     if let Some(message) = verdict.message(&data.names) {
         eprintln!("{message}");
     }
-    if let Some(log) = metrics.as_mut() {
-        let summary = run::summary(&spec, kernel.as_ref(), &outcome, &eval, &verdict, &data);
+    if let Some(log) = metrics {
+        let summary = run::summary(spec, s.kernel.as_ref(), outcome, &eval, &verdict, data);
         log.write(&MetricsEvent::Summary(&summary))
             .map_err(|e| format!("writing the metrics file: {e}"))?;
     }
     if !args.quiet {
-        let steps = trained_steps - from.step;
-        let train_secs = outcome.elapsed.as_secs_f64().max(1e-12);
-        let images = (steps * spec.train.batch_size) as f64;
-        writeln!(
-            out,
-            "timing: load {:.1} ms, train {:.1} ms ({} steps, {:.0} images/s), eval {:.2} ms; kernel {}, simd {}, threads {}",
-            data.load_time.as_secs_f64() * 1e3,
-            outcome.elapsed.as_secs_f64() * 1e3,
-            steps,
-            images / train_secs,
-            eval.elapsed.as_secs_f64() * 1e3,
-            spec.kernel,
-            kernel.simd(),
-            kernel.threads()
-        )?;
+        print_timing(out, s, outcome, &eval)?;
     }
     Ok(Ended::Finished)
+}
+
+/// The last line: load, train and evaluation times, and what computed them.
+fn print_timing(
+    out: &mut dyn Write,
+    s: &Setup,
+    outcome: &TrainOutcome,
+    eval: &run::Evaluation,
+) -> std::io::Result<()> {
+    let steps = outcome.progress.step - s.from.step;
+    let images = (steps * s.spec.train.batch_size) as f64;
+    writeln!(
+        out,
+        "timing: load {:.1} ms, train {:.1} ms ({} steps, {:.0} images/s), eval {:.2} ms; kernel {}, simd {}, threads {}",
+        s.data.load_time.as_secs_f64() * 1e3,
+        outcome.elapsed.as_secs_f64() * 1e3,
+        steps,
+        images / outcome.elapsed.as_secs_f64().max(1e-12),
+        eval.elapsed.as_secs_f64() * 1e3,
+        s.spec.kernel,
+        s.kernel.simd(),
+        s.kernel.threads()
+    )
 }
 
 /// The observer of the step loop: step lines, the progress bar, metrics, and the stop check.
@@ -508,35 +541,6 @@ fn progress_bar(args: &Args, steps: usize, done: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64).with_style(style);
     bar.set_position(done as u64);
     bar
-}
-
-/// curves.svg, confusion.svg, test-grid.svg and weights.svg in `dir`.
-fn write_plots(
-    dir: &Path,
-    reports: &[Report],
-    data: &Dataset,
-    predictions: &[u8],
-    model: &Model,
-    names: &ClassNames,
-    grid: usize,
-) -> Result<(), BoxError> {
-    if reports.is_empty() {
-        eprintln!("note: no display step was reached, so there is no curves.svg");
-    } else {
-        plot::curves(&dir.join("curves.svg"), reports)?;
-    }
-    let counts = train::confusion(predictions, data.test.labels(), model.classes);
-    plot::confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
-    let items: Vec<GridItem> = (0..data.test.len().min(grid))
-        .map(|i| GridItem {
-            pixels: data.test.image(i),
-            predicted: predictions[i],
-            truth: data.test.labels()[i],
-        })
-        .collect();
-    plot::digit_grid(&dir.join("test-grid.svg"), &items, SIDE, names)?;
-    plot::weight_maps(&dir.join("weights.svg"), model, (SIDE, SIDE), names)?;
-    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -324,6 +324,19 @@ impl Dataset {
     }
 
     /// Load the four files of `dir` with MNIST's 28×28 images.
+    ///
+    /// ```
+    /// use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Verification};
+    ///
+    /// // The copy of MNIST in this repository (a library user points at their own, or gets
+    /// // one with the `fetch` feature).
+    /// let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    /// let data = Dataset::open(&dir, &Default::default(), ChecksumPolicy::Auto)?;
+    /// assert_eq!((data.train.len(), data.test.len(), data.train.features()), (60_000, 10_000, 784));
+    /// assert_eq!(data.verification, Verification::Mnist);
+    /// assert_eq!(data.test.labels()[0], 7);
+    /// # Ok::<(), mnist_logreg::dataset::DatasetError>(())
+    /// ```
     pub fn open(
         dir: &Path,
         opts: &LoadOptions,

@@ -87,6 +87,20 @@ pub enum CheckpointError {
 }
 
 /// Write `model` to `path` (atomically: temporary file, fsync, rename) with `metadata`.
+///
+/// ```
+/// use mnist_logreg::{checkpoint, model::Model};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("model.safetensors");
+/// let model = Model::tutorial_init(784, 10);
+/// let meta = [("note".to_string(), "untrained".to_string())].into();
+/// checkpoint::save(&path, &model, meta)?;
+/// let (back, meta) = checkpoint::load(&path)?;
+/// assert_eq!((back.features, back.classes, &back.b[..]), (784, 10, &model.b[..]));
+/// assert_eq!(meta["note"], "untrained");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn save(
     path: &Path,
     model: &Model,

@@ -386,3 +386,31 @@ fn draw_weights(
     root.present()?;
     Ok(())
 }
+
+/// The pictures of a run in `dir`: `curves.svg` (when there are reports), `confusion.svg`,
+/// `test-grid.svg` (the first `grid` test images) and `weights.svg`.
+pub fn run_pictures(
+    dir: &Path,
+    reports: &[Report],
+    test: &crate::dataset::Split,
+    predictions: &[u8],
+    model: &Model,
+    names: &ClassNames,
+    grid: usize,
+) -> Result<(), PlotError> {
+    if !reports.is_empty() {
+        curves(&dir.join("curves.svg"), reports)?;
+    }
+    let counts = crate::train::confusion(predictions, test.labels(), model.classes);
+    confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
+    let items: Vec<GridItem> = (0..test.len().min(grid))
+        .map(|i| GridItem {
+            pixels: test.image(i),
+            predicted: predictions[i],
+            truth: test.labels()[i],
+        })
+        .collect();
+    let side = crate::preprocess::SIDE;
+    digit_grid(&dir.join("test-grid.svg"), &items, side, names)?;
+    weight_maps(&dir.join("weights.svg"), model, (side, side), names)
+}

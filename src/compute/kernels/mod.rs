@@ -110,6 +110,18 @@ pub struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// A validated batch: shapes agree, every row index is in range, and every label of the
     /// batch is below `classes`.
+    ///
+    /// ```
+    /// use mnist_logreg::kernels::{Batch, BatchError, Pixels};
+    ///
+    /// let pixels = [0u8, 255, 255, 0, 128, 128]; // three samples of two pixels
+    /// let labels = [0u8, 1, 1];
+    /// let batch = Batch::new(Pixels::U8(&pixels), 2, &labels, &[2, 0], 2)?;
+    /// assert_eq!((batch.len(), batch.label(0)), (2, 1));
+    /// let past_the_end = Batch::new(Pixels::U8(&pixels), 2, &labels, &[3], 2);
+    /// assert_eq!(past_the_end.unwrap_err(), BatchError::Row { row: 3, samples: 3 });
+    /// # Ok::<(), BatchError>(())
+    /// ```
     pub fn new(
         pixels: Pixels<'a>,
         features: usize,
