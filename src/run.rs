@@ -445,8 +445,19 @@ pub fn check_output_file(path: &Path) -> Result<(), RunError> {
         .tempfile_in(parent)
     {
         Ok(_) => Ok(()),
-        Err(e) => fail(format!("cannot write in {}: {e}", parent.display())),
+        Err(e) => fail(format!(
+            "cannot write in {}: {}",
+            parent.display(),
+            os_reason(&e)
+        )),
     }
+}
+
+/// The operating system's words for `e`, without the temporary file's name that `tempfile`
+/// adds to them.
+fn os_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.split(" at path ").next().unwrap_or(&text).to_string()
 }
 
 /// Check, before any work, that `dir` is a directory that can be written, creating it (and
@@ -469,7 +480,7 @@ pub fn check_output_dir(dir: &Path) -> Result<(), RunError> {
         .tempfile_in(dir)
     {
         Ok(_) => Ok(()),
-        Err(e) => fail(format!("cannot write in the directory: {e}")),
+        Err(e) => fail(format!("cannot write in the directory: {}", os_reason(&e))),
     }
 }
 
