@@ -97,6 +97,18 @@ pub struct TrainData<'a> {
     pub features: usize,
 }
 
+impl<'a> TrainData<'a> {
+    /// A dataset split as the u8 kernels read it (`fused_u8`, `parallel_u8`): its mapped
+    /// pixels and labels, in place.
+    pub fn u8(split: &'a crate::dataset::Split) -> Self {
+        Self {
+            pixels: Pixels::U8(split.pixels()),
+            labels: split.labels(),
+            features: split.features(),
+        }
+    }
+}
+
 /// One progress report, every `display_step` steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Report {
