@@ -207,15 +207,17 @@ impl LoadedData {
 
     /// The training split as the kernels read it.
     pub fn train_data(&self) -> TrainData<'_> {
-        let pixels = match &self.store {
-            Store::Mapped => Pixels::U8(self.dataset.train.pixels()),
-            Store::ResidentU8 { train, .. } => Pixels::U8(train),
-            Store::F32 { train, .. } => Pixels::F32(train),
-        };
-        TrainData {
-            pixels,
-            labels: self.dataset.train.labels(),
-            features: self.features(),
+        let mapped = TrainData::u8(&self.dataset.train);
+        match &self.store {
+            Store::Mapped => mapped,
+            Store::ResidentU8 { train, .. } => TrainData {
+                pixels: Pixels::U8(train),
+                ..mapped
+            },
+            Store::F32 { train, .. } => TrainData {
+                pixels: Pixels::F32(train),
+                ..mapped
+            },
         }
     }
 
@@ -440,24 +442,22 @@ pub fn check_output_file(path: &Path) -> Result<(), RunError> {
     if !parent.is_dir() {
         return fail(format!("{} is not a directory", parent.display()));
     }
-    match tempfile::Builder::new()
-        .prefix(".write-check-")
-        .tempfile_in(parent)
-    {
-        Ok(_) => Ok(()),
-        Err(e) => fail(format!(
-            "cannot write in {}: {}",
-            parent.display(),
-            os_reason(&e)
-        )),
-    }
+    try_write_in(parent).or_else(|e| fail(format!("cannot write in {}: {e}", parent.display())))
 }
 
-/// The operating system's words for `e`, without the temporary file's name that `tempfile`
-/// adds to them.
-fn os_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    text.split(" at path ").next().unwrap_or(&text).to_string()
+/// Create and delete a temporary file in `dir`; on failure, the operating system's words
+/// (without the temporary file's name that `tempfile` adds to them).
+fn try_write_in(dir: &Path) -> Result<(), String> {
+    match tempfile::Builder::new()
+        .prefix(".write-check-")
+        .tempfile_in(dir)
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            Err(text.split(" at path ").next().unwrap_or(&text).to_string())
+        }
+    }
 }
 
 /// Check, before any work, that `dir` is a directory that can be written, creating it (and
@@ -475,13 +475,7 @@ pub fn check_output_dir(dir: &Path) -> Result<(), RunError> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         return fail(format!("cannot create the directory: {e}"));
     }
-    match tempfile::Builder::new()
-        .prefix(".write-check-")
-        .tempfile_in(dir)
-    {
-        Ok(_) => Ok(()),
-        Err(e) => fail(format!("cannot write in the directory: {}", os_reason(&e))),
-    }
+    try_write_in(dir).or_else(|e| fail(format!("cannot write in the directory: {e}")))
 }
 
 /// A warning when `threads` asks for more threads than the machine has cores: the extra
