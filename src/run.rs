@@ -70,6 +70,17 @@ pub enum RunError {
         /// The data's class count.
         classes: usize,
     },
+    /// A model that does not read 28×28 pictures.
+    #[error(
+        "{}: the model takes {features} features; pictures are 28×28 = 784",
+        path.display()
+    )]
+    NotPictures {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Its feature count.
+        features: usize,
+    },
     /// A checkpoint that does not record a run to resume.
     #[error("{}: cannot resume from this checkpoint: {reason}", path.display())]
     Resume {
@@ -408,6 +419,18 @@ pub fn check_shape(
         features,
         classes,
     })
+}
+
+/// A checkpoint whose model reads 28×28 pictures (`predict`, `serve`), with its metadata.
+pub fn load_picture_model(path: &Path) -> Result<(Model, HashMap<String, String>), RunError> {
+    let (model, meta) = checkpoint::load(path)?;
+    if model.features != crate::MNIST_FEATURES {
+        return Err(RunError::NotPictures {
+            path: path.to_path_buf(),
+            features: model.features,
+        });
+    }
+    Ok((model, meta))
 }
 
 /// A run to continue: the model, its spec and progress, from a checkpoint written by a run.
@@ -815,6 +838,21 @@ mod tests {
             verdict(0, true, 0, &no_nine, 10),
             Verdict::Collapsed { .. }
         ));
+    }
+
+    #[test]
+    fn picture_models_must_take_784_features() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.safetensors");
+        checkpoint::save(&path, &Model::tutorial_init(5, 3), HashMap::new()).unwrap();
+        let msg = load_picture_model(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("the model takes 5 features; pictures are 28×28 = 784"),
+            "{msg}"
+        );
+        let path = dir.path().join("mnist.safetensors");
+        checkpoint::save(&path, &Model::tutorial_init(784, 10), HashMap::new()).unwrap();
+        assert_eq!(load_picture_model(&path).unwrap().0.classes, 10);
     }
 
     #[test]

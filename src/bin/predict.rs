@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use mnist_logreg::checkpoint;
 use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::{self, Dataset};
 use mnist_logreg::idx::LoadOptions;
@@ -96,17 +95,9 @@ fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) -> b
 }
 
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
-    let (model, _) = checkpoint::load(&args.model)?;
+    let (model, _) = run::load_picture_model(&args.model)?;
     let data_dir = args.data.clone().unwrap_or_else(dataset::default_dir);
     let names = ClassNames::resolve(args.class_names.as_deref(), &data_dir, model.classes)?;
-    if model.features != SIDE * SIDE {
-        return Err(format!(
-            "{}: the model takes {} features; predict works with 28×28 = 784",
-            args.model.display(),
-            model.features
-        )
-        .into());
-    }
     if let Some(dir) = &args.save_prepared {
         run::check_output_dir(dir)?;
     }

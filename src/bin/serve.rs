@@ -13,7 +13,7 @@ use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{Isa, SimdChoice};
 use mnist_logreg::run::{self, DataSource, LoadedData, RunSpec};
 use mnist_logreg::serve::{self, App, ServeOptions};
-use mnist_logreg::{checkpoint, classes::ClassNames, train};
+use mnist_logreg::{classes::ClassNames, train};
 
 /// Serve a page where you draw a digit and watch the model read it, with a JSON API.
 ///
@@ -89,15 +89,7 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
             Some(eval.accuracy),
         ));
     };
-    let (model, meta) = checkpoint::load(path)?;
-    if model.features != mnist_logreg::MNIST_FEATURES {
-        return Err(format!(
-            "{}: the model takes {} features; the page draws 28×28 = 784",
-            path.display(),
-            model.features
-        )
-        .into());
-    }
+    let (model, meta) = run::load_picture_model(path)?;
     let names = ClassNames::resolve(args.class_names.as_deref(), &dir, model.classes)?;
     let accuracy = meta.get("test_accuracy").and_then(|a| a.parse().ok());
     let test = match Dataset::open_test(&dir, &LoadOptions::default()) {
