@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset, DatasetError};
 use mnist_logreg::idx::{IdxError, IdxFile, IdxKind, LoadOptions, decompress_idx, locate};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const IMG: IdxKind = IdxKind::MNIST_IMAGES;
 
@@ -184,19 +184,26 @@ fn locate_accepts_dash_dot_and_gz_names() {
     assert!(msg(&e).contains("no train-images file found (looked for train-images-idx3-ubyte, train-images.idx3-ubyte, train-images-idx3-ubyte.gz, train-images.idx3-ubyte.gz)"));
 }
 
-#[test]
-fn gz_is_decompressed_once_into_the_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+/// A gzipped label file (3, 1, 4) in `dir`, and options caching its decompressed copy in
+/// `cache`.
+fn gz_labels_with_cache(dir: &Path, cache: &Path) -> (PathBuf, LoadOptions) {
     let p = write(
-        dir.path(),
+        dir,
         "t-labels-idx1-ubyte.gz",
         &gzip(&labels_idx(&[3, 1, 4])),
     );
     let opts = LoadOptions {
-        cache_dir: Some(cache.path().to_path_buf()),
+        cache_dir: Some(cache.to_path_buf()),
         ..Default::default()
     };
+    (p, opts)
+}
+
+#[test]
+fn gz_is_decompressed_once_into_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (p, opts) = gz_labels_with_cache(dir.path(), cache.path());
     let f = IdxFile::open(&p, IdxKind::Labels, &opts).unwrap();
     assert!(f.is_mapped());
     assert_eq!(f.body(), &[3, 1, 4]);
@@ -370,11 +377,7 @@ fn file_claiming_mnist_with_wrong_bytes_fails_checksum() {
 fn partial_files_of_killed_runs_are_removed_but_not_those_being_written() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let p = write(
-        dir.path(),
-        "t-labels-idx1-ubyte.gz",
-        &gzip(&labels_idx(&[3, 1, 4])),
-    );
+    let (p, opts) = gz_labels_with_cache(dir.path(), cache.path());
     let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
     let partial = |name: &str, old: bool| {
         let path = cache.path().join(name);
@@ -389,10 +392,6 @@ fn partial_files_of_killed_runs_are_removed_but_not_those_being_written() {
     let writing = partial(".partial-writing", true);
     writing.lock().unwrap();
     drop(partial(".partial-fresh", false));
-    let opts = LoadOptions {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..Default::default()
-    };
     IdxFile::open(&p, IdxKind::Labels, &opts).unwrap();
     let mut left: Vec<String> = std::fs::read_dir(cache.path())
         .unwrap()

@@ -167,20 +167,20 @@ fn png_jpeg_and_pgm_decode_to_the_same_digit() {
     assert_eq!(load_gray(&misnamed).unwrap().pixels.len(), 3600);
 }
 
+/// Load a 40×40 PNG of colour `rgb`, opaque where `ink(x, y)`, fully transparent elsewhere.
+fn load_transparent_png(rgb: u8, ink: impl Fn(u32, u32) -> bool) -> Gray {
+    let dir = tempfile::tempdir().unwrap();
+    let rgba = image::RgbaImage::from_fn(40, 40, |x, y| {
+        image::Rgba([rgb, rgb, rgb, if ink(x, y) { 255 } else { 0 }])
+    });
+    let path = save(dir.path(), "t.png", &image::DynamicImage::ImageRgba8(rgba));
+    load_gray(&path).unwrap()
+}
+
 #[test]
 fn transparent_png_is_composited_onto_white() {
     // Black ink on a fully transparent background (as drawing programs export).
-    let dir = tempfile::tempdir().unwrap();
-    let mut rgba = image::RgbaImage::new(40, 40);
-    for (x, y, p) in rgba.enumerate_pixels_mut() {
-        *p = if (10..30).contains(&x) && (5..35).contains(&y) {
-            image::Rgba([0, 0, 0, 255])
-        } else {
-            image::Rgba([0, 0, 0, 0])
-        };
-    }
-    let path = save(dir.path(), "t.png", &image::DynamicImage::ImageRgba8(rgba));
-    let gray = load_gray(&path).unwrap();
+    let gray = load_transparent_png(0, |x, y| (10..30).contains(&x) && (5..35).contains(&y));
     assert_eq!(gray.pixels[0], 255, "transparent → white paper");
     assert_eq!(gray.pixels[10 * 40 + 15], 0, "opaque black ink stays black");
     assert!(to_mnist(&gray, Invert::Auto).unwrap().inverted);
@@ -361,21 +361,9 @@ fn exif_orientation_is_applied() {
 #[test]
 fn light_ink_on_a_transparent_background_is_kept() {
     // White ink on a transparent background: the paper behind it becomes black.
-    let dir = tempfile::tempdir().unwrap();
-    let mut rgba = image::RgbaImage::new(40, 40);
-    for (x, y, p) in rgba.enumerate_pixels_mut() {
-        *p = if (10..30).contains(&x) && (5..35).contains(&y) && !(13..=26).contains(&x) {
-            image::Rgba([255, 255, 255, 255])
-        } else {
-            image::Rgba([255, 255, 255, 0])
-        };
-    }
-    let path = save(
-        dir.path(),
-        "white.png",
-        &image::DynamicImage::ImageRgba8(rgba),
-    );
-    let gray = load_gray(&path).unwrap();
+    let gray = load_transparent_png(255, |x, y| {
+        (10..30).contains(&x) && (5..35).contains(&y) && !(13..=26).contains(&x)
+    });
     assert_eq!(
         gray.pixels[0], 0,
         "transparent → black paper behind light ink"

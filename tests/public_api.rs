@@ -142,15 +142,12 @@ fn training_and_evaluation_refuse_data_that_does_not_fit() {
         labels: &labels,
         features: D,
     };
+    let train_err = |cfg: &TrainConfig, data: TrainData, model: Model| {
+        train::train(cfg, kernel.as_ref(), data, model, |_| {}).unwrap_err()
+    };
+    let tutorial = TrainConfig::default();
     // Labels up to 4 for a 3-class model.
-    let err = train::train(
-        &TrainConfig::default(),
-        kernel.as_ref(),
-        data,
-        Model::tutorial_init(D, K),
-        |_| {},
-    )
-    .unwrap_err();
+    let err = train_err(&tutorial, data, Model::tutorial_init(D, K));
     assert!(
         matches!(err, TrainError::Batch(BatchError::Label { .. })),
         "{err}"
@@ -160,14 +157,7 @@ fn training_and_evaluation_refuse_data_that_does_not_fit() {
         features: D - 1,
         ..data
     };
-    let err = train::train(
-        &TrainConfig::default(),
-        kernel.as_ref(),
-        odd,
-        Model::tutorial_init(D - 1, 5),
-        |_| {},
-    )
-    .unwrap_err();
+    let err = train_err(&tutorial, odd, Model::tutorial_init(D - 1, 5));
     assert!(
         matches!(err, TrainError::Batch(BatchError::Shape { .. })),
         "{err}"
@@ -178,14 +168,7 @@ fn training_and_evaluation_refuse_data_that_does_not_fit() {
         labels: &[],
         features: D,
     };
-    let err = train::train(
-        &TrainConfig::default(),
-        kernel.as_ref(),
-        empty,
-        Model::tutorial_init(D, 5),
-        |_| {},
-    )
-    .unwrap_err();
+    let err = train_err(&tutorial, empty, Model::tutorial_init(D, 5));
     assert!(
         err.to_string().contains("the training set is empty"),
         "{err}"
@@ -194,14 +177,7 @@ fn training_and_evaluation_refuse_data_that_does_not_fit() {
         batch_size: 0,
         ..TrainConfig::default()
     };
-    let err = train::train(
-        &cfg,
-        kernel.as_ref(),
-        data,
-        Model::tutorial_init(D, 5),
-        |_| {},
-    )
-    .unwrap_err();
+    let err = train_err(&cfg, data, Model::tutorial_init(D, 5));
     assert!(
         err.to_string().contains("--batch-size must be at least 1"),
         "{err}"
