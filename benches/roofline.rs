@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use mnist_logreg::batch::{Sampler, Shuffle};
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Resident};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::simd::{Scalar, Simd};
+use mnist_logreg::kernels::simd::{Simd, WithSimd};
 use mnist_logreg::kernels::{Batch, Isa, Kernel, KernelKind, Pixels};
 use mnist_logreg::model::{Grads, Model};
 use mnist_logreg::train::{self, TrainConfig, TrainData};
@@ -63,44 +63,21 @@ fn probe_flops(lanes: usize) -> f64 {
     PROBE_ACC as f64 * 2.0 * lanes as f64
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86_probes {
-    use super::*;
-    use mnist_logreg::kernels::simd::{Avx2, Avx512, Sse2};
+/// [`fma_probe`] for `iters` iterations, on whichever path [`Isa::run`] is given.
+struct Probe {
+    iters: usize,
+}
 
-    #[target_feature(enable = "avx512f")]
-    fn avx512(s: Avx512, iters: usize) -> f32 {
-        fma_probe(s, iters)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    fn avx2(s: Avx2, iters: usize) -> f32 {
-        fma_probe(s, iters)
-    }
-    #[target_feature(enable = "sse2")]
-    fn sse2(s: Sse2, iters: usize) -> f32 {
-        fma_probe(s, iters)
-    }
-
-    /// Run the probe of path `name`; `None` when the CPU lacks it.
-    pub fn run(name: &str, iters: usize) -> Option<f32> {
-        // SAFETY: each token exists only on a CPU with its features.
-        unsafe {
-            match name {
-                "avx512" => Avx512::detect().map(|t| avx512(t, iters)),
-                "avx2" => Avx2::detect().map(|t| avx2(t, iters)),
-                "sse2" => Sse2::detect().map(|t| sse2(t, iters)),
-                _ => None,
-            }
-        }
+impl WithSimd for Probe {
+    type Output = f32;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> f32 {
+        fma_probe(s, self.iters)
     }
 }
 
 fn probe(isa: Isa, iters: usize) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(v) = x86_probes::run(isa.name(), iters) {
-        return v;
-    }
-    fma_probe(Scalar::detect().unwrap(), iters)
+    isa.run(Probe { iters })
 }
 
 /// FMA peak in GFLOP/s of `isa` on `threads` threads (best of 10 runs of ~10–20 ms: the

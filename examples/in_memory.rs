@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kernel = KernelKind::Fused.build(1);
     // Zero weights: `tutorial_init`'s ones would give every class the same logit here too.
     let mut model = Model::tutorial_init(2, 3);
-    model.w.fill(0.0);
+    model.w_mut().fill(0.0);
     let outcome = train::train(&cfg, kernel.as_ref(), data, model, |r| {
         println!(
             "step {}: batch loss {:.4}, batch accuracy {:.3}",

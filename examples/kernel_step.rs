@@ -1,12 +1,13 @@
-//! One kernel step on your own buffers: pseudo-random u8 "images", labels and a model, one
-//! forward + backward with the fused kernels, their gradients compared with the reference's.
+//! A profiling harness: one kernel's step on pseudo-random u8 "images", repeated, with the µs
+//! per step printed (run it under `perf record` or `valgrind --tool=callgrind`). To check a
+//! kernel against the reference on your own buffers, see `own_buffers.rs`.
 //!
-//! `cargo run --release --example kernel_step [KERNEL] [REPEATS]` also repeats the chosen
-//! kernel's step and prints µs per step (for profilers such as `perf record`); `SPREAD=N`
+//! `cargo run --release --example kernel_step [KERNEL] [REPEATS]` (default `parallel_u8`,
+//! 10 000 repeats); `SPREAD=N`
 //! draws the batch's 256 rows from the first N of the 1000 samples (`SPREAD=1`: one row
 //! again and again, always in L1), to tell memory stalls from compute.
 
-use mnist_logreg::kernels::{Batch, KernelKind, Pixels};
+use mnist_logreg::kernels::{Batch, KernelKind};
 use mnist_logreg::model::{Grads, Model};
 
 fn main() {
@@ -28,36 +29,13 @@ fn main() {
         .unwrap_or(samples);
     let rows: Vec<usize> = (0..256).map(|i| (i * 37) % spread).collect();
     let mut model = Model::tutorial_init(d, k);
-    for (i, w) in model.w.iter_mut().enumerate() {
+    for (i, w) in model.w_mut().iter_mut().enumerate() {
         *w = ((i % 17) as f32 - 8.0) * 1e-3;
     }
 
-    let batch = Batch::new(Pixels::U8(&pixels), d, &labels, &rows, k).expect("a valid batch");
-    let mut want = Grads::zeros_like(&model);
-    let reference = KernelKind::Reference
-        .build(1)
-        .forward_backward(&model, &batch, &mut want);
-    println!(
-        "reference: loss {:.4}, correct {}",
-        reference.loss, reference.correct
-    );
-    for kind in [KernelKind::FusedU8, KernelKind::ParallelU8] {
-        let mut got = Grads::zeros_like(&model);
-        let stats = kind.build(0).forward_backward(&model, &batch, &mut got);
-        let max_diff = got
-            .dw
-            .iter()
-            .zip(want.dw.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        println!(
-            "{kind}: loss {:.4}, correct {}, max |ΔdW| {max_diff:.2e}",
-            stats.loss, stats.correct
-        );
-    }
-
-    if let Some(name) = args.get(1) {
-        let kind = <KernelKind as clap::ValueEnum>::from_str(name, false).expect("a kernel name");
+    let name = args.get(1).map_or("parallel_u8", String::as_str);
+    {
+        let kind: KernelKind = name.parse().expect("a kernel name");
         let repeats: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
         let kernel = kind.build(0);
         let f32s: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();

@@ -24,9 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(1)
         .forward_backward(&model, &batch, &mut slow);
     let max_diff = fast
-        .dw
+        .dw()
         .iter()
-        .zip(slow.dw.iter())
+        .zip(slow.dw().iter())
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
     println!(

@@ -114,8 +114,8 @@ pub fn dataset_dir(data: &[u8]) -> bool {
 pub fn checkpoint(data: &[u8]) -> bool {
     match checkpoint::from_bytes(Path::new("fuzz.safetensors"), data) {
         Ok((model, _)) => {
-            assert_eq!(model.w.len(), model.features * model.classes);
-            assert_eq!(model.b.len(), model.classes);
+            assert_eq!(model.w().len(), model.features() * model.classes());
+            assert_eq!(model.b().len(), model.classes());
             assert!(model.first_non_finite().is_none());
             true
         }

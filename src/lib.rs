@@ -61,11 +61,14 @@ pub use data::{aligned, batch, classes, dataset, idx};
 pub use output::{checkpoint, metrics, plot, render};
 
 mod file_error;
+mod names;
 pub use file_error::FileError;
+pub use names::UnknownName;
 
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod preprocess;
+#[cfg(feature = "cli")]
 pub mod run;
 #[cfg(feature = "serve")]
 pub mod serve;

@@ -29,7 +29,8 @@ pub const SIDE: usize = 28;
 pub const BOX: usize = 20;
 
 /// Whether to invert the image so the ink is bright.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Invert {
     /// Invert when the border is mostly bright (mean above mid-grey).
     #[default]
@@ -39,6 +40,8 @@ pub enum Invert {
     /// Never invert (the image is already bright ink on dark).
     Never,
 }
+
+crate::names::named!(Invert, "inversion rule", [Auto => "auto", Always => "always", Never => "never"]);
 
 /// A grayscale image, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]

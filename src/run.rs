@@ -290,11 +290,11 @@ impl RunSpec {
             ("display_step", t.display_step.to_string()),
             ("seed", t.seed.to_string()),
             ("shuffle", format!("{:?}", t.shuffle)),
-            ("shuffle_kind", value_name(shuffle_kind)),
+            ("shuffle_kind", shuffle_kind.name().to_string()),
             ("shuffle_buffer", buffer.to_string()),
             ("allow_non_finite", t.allow_non_finite.to_string()),
             ("kernel", self.kernel.to_string()),
-            ("clip_gradient", value_name(self.clip)),
+            ("clip_gradient", self.clip.name().to_string()),
             ("clipped_rows", progress.clipped_rows.to_string()),
             (
                 "clipped_since_report",
@@ -347,14 +347,7 @@ impl RunSpec {
             v.parse()
                 .map_err(|_| format!("its `{key}` entry `{v}` is not valid"))
         }
-        fn choice<T: clap::ValueEnum>(
-            meta: &HashMap<String, String>,
-            key: &str,
-        ) -> Result<T, String> {
-            let v: String = get(meta, key)?;
-            T::from_str(&v, false).map_err(|_| format!("its `{key}` entry `{v}` is not valid"))
-        }
-        let kind: ShuffleKind = choice(meta, "shuffle_kind")?;
+        let kind: ShuffleKind = get(meta, "shuffle_kind")?;
         let train = TrainConfig {
             steps: get(meta, "steps")?,
             batch_size: get(meta, "batch_size")?,
@@ -371,18 +364,11 @@ impl RunSpec {
         };
         let spec = RunSpec {
             train,
-            kernel: choice(meta, "kernel")?,
-            clip: choice(meta, "clip_gradient")?,
+            kernel: get(meta, "kernel")?,
+            clip: get(meta, "clip_gradient")?,
         };
         Ok((spec, progress))
     }
-}
-
-/// The name a `clap::ValueEnum` value is spelled with on the command line.
-pub fn value_name(v: impl clap::ValueEnum) -> String {
-    v.to_possible_value()
-        .map(|p| p.get_name().to_string())
-        .unwrap_or_default()
 }
 
 /// The starting model: the tutorial's initialisation, or the checkpoint `load` after checking
@@ -409,13 +395,13 @@ pub fn check_shape(
     features: usize,
     classes: usize,
 ) -> Result<(), RunError> {
-    if (model.features, model.classes) == (features, classes) {
+    if (model.features(), model.classes()) == (features, classes) {
         return Ok(());
     }
     Err(RunError::ModelShape {
         path: path.to_path_buf(),
-        model_features: model.features,
-        model_classes: model.classes,
+        model_features: model.features(),
+        model_classes: model.classes(),
         features,
         classes,
     })
@@ -424,10 +410,10 @@ pub fn check_shape(
 /// A checkpoint whose model reads 28×28 pictures (`predict`, `serve`), with its metadata.
 pub fn load_picture_model(path: &Path) -> Result<(Model, HashMap<String, String>), RunError> {
     let (model, meta) = checkpoint::load(path)?;
-    if model.features != crate::MNIST_FEATURES {
+    if model.features() != crate::MNIST_FEATURES {
         return Err(RunError::NotPictures {
             path: path.to_path_buf(),
-            features: model.features,
+            features: model.features(),
         });
     }
     Ok((model, meta))
@@ -687,7 +673,7 @@ pub fn summary(
         learning_rate: spec.train.learning_rate,
         seed: spec.train.seed,
         kernel: spec.kernel.to_string(),
-        clip_gradient: value_name(spec.clip),
+        clip_gradient: spec.clip.name().to_string(),
         simd: kernel.simd(),
         threads: kernel.threads(),
         train_seconds: secs,
@@ -852,7 +838,7 @@ mod tests {
         );
         let path = dir.path().join("mnist.safetensors");
         checkpoint::save(&path, &Model::tutorial_init(784, 10), HashMap::new()).unwrap();
-        assert_eq!(load_picture_model(&path).unwrap().0.classes, 10);
+        assert_eq!(load_picture_model(&path).unwrap().0.classes(), 10);
     }
 
     #[test]

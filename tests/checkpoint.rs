@@ -10,10 +10,10 @@ use safetensors::{Dtype, tensor::TensorView};
 
 fn model(d: usize, k: usize) -> Model {
     let mut m = Model::tutorial_init(d, k);
-    for (i, w) in m.w.iter_mut().enumerate() {
+    for (i, w) in m.w_mut().iter_mut().enumerate() {
         *w = i as f32 * 0.25 - 3.0;
     }
-    for (i, b) in m.b.iter_mut().enumerate() {
+    for (i, b) in m.b_mut().iter_mut().enumerate() {
         *b = -(i as f32);
     }
     m
@@ -46,9 +46,9 @@ fn round_trip_keeps_weights_and_metadata() {
     let meta = HashMap::from([("steps".to_string(), "1000".to_string())]);
     checkpoint::save(&path, &m, meta.clone()).unwrap();
     let (back, meta_back) = checkpoint::load(&path).unwrap();
-    assert_eq!((back.features, back.classes), (7, 3));
-    assert_eq!(&back.w[..], &m.w[..]);
-    assert_eq!(back.b, m.b);
+    assert_eq!((back.features(), back.classes()), (7, 3));
+    assert_eq!(&back.w()[..], &m.w()[..]);
+    assert_eq!(back.b(), m.b());
     assert_eq!(meta_back, meta);
     // W is stored [features, classes]: W[j][c] = class-major w[c][j].
     let bytes = std::fs::read(&path).unwrap();
@@ -59,7 +59,7 @@ fn round_trip_keeps_weights_and_metadata() {
         let o = (j * 3 + c) * 4;
         f32::from_le_bytes(w.data()[o..o + 4].try_into().unwrap())
     };
-    assert_eq!(at(2, 1), m.w[7 + 2]);
+    assert_eq!(at(2, 1), m.w()[7 + 2]);
     // Saving again replaces the file whole; no temporary files are left behind.
     checkpoint::save(&path, &model(7, 3), HashMap::new()).unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

@@ -15,7 +15,7 @@ use mnist_logreg::checkpoint;
 /// `W` and `b` of a checkpoint, as bits.
 fn weight_bits(path: &Path) -> Vec<u32> {
     let (m, _) = checkpoint::load(path).unwrap();
-    m.w.iter().chain(&m.b).map(|v| v.to_bits()).collect()
+    m.w().iter().chain(m.b()).map(|v| v.to_bits()).collect()
 }
 
 fn step_lines(stdout: &str) -> Vec<&str> {

@@ -50,10 +50,10 @@ fn problem(seed: u64, n: usize, d: usize, k: usize, scale: f32) -> Problem {
     let labels = (0..samples).map(|_| rng.random_range(0..k) as u8).collect();
     let rows = (0..n).map(|_| rng.random_range(0..samples)).collect();
     let mut model = Model::tutorial_init(d, k);
-    for w in model.w.iter_mut() {
+    for w in model.w_mut().iter_mut() {
         *w = rng.random_range(-1.0..1.0) * scale;
     }
-    for b in &mut model.b {
+    for b in model.b_mut() {
         *b = rng.random_range(-1.0..1.0) * scale;
     }
     Problem {
@@ -181,7 +181,7 @@ fn check(
                 mag += (r.g[i * k + c] * x).abs();
             }
             let bound = bound + gamma * mag + 1e-30;
-            let (got, want) = (grads.dw[c * d + j] as f64, r.dw[c * d + j]);
+            let (got, want) = (grads.dw()[c * d + j] as f64, r.dw[c * d + j]);
             if !within((got - want).abs(), bound) {
                 return Err(format!(
                     "{name} dW[{c}][{j}] = {got} vs {want} (bound {bound:e})"
@@ -191,7 +191,7 @@ fn check(
         let bound = e_row.iter().sum::<f64>()
             + gamma * (0..n).map(|i| r.g[i * k + c].abs()).sum::<f64>()
             + 1e-30;
-        let (got, want) = (grads.db[c] as f64, r.db[c]);
+        let (got, want) = (grads.db()[c] as f64, r.db[c]);
         if !within((got - want).abs(), bound) {
             return Err(format!(
                 "{name} db[{c}] = {got} vs {want} (bound {bound:e})"
@@ -263,7 +263,7 @@ fn mnist_shape_with_huge_logits_and_clipped_rows() {
 fn clipped_row_gradient_follows_the_clip_rule() {
     // One feature, two classes; W pushes class 1 far above class 0, label 0 → p_0 ≈ e^-100.
     let mut model = Model::tutorial_init(1, 2);
-    model.w.copy_from_slice(&[0.0, 100.0]);
+    model.w_mut().copy_from_slice(&[0.0, 100.0]);
     let (px, labels, rows) = ([1.0f32], [0u8], [0usize]);
     for (kind, isa) in variants() {
         let u8px = [255u8];
@@ -275,14 +275,14 @@ fn clipped_row_gradient_follows_the_clip_rule() {
             (ClipGradient::Through, [-1.0, 1.0]),
         ] {
             let mut g = Grads::zeros_like(&model);
-            g.dw.fill(7.0);
+            g.dw_mut().fill(7.0);
             let s = kind
                 .build_with(isa, 1, clip)
                 .forward_backward(&model, &batch, &mut g);
             assert_eq!(s.clipped, 1, "{kind} {clip:?}");
             assert_eq!(s.loss, -(1e-9f32.ln()), "{kind} {clip:?}");
             assert_eq!(
-                (&g.dw[..], &g.db[..]),
+                (&g.dw()[..], &g.db()[..]),
                 (&want[..], &want[..]),
                 "{kind} {clip:?}"
             );
@@ -295,8 +295,8 @@ fn reference_gradient_matches_finite_differences() {
     // f64 central differences of the f64 loss, at moderate weights (no clipping).
     let p = problem(5, 40, 30, 4, 0.5);
     let batch = p.batch(KernelKind::Reference);
-    let w: Vec<f64> = p.model.w.iter().map(|&v| v as f64).collect();
-    let b: Vec<f64> = p.model.b.iter().map(|&v| v as f64).collect();
+    let w: Vec<f64> = p.model.w().iter().map(|&v| v as f64).collect();
+    let b: Vec<f64> = p.model.b().iter().map(|&v| v as f64).collect();
     let r = forward_backward_f64_params(&w, &b, &batch, ClipGradient::Zero);
     assert_eq!(r.clipped, 0);
     let h = 1e-6;
@@ -360,8 +360,8 @@ fn parallel_is_bit_identical_for_any_thread_count() {
                 s.clipped,
                 f.loss.to_bits(),
                 preds,
-                bits(&g.dw),
-                bits(&g.db),
+                bits(g.dw()),
+                bits(g.db()),
             )
         };
         let one = run(1);
@@ -379,12 +379,12 @@ fn empty_batch_gives_zero_gradients() {
     let p = problem(1, 0, 20, 3, 1.0);
     for (kind, isa) in variants() {
         let mut g = Grads::zeros_like(&p.model);
-        g.dw.fill(1.0);
-        g.db.fill(1.0);
+        g.dw_mut().fill(1.0);
+        g.db_mut().fill(1.0);
         let s = kind
             .build_on(isa, 1)
             .forward_backward(&p.model, &p.batch(kind), &mut g);
         assert_eq!((s.loss, s.correct, s.clipped), (0.0, 0, 0), "{kind}");
-        assert!(g.dw.iter().chain(&g.db).all(|&v| v == 0.0), "{kind}");
+        assert!(g.dw().iter().chain(g.db()).all(|&v| v == 0.0), "{kind}");
     }
 }

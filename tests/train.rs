@@ -227,7 +227,7 @@ fn a_run_stopped_anywhere_and_resumed_is_bit_identical() {
         assert_eq!(reports, full_reports, "{shuffle:?}");
         assert_eq!(progress, full.progress, "{shuffle:?}");
         let bits =
-            |m: &Model| -> Vec<u32> { m.w.iter().chain(&m.b).map(|v| v.to_bits()).collect() };
+            |m: &Model| -> Vec<u32> { m.w().iter().chain(m.b()).map(|v| v.to_bits()).collect() };
         assert!(
             bits(&model) == bits(&full.model),
             "{shuffle:?}: weights differ"
@@ -342,7 +342,7 @@ fn cli_saves_and_loads_checkpoints() {
     assert_eq!(acc(&stdout), trained);
     // A checkpoint of the wrong shape is refused with a clear message.
     let mut small = Model::tutorial_init(5, 10);
-    small.b[0] = 1.0;
+    small.b_mut()[0] = 1.0;
     mnist_logreg::checkpoint::save(std::path::Path::new(ckpt), &small, Default::default()).unwrap();
     let err = run_err(train_bin().args(["--steps", "0", "--load", ckpt]));
     assert!(

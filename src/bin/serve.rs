@@ -90,7 +90,7 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
         ));
     };
     let (model, meta) = run::load_picture_model(path)?;
-    let names = ClassNames::resolve(args.class_names.as_deref(), &dir, model.classes)?;
+    let names = ClassNames::resolve(args.class_names.as_deref(), &dir, model.classes())?;
     let accuracy = meta.get("test_accuracy").and_then(|a| a.parse().ok());
     let test = match Dataset::open_test(&dir, &LoadOptions::default()) {
         Ok(test) => Some(test),

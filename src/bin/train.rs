@@ -434,7 +434,7 @@ fn finish(
         eprintln!("wrote the plots to {}", dir.display());
     }
     let from_checkpoint = args.load.is_some() || args.resume.is_some();
-    let classes = outcome.model.classes;
+    let classes = outcome.model.classes();
     let verdict = run::verdict(
         outcome.progress.step,
         from_checkpoint,

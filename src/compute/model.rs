@@ -3,42 +3,210 @@
 //! `W` is stored **class-major** (`classes × features`, i.e. the transpose of the tutorial's
 //! `784 × 10` matrix): each logit is then one contiguous dot product, and the gradient `dW` is
 //! accumulated the same way, which is what the SIMD kernels want.
+//!
+//! ## The shape contract lives in the types
+//! The kernels read `W`, `b`, `dW` and `db` through raw pointers, so their lengths are part of
+//! what makes a call sound. [`Model`] and [`Grads`] keep their buffers private: a `Model` is
+//! built only by constructors that check `w.len() == features · classes` and
+//! `b.len() == classes`, a `Grads` only by [`Grads::zeros_like`], and the accessors hand out
+//! slices (whose length a caller cannot change). Every kernel then compares the shapes of the
+//! model, the batch and the gradient buffer in one place (`kernels::check_backward`) before
+//! any raw access.
 
-use crate::aligned::AlignedF32;
+use crate::data::aligned::AlignedF32;
+
+/// A model whose buffers do not match its shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// `features` or `classes` is zero.
+    #[error("a model needs at least one feature and one class (got {features} × {classes})")]
+    Empty {
+        /// Features asked for.
+        features: usize,
+        /// Classes asked for.
+        classes: usize,
+    },
+    /// `w` does not hold `features · classes` weights.
+    #[error("{got} weights do not make a {features} × {classes} model (need {})", features * classes)]
+    Weights {
+        /// Features of the model.
+        features: usize,
+        /// Classes of the model.
+        classes: usize,
+        /// Weights given.
+        got: usize,
+    },
+    /// `b` does not hold `classes` biases.
+    #[error("{got} biases for {classes} classes")]
+    Bias {
+        /// Classes of the model.
+        classes: usize,
+        /// Biases given.
+        got: usize,
+    },
+}
 
 /// Weights and bias of the model.
+///
+/// ```
+/// use mnist_logreg::model::{Model, ModelError};
+///
+/// let m = Model::new(2, 3, vec![0.5; 6], vec![0.0; 3])?;
+/// assert_eq!((m.features(), m.classes(), m.class_weights(2)), (2, 3, &[0.5, 0.5][..]));
+/// assert!(matches!(Model::new(2, 3, vec![0.5; 5], vec![0.0; 3]), Err(ModelError::Weights { .. })));
+/// # Ok::<(), ModelError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Model {
-    /// Input features (784 for MNIST).
-    pub features: usize,
-    /// Output classes (10 for MNIST).
-    pub classes: usize,
-    /// Weights, class-major: `w[c · features + j]` is the tutorial's `W[j][c]`.
-    pub w: AlignedF32,
-    /// Bias, one per class.
-    pub b: Vec<f32>,
+    features: usize,
+    classes: usize,
+    /// Class-major: `w[c · features + j]` is the tutorial's `W[j][c]`.
+    w: AlignedF32,
+    b: Vec<f32>,
 }
 
 impl Model {
-    /// The tutorial's initialisation: `W` all ones, `b` all zeros.
-    pub fn tutorial_init(features: usize, classes: usize) -> Self {
-        let mut w = AlignedF32::zeros(features * classes);
-        w.fill(1.0);
-        Self {
+    /// A model from its weights (class-major, `w[c · features + j]` is the tutorial's
+    /// `W[j][c]`) and biases, checked against the shape.
+    pub fn new(
+        features: usize,
+        classes: usize,
+        w: Vec<f32>,
+        b: Vec<f32>,
+    ) -> Result<Self, ModelError> {
+        let mut m = Self::zeros(features, classes)?;
+        if w.len() != m.w.len() {
+            return Err(ModelError::Weights {
+                features,
+                classes,
+                got: w.len(),
+            });
+        }
+        if b.len() != classes {
+            return Err(ModelError::Bias {
+                classes,
+                got: b.len(),
+            });
+        }
+        m.w.copy_from_slice(&w);
+        m.b = b;
+        Ok(m)
+    }
+
+    /// A model of zeros.
+    pub fn zeros(features: usize, classes: usize) -> Result<Self, ModelError> {
+        let n = features
+            .checked_mul(classes)
+            .filter(|_| features > 0 && classes > 0);
+        let Some(n) = n else {
+            return Err(ModelError::Empty { features, classes });
+        };
+        Ok(Self {
             features,
             classes,
-            w,
+            w: AlignedF32::zeros(n),
             b: vec![0.0; classes],
-        }
+        })
+    }
+
+    /// The tutorial's initialisation: `W` all ones, `b` all zeros.
+    ///
+    /// # Panics
+    /// When `features` or `classes` is zero.
+    pub fn tutorial_init(features: usize, classes: usize) -> Self {
+        let mut m = Self::zeros(features, classes).unwrap_or_else(|e| panic!("{e}"));
+        m.w.fill(1.0);
+        m
+    }
+
+    /// Input features (784 for MNIST).
+    pub fn features(&self) -> usize {
+        self.features
+    }
+
+    /// Output classes (10 for MNIST).
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The weights, class-major (`features · classes` values).
+    pub fn w(&self) -> &[f32] {
+        &self.w
+    }
+
+    /// The weights, class-major, to change in place (the length is fixed).
+    pub fn w_mut(&mut self) -> &mut [f32] {
+        &mut self.w
+    }
+
+    /// The biases (`classes` values).
+    pub fn b(&self) -> &[f32] {
+        &self.b
+    }
+
+    /// The biases, to change in place (the length is fixed).
+    pub fn b_mut(&mut self) -> &mut [f32] {
+        &mut self.b
     }
 
     /// The weights of class `c` (length `features`).
+    ///
+    /// # Panics
+    /// When `c >= classes`.
     pub fn class_weights(&self, c: usize) -> &[f32] {
         &self.w[c * self.features..(c + 1) * self.features]
     }
 
+    /// The class and the probabilities of one sample of u8 pixels (read as `p / 255`, as the
+    /// kernels read them), computed by the scalar reference.
+    ///
+    /// ```
+    /// use mnist_logreg::model::Model;
+    ///
+    /// let mut m = Model::zeros(2, 2)?;
+    /// m.w_mut().copy_from_slice(&[1.0, 0.0, 0.0, 1.0]); // class c looks at pixel c
+    /// let p = m.predict(&[0, 255])?;
+    /// assert_eq!(p.class, 1);
+    /// assert!((p.probabilities[1] - 0.7311).abs() < 1e-4);
+    /// assert!(m.predict(&[0, 0, 0]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn predict(&self, pixels: &[u8]) -> Result<Prediction, PredictError> {
+        if pixels.len() != self.features {
+            return Err(PredictError {
+                got: pixels.len(),
+                features: self.features,
+            });
+        }
+        let probabilities = crate::compute::kernels::reference::probabilities(self, pixels);
+        // First index on ties, as the kernels' argmax.
+        let class = (1..self.classes).fold(0, |best, c| {
+            if probabilities[c] > probabilities[best] {
+                c
+            } else {
+                best
+            }
+        });
+        Ok(Prediction {
+            class,
+            probabilities,
+        })
+    }
+
     /// Plain SGD: `W −= lr·dW`, `b −= lr·db`.
+    ///
+    /// # Panics
+    /// When `grads` is not shaped for this model.
     pub fn sgd_step(&mut self, grads: &Grads, learning_rate: f32) {
+        assert!(
+            grads.fits(self),
+            "gradients of a {} × {} model applied to a {} × {} model",
+            grads.features,
+            grads.classes,
+            self.features,
+            self.classes
+        );
         for (w, g) in self.w.iter_mut().zip(grads.dw.iter()) {
             *w -= learning_rate * g;
         }
@@ -53,22 +221,87 @@ impl Model {
     }
 }
 
+/// What [`Model::predict`] answers for one sample.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Prediction {
+    /// The most probable class (the first on ties).
+    pub class: usize,
+    /// `softmax(x·W + b)`, one per class.
+    pub probabilities: Vec<f32>,
+}
+
+/// A sample whose pixel count is not the model's feature count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{got} pixels given, the model reads {features}")]
+pub struct PredictError {
+    /// Pixels given.
+    pub got: usize,
+    /// Features of the model.
+    pub features: usize,
+}
+
 /// Gradient of the batch loss with respect to `W` (class-major, like [`Model::w`]) and `b`.
+///
+/// Built only by [`Grads::zeros_like`], so its buffers always hold `features · classes` and
+/// `classes` values; the kernels check that the shape is the model's.
 #[derive(Clone, Debug)]
 pub struct Grads {
-    /// `dW`, class-major.
-    pub dw: AlignedF32,
-    /// `db`.
-    pub db: Vec<f32>,
+    features: usize,
+    classes: usize,
+    dw: AlignedF32,
+    db: Vec<f32>,
 }
 
 impl Grads {
     /// Zero gradients shaped for `model`.
     pub fn zeros_like(model: &Model) -> Self {
         Self {
+            features: model.features,
+            classes: model.classes,
             dw: AlignedF32::zeros(model.w.len()),
             db: vec![0.0; model.classes],
         }
+    }
+
+    /// True when these gradients are shaped for `model`.
+    pub fn fits(&self, model: &Model) -> bool {
+        (self.features, self.classes) == (model.features, model.classes)
+    }
+
+    /// Features of the model they are shaped for.
+    pub fn features(&self) -> usize {
+        self.features
+    }
+
+    /// Classes of the model they are shaped for.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// `dW`, class-major.
+    pub fn dw(&self) -> &[f32] {
+        &self.dw
+    }
+
+    /// `dW`, to change in place (the length is fixed).
+    pub fn dw_mut(&mut self) -> &mut [f32] {
+        &mut self.dw
+    }
+
+    /// `db`.
+    pub fn db(&self) -> &[f32] {
+        &self.db
+    }
+
+    /// `db`, to change in place (the length is fixed).
+    pub fn db_mut(&mut self) -> &mut [f32] {
+        &mut self.db
+    }
+
+    /// Both buffers at once, to change in place: `(dW, db)`.
+    pub(crate) fn parts_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        (&mut self.dw, &mut self.db)
     }
 
     /// Set every entry to zero.

@@ -68,9 +68,17 @@ pub enum TrainError {
     /// A configuration value that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The training data does not fit the model.
+    /// The data's pixels, labels and feature count do not agree with each other.
     #[error(transparent)]
     Batch(#[from] crate::kernels::BatchError),
+    /// The data's feature count is not the model's.
+    #[error("the data has {data} features per sample, the model reads {model}")]
+    Features {
+        /// Features per sample of the data.
+        data: usize,
+        /// Features of the model.
+        model: usize,
+    },
     /// The loss, a gradient or the weights stopped being finite.
     #[error(
         "step {step}: the {quantity} {} not finite ({value}); training diverged (lower the learning rate, check the input for NaN, or pass --allow-non-finite to continue)",
@@ -219,9 +227,7 @@ pub fn resume(
 ) -> Result<TrainOutcome, TrainError> {
     validate(cfg, data.labels.len())?;
     // Validate every label once: batches drawn later are then valid by construction.
-    let all: Vec<usize> = (0..data.labels.len()).collect();
-    Batch::new(data.pixels, data.features, data.labels, &all, model.classes)?;
-    drop(all);
+    check_data(&model, data.pixels, data.features, data.labels)?;
 
     let mut sampler = Sampler::new(cfg.shuffle, data.labels.len(), cfg.seed);
     // The batches of the steps already taken, drawn and dropped: the sampler's state is a
@@ -326,11 +332,30 @@ pub fn evaluate(
     pixels: Pixels,
     labels: &[u8],
 ) -> Result<(Stats, Vec<u8>), TrainError> {
-    let rows: Vec<usize> = (0..labels.len()).collect();
-    let batch = Batch::new(pixels, model.features, labels, &rows, model.classes)?;
+    let rows = check_data(model, pixels, model.features(), labels)?;
+    let batch = Batch::trusted(pixels, model.features(), labels, &rows);
     let mut predictions = vec![0u8; rows.len()];
     let stats = kernel.forward(model, &batch, Some(&mut predictions));
     Ok((stats, predictions))
+}
+
+/// Check that `pixels` and `labels` make samples of `features` values that fit `model` (the
+/// feature count, then the shape, then every label), and return the index of every sample.
+fn check_data(
+    model: &Model,
+    pixels: Pixels,
+    features: usize,
+    labels: &[u8],
+) -> Result<Vec<usize>, TrainError> {
+    if features != model.features() {
+        return Err(TrainError::Features {
+            data: features,
+            model: model.features(),
+        });
+    }
+    let all: Vec<usize> = (0..labels.len()).collect();
+    Batch::new(pixels, features, labels, &all, model.classes())?;
+    Ok(all)
 }
 
 /// Classes that never appear in `predictions` (a stalled class, see the README).

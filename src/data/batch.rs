@@ -22,7 +22,8 @@ pub enum Shuffle {
 }
 
 /// The three ways of drawing batches, without the buffer size (what `--shuffle` names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ShuffleKind {
     /// The tutorial's `repeat().shuffle(N)` streaming buffer (N = --shuffle-buffer).
     Buffer,
@@ -31,6 +32,12 @@ pub enum ShuffleKind {
     /// File order: batch k holds samples (batch·k + j) mod n.
     Sequential,
 }
+
+crate::names::named!(ShuffleKind, "sampler", [
+    Buffer => "buffer",
+    Epoch => "epoch",
+    Sequential => "sequential",
+]);
 
 impl ShuffleKind {
     /// The sampling rule of this kind; `buffer_size` is used by [`ShuffleKind::Buffer`] only.

@@ -87,7 +87,8 @@ pub enum DatasetError {
 }
 
 /// When to verify checksums.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ChecksumPolicy {
     /// Verify when the data claims to be MNIST (its label files have MNIST's counts and first
     /// labels); other datasets of the same shape load unverified. A successful verification is
@@ -100,6 +101,12 @@ pub enum ChecksumPolicy {
     /// Do not hash.
     Skip,
 }
+
+crate::names::named!(ChecksumPolicy, "checksum policy", [
+    Auto => "auto",
+    Require => "require",
+    Skip => "skip",
+]);
 
 /// What was verified about a loaded dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -97,7 +97,7 @@ pub enum CheckpointError {
 /// let meta = [("note".to_string(), "untrained".to_string())].into();
 /// checkpoint::save(&path, &model, meta)?;
 /// let (back, meta) = checkpoint::load(&path)?;
-/// assert_eq!((back.features, back.classes, &back.b[..]), (784, 10, &model.b[..]));
+/// assert_eq!((back.features(), back.classes(), &back.b()[..]), (784, 10, &model.b()[..]));
 /// assert_eq!(meta["note"], "untrained");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -106,7 +106,7 @@ pub fn save(
     model: &Model,
     metadata: HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let (d, k) = (model.features, model.classes);
+    let (d, k) = (model.features(), model.classes());
     // Class-major in memory, [features, classes] in the file.
     let mut w = vec![0f32; d * k];
     for c in 0..k {
@@ -115,7 +115,7 @@ pub fn save(
         }
     }
     let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let (w_bytes, b_bytes) = (le(&w), le(&model.b));
+    let (w_bytes, b_bytes) = (le(&w), le(model.b()));
     let fmt_err = |e: safetensors::SafeTensorError| CheckpointError::Format {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -239,10 +239,10 @@ pub fn from_bytes(
     let mut model = Model::tutorial_init(d, k);
     for c in 0..k {
         for j in 0..d {
-            model.w[c * d + j] = w[j * k + c];
+            model.w_mut()[c * d + j] = w[j * k + c];
         }
     }
-    model.b.copy_from_slice(&b);
+    model.b_mut().copy_from_slice(&b);
     let metadata = SafeTensors::read_metadata(bytes)
         .map(|(_, m)| m.metadata().clone().unwrap_or_default())
         .map_err(fmt_err)?;

@@ -315,12 +315,12 @@ pub fn robust_scale(values: &[f32]) -> f32 {
 
 /// Each class's weights minus the per-feature mean over classes, class-major.
 pub fn centred_weights(model: &Model) -> Vec<f32> {
-    let (d, k) = (model.features, model.classes);
-    let mut out = model.w.to_vec();
+    let (d, k) = (model.features(), model.classes());
+    let mut out = model.w().to_vec();
     for j in 0..d {
-        let mean = (0..k).map(|c| model.w[c * d + j] as f64).sum::<f64>() / k as f64;
+        let mean = (0..k).map(|c| model.w()[c * d + j] as f64).sum::<f64>() / k as f64;
         for c in 0..k {
-            out[c * d + j] = (model.w[c * d + j] as f64 - mean) as f32;
+            out[c * d + j] = (model.w()[c * d + j] as f64 - mean) as f32;
         }
     }
     out
@@ -332,7 +332,7 @@ fn draw_weights(
     (rows, cols): (usize, usize),
     names: &ClassNames,
 ) -> Drawn {
-    let (d, k) = (model.features, model.classes);
+    let (d, k) = (model.features(), model.classes());
     let centred = centred_weights(model);
     let scale_max = robust_scale(&centred);
     let per_row = 5;
@@ -401,7 +401,7 @@ pub fn run_pictures(
     if !reports.is_empty() {
         curves(&dir.join("curves.svg"), reports)?;
     }
-    let counts = crate::train::confusion(predictions, test.labels(), model.classes);
+    let counts = crate::train::confusion(predictions, test.labels(), model.classes());
     confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
     let items: Vec<GridItem> = (0..test.len().min(grid))
         .map(|i| GridItem {

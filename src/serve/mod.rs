@@ -55,8 +55,8 @@ pub struct App {
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
-            .field("features", &self.model.features)
-            .field("classes", &self.model.classes)
+            .field("features", &self.model.features())
+            .field("classes", &self.model.classes())
             .field("test_accuracy", &self.test_accuracy)
             .finish_non_exhaustive()
     }
@@ -87,7 +87,7 @@ impl App {
         test: Option<Split>,
         test_accuracy: Option<f64>,
     ) -> Self {
-        assert_eq!(model.features, SIDE * SIDE, "the page draws 28×28 digits");
+        assert_eq!(model.features(), SIDE * SIDE, "the page draws 28×28 digits");
         let kernel_kind = KernelKind::FusedU8;
         Self {
             kernel: kernel_kind.build_on(isa, 1),
@@ -101,10 +101,10 @@ impl App {
 
     /// The model's answer for 784 pixels (MNIST polarity, 0 = background).
     pub fn predict_pixels(&self, pixels: &[u8], warnings: Vec<String>) -> Prediction {
-        assert_eq!(pixels.len(), self.model.features);
+        assert_eq!(pixels.len(), self.model.features());
         let (labels, rows) = ([0u8], [0usize]);
         // Label 0 is below every class count; only the prediction is used.
-        let batch = Batch::new(Pixels::U8(pixels), self.model.features, &labels, &rows, 1)
+        let batch = Batch::new(Pixels::U8(pixels), self.model.features(), &labels, &rows, 1)
             .expect("one row of 784 pixels with label 0");
         let mut predicted = [0u8];
         self.kernel
@@ -141,9 +141,9 @@ impl App {
     /// What `/api/model` reports.
     pub fn describe(&self) -> Value {
         json!({
-            "features": self.model.features,
-            "classes": self.model.classes,
-            "class_names": (0..self.model.classes).map(|c| self.names.label(c)).collect::<Vec<_>>(),
+            "features": self.model.features(),
+            "classes": self.model.classes(),
+            "class_names": (0..self.model.classes()).map(|c| self.names.label(c)).collect::<Vec<_>>(),
             "test_accuracy": self.test_accuracy,
             "kernel": self.kernel_kind.to_string(),
             "simd": self.kernel.simd(),

@@ -58,9 +58,9 @@
 
 use std::cell::RefCell;
 
-use super::simd::{Isa, Scalar, Simd, WithIsa};
+use super::simd::{Isa, Simd, WithSimd};
 use super::softmax::{ClipGradient, lanes};
-use super::{Batch, Kernel, Pixels, Stats, assert_shapes};
+use super::{Batch, Kernel, Pixels, Stats, check_backward, check_forward};
 use crate::aligned::AlignedF32;
 use crate::model::{Grads, Model};
 
@@ -440,7 +440,7 @@ impl Pass<'_, '_> {
         } = self;
         let lanes = S::LANES;
         assert!(BLOCK_ROWS.is_multiple_of(lanes) && lanes <= 16);
-        let (d, k) = (model.features, model.classes);
+        let (d, k) = (model.features(), model.classes());
         let kp = padded_classes(k);
         let pixels = batch.pixels();
         let scale = match pixels {
@@ -610,7 +610,7 @@ impl Pass<'_, '_> {
                     *l = simd.mul_add(
                         simd.add(sums, tails),
                         simd.splat(scale),
-                        simd.splat(model.b[c]),
+                        simd.splat(model.b()[c]),
                     );
                 }
                 let o = lanes::epilogue(simd, &mut logits, label_v, valid, grad);
@@ -618,6 +618,7 @@ impl Pass<'_, '_> {
                     loss: o.loss,
                     correct: o.correct,
                     clipped: o.clipped,
+                    rows: valid_rows,
                 });
                 match &mut out {
                     Out::Forward(Some(predictions)) => {
@@ -689,41 +690,12 @@ fn resize(buf: &mut AlignedF32, len: usize) {
     }
 }
 
-impl WithIsa for Pass<'_, '_> {
+impl WithSimd for Pass<'_, '_> {
     type Output = Stats;
 
-    fn scalar(self, s: Scalar) -> Stats {
-        self.run(s)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn sse2(self, s: super::simd::Sse2) -> Stats {
-        #[target_feature(enable = "sse2")]
-        fn instance(p: Pass, s: super::simd::Sse2) -> Stats {
-            p.run(s)
-        }
-        // SAFETY: the token `s` exists only on a CPU with SSE2.
-        unsafe { instance(self, s) }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn avx2(self, s: super::simd::Avx2) -> Stats {
-        #[target_feature(enable = "avx2,fma")]
-        fn instance(p: Pass, s: super::simd::Avx2) -> Stats {
-            p.run(s)
-        }
-        // SAFETY: the token `s` exists only on a CPU with AVX2 and FMA.
-        unsafe { instance(self, s) }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn avx512(self, s: super::simd::Avx512) -> Stats {
-        #[target_feature(enable = "avx512f")]
-        fn instance(p: Pass, s: super::simd::Avx512) -> Stats {
-            p.run(s)
-        }
-        // SAFETY: the token `s` exists only on a CPU with AVX-512F.
-        unsafe { instance(self, s) }
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> Stats {
+        self.run(simd)
     }
 }
 
@@ -735,7 +707,7 @@ pub(crate) fn forward_rows(
     predictions: Option<&mut [u8]>,
     s: &mut Scratch,
 ) -> Stats {
-    isa.dispatch(Pass {
+    isa.run(Pass {
         model,
         batch,
         out: Out::Forward(predictions),
@@ -753,7 +725,7 @@ pub(crate) fn forward_backward_rows(
     db: &mut [f32],
     s: &mut Scratch,
 ) -> Stats {
-    isa.dispatch(Pass {
+    isa.run(Pass {
         model,
         batch,
         out: Out::Backward { dw, db, clip },
@@ -767,24 +739,25 @@ impl Kernel for Fused {
     }
 
     fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u8]>) -> Stats {
-        assert_shapes(model, batch);
+        check_forward(model, batch, predictions.as_deref());
         with_scratch(|s| forward_rows(self.isa, model, batch, predictions, s))
     }
 
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats {
-        assert_shapes(model, batch);
-        let (d, k) = (model.features, model.classes);
+        check_backward(model, batch, grads);
+        let (d, k) = (model.features(), model.classes());
         let isa = (self.isa, self.clip);
         if padded_classes(k) == k {
             return with_scratch(|s| {
-                forward_backward_rows(isa, model, batch, &mut grads.dw, &mut grads.db, s)
+                let (dw, db) = grads.parts_mut();
+                forward_backward_rows(isa, model, batch, dw, db, s)
             });
         }
         with_scratch(|s| {
             let mut pad = std::mem::take(&mut s.dw_pad);
             pad.resize(padded_classes(k) * d, 0.0);
-            let stats = forward_backward_rows(isa, model, batch, &mut pad, &mut grads.db, s);
-            grads.dw.copy_from_slice(&pad[..k * d]);
+            let stats = forward_backward_rows(isa, model, batch, &mut pad, grads.db_mut(), s);
+            grads.dw_mut().copy_from_slice(&pad[..k * d]);
             s.dw_pad = pad;
             stats
         })

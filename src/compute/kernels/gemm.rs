@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use super::softmax::{ClipGradient, forward_row, grad_row};
-use super::{Batch, Kernel, Stats, assert_shapes};
+use super::{Batch, Kernel, Stats, check_backward, check_forward};
 use crate::model::{Grads, Model};
 
 /// The matrixmultiply baseline kernel.
@@ -23,13 +23,13 @@ thread_local! {
 
 /// `logits (n×k) = X (n×d) · Wᵀ + b`, with `X` gathered into `x`.
 fn logits(model: &Model, batch: &Batch, x: &mut Vec<f32>, logits: &mut Vec<f32>) {
-    let (n, d, k) = (batch.len(), model.features, model.classes);
+    let (n, d, k) = (batch.len(), model.features(), model.classes());
     x.resize(n * d, 0.0);
     for (i, &row) in batch.rows().iter().enumerate() {
         batch.pixels().row_to_f32(row, &mut x[i * d..(i + 1) * d]);
     }
     logits.resize(n * k, 0.0);
-    // SAFETY: the pointers and strides describe `x` (n×d row-major), `model.w` read as Wᵀ
+    // SAFETY: the pointers and strides describe `x` (n×d row-major), `model.w()` read as Wᵀ
     // (d×k: row stride 1, column stride d) and `logits` (n×k row-major); all three buffers
     // hold at least the elements the strides reach, and `logits` does not alias the others.
     unsafe {
@@ -41,7 +41,7 @@ fn logits(model: &Model, batch: &Batch, x: &mut Vec<f32>, logits: &mut Vec<f32>)
             x.as_ptr(),
             d as isize,
             1,
-            model.w.as_ptr(),
+            model.w().as_ptr(),
             1,
             d as isize,
             0.0,
@@ -51,7 +51,7 @@ fn logits(model: &Model, batch: &Batch, x: &mut Vec<f32>, logits: &mut Vec<f32>)
         );
     }
     for row in logits.chunks_exact_mut(k) {
-        for (l, b) in row.iter_mut().zip(&model.b) {
+        for (l, b) in row.iter_mut().zip(model.b()) {
             *l += b;
         }
     }
@@ -63,11 +63,11 @@ impl Kernel for Gemm {
     }
 
     fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u8]>) -> Stats {
-        assert_shapes(model, batch);
+        check_forward(model, batch, predictions.as_deref());
         SCRATCH.with_borrow_mut(|(x, l)| {
             logits(model, batch, x, l);
             let mut stats = Stats::default();
-            for (i, row) in l.chunks_exact_mut(model.classes).enumerate() {
+            for (i, row) in l.chunks_exact_mut(model.classes()).enumerate() {
                 let out = forward_row(row, batch.label(i));
                 stats.add_row(&out, batch.label(i));
                 if let Some(p) = predictions.as_deref_mut() {
@@ -79,21 +79,21 @@ impl Kernel for Gemm {
     }
 
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats {
-        assert_shapes(model, batch);
-        let (n, d, k) = (batch.len(), model.features, model.classes);
+        check_backward(model, batch, grads);
+        let (n, d, k) = (batch.len(), model.features(), model.classes());
         SCRATCH.with_borrow_mut(|(x, g)| {
             logits(model, batch, x, g);
             let mut stats = Stats::default();
-            grads.db.fill(0.0);
+            grads.db_mut().fill(0.0);
             for (i, row) in g.chunks_exact_mut(k).enumerate() {
                 let out = grad_row(row, batch.label(i), self.clip);
                 stats.add_row(&out, batch.label(i));
-                for (db, gc) in grads.db.iter_mut().zip(row.iter()) {
+                for (db, gc) in grads.db_mut().iter_mut().zip(row.iter()) {
                     *db += gc;
                 }
             }
             // SAFETY: `g` is n×k row-major, read as Gᵀ (k×n: row stride 1, column stride k);
-            // `x` is n×d row-major; `grads.dw` is k×d row-major with k·d elements and aliases
+            // `x` is n×d row-major; `grads.dw()` is k×d row-major with k·d elements and aliases
             // neither input.
             unsafe {
                 matrixmultiply::sgemm(
@@ -108,7 +108,7 @@ impl Kernel for Gemm {
                     d as isize,
                     1,
                     0.0,
-                    grads.dw.as_mut_ptr(),
+                    grads.dw_mut().as_mut_ptr(),
                     d as isize,
                     1,
                 );

@@ -63,8 +63,11 @@ impl Pixels<'_> {
 /// Faults of a batch description.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BatchError {
-    /// Pixel count is not `labels × features`.
-    #[error("{pixels} pixel values do not make {samples} samples of {features} features")]
+    /// Pixel count is not `labels × features` (or `features` is 0).
+    #[error(
+        "{samples} labels and {pixels} pixel values do not agree: {samples} samples of {features} features need {} values",
+        samples.saturating_mul(*features)
+    )]
     Shape {
         /// Pixel values given.
         pixels: usize,
@@ -105,6 +108,9 @@ pub struct Batch<'a> {
     labels: &'a [u8],
     rows: &'a [usize],
     next: &'a [usize],
+    /// One past the largest label among `rows` (0 for an empty batch): a kernel compares it
+    /// with the model's class count.
+    label_end: usize,
 }
 
 impl<'a> Batch<'a> {
@@ -170,12 +176,18 @@ impl<'a> Batch<'a> {
         labels: &'a [u8],
         rows: &'a [usize],
     ) -> Self {
+        let label_end = rows
+            .iter()
+            .map(|&r| usize::from(labels[r]) + 1)
+            .max()
+            .unwrap_or(0);
         Self {
             pixels,
             features,
             labels,
             rows,
             next: &[],
+            label_end,
         }
     }
 
@@ -222,12 +234,19 @@ impl<'a> Batch<'a> {
     }
 
     /// The sub-batch of rows `range` (same split); the hint is cut to the same range.
+    /// (The label bound is the whole batch's, which still holds for any part of it.)
     pub fn slice(&self, range: std::ops::Range<usize>) -> Batch<'a> {
         Batch {
             next: self.next.get(range.clone()).unwrap_or(&[]),
             rows: &self.rows[range],
             ..*self
         }
+    }
+
+    /// One past the largest label of the batch's rows (0 when it has none): every label is
+    /// below it.
+    pub fn label_end(&self) -> usize {
+        self.label_end
     }
 
     /// The label of batch row `i`.
@@ -245,6 +264,8 @@ pub struct Stats {
     pub correct: usize,
     /// Rows whose true-class probability was clipped (`p_y < 1e-9`): they pass no gradient.
     pub clipped: usize,
+    /// Rows counted.
+    pub rows: usize,
 }
 
 impl Stats {
@@ -254,6 +275,23 @@ impl Stats {
         self.loss += out.loss;
         self.correct += (out.predicted == label) as usize;
         self.clipped += out.clipped as usize;
+        self.rows += 1;
+    }
+
+    /// The share of rows predicted correctly (0 when there are none).
+    ///
+    /// ```
+    /// use mnist_logreg::kernels::Stats;
+    /// let s = Stats { correct: 3, rows: 4, ..Stats::default() };
+    /// assert_eq!(s.accuracy(), 0.75);
+    /// assert_eq!(Stats::default().accuracy(), 0.0);
+    /// ```
+    pub fn accuracy(&self) -> f64 {
+        if self.rows == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.rows as f64
+        }
     }
 
     /// Combine the stats of two disjoint sets of rows.
@@ -262,15 +300,23 @@ impl Stats {
             loss: self.loss + other.loss,
             correct: self.correct + other.correct,
             clipped: self.clipped + other.clipped,
+            rows: self.rows + other.rows,
         }
     }
 }
 
 /// The interface every kernel implements.
 ///
-/// A batch whose feature count differs from the model's, or whose labels are not below
-/// `model.classes`, makes a kernel panic with a message (never undefined behaviour);
-/// [`Batch::new`] with the model's class count rules out both.
+/// Every implementation checks its arguments before it computes (`check_forward`,
+/// `check_backward`: one function for all kernels), and a call that breaks the shape contract
+/// panics with a message naming the mismatch, never undefined behaviour:
+/// - the batch's feature count differs from the model's;
+/// - a label of the batch is not below the model's class count;
+/// - `grads` is not shaped for the model ([`Grads::zeros_like`] of another model);
+/// - `predictions` holds fewer slots than the batch has rows.
+///
+/// [`Batch::new`] with the model's class count rules out the first two; the functions of
+/// [`crate::train`] check all of them and return an error instead.
 pub trait Kernel: Send + Sync {
     /// Threads the kernel computes on, the caller included.
     fn threads(&self) -> usize {
@@ -288,25 +334,64 @@ pub trait Kernel: Send + Sync {
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats;
 }
 
-/// Panic with a clear message when a caller breaks the shape contract of [`Kernel`].
-pub(crate) fn assert_shapes(model: &Model, batch: &Batch) {
-    assert_eq!(
-        batch.features, model.features,
-        "batch has {} features, model expects {}",
-        batch.features, model.features
-    );
+/// Why a batch does not fit a model, or `None` when it does.
+pub(crate) fn batch_mismatch(model: &Model, batch: &Batch) -> Option<String> {
+    if batch.features != model.features() {
+        return Some(format!(
+            "batch has {} features, model expects {}",
+            batch.features,
+            model.features()
+        ));
+    }
+    if batch.label_end > model.classes() {
+        return Some(format!(
+            "batch has label {}, model has {} classes",
+            batch.label_end - 1,
+            model.classes()
+        ));
+    }
+    None
+}
+
+/// Panic with a clear message when a forward call breaks the shape contract of [`Kernel`].
+pub(crate) fn check_forward(model: &Model, batch: &Batch, predictions: Option<&[u8]>) {
+    if let Some(why) = batch_mismatch(model, batch) {
+        panic!("{why}");
+    }
+    if let Some(p) = predictions {
+        assert!(
+            p.len() >= batch.len(),
+            "predictions buffer holds {} slots for a batch of {} rows",
+            p.len(),
+            batch.len()
+        );
+    }
+}
+
+/// Panic with a clear message when a backward call breaks the shape contract of [`Kernel`].
+/// After it, `grads.dw()` holds `features · classes` and `grads.db()` `classes` values (the
+/// invariant of [`Grads`]) for the model's shape.
+pub(crate) fn check_backward(model: &Model, batch: &Batch, grads: &Grads) {
+    check_forward(model, batch, None);
     assert!(
-        model.w.len() == model.features * model.classes && model.b.len() == model.classes,
-        "model buffers do not hold {} × {} weights and {} biases",
-        model.features,
-        model.classes,
-        model.classes
+        grads.fits(model),
+        "gradients shaped for a {} × {} model, the model is {} × {}",
+        grads.features(),
+        grads.classes(),
+        model.features(),
+        model.classes()
+    );
+    debug_assert_eq!(
+        (grads.dw().len(), grads.db().len()),
+        (model.features() * model.classes(), model.classes())
     );
 }
 
-/// The kernel variants the CLI, tests and benches can choose (`--kernel` parses into it, so
-/// the names below are the only spelling).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+/// The kernel variants the CLI, tests and benches can choose (by the names of
+/// [`KernelKind::name`], the only spelling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "cli", value(rename_all = "snake_case"))]
 #[allow(clippy::enum_variant_names)]
 pub enum KernelKind {
     /// Plain scalar loops (the definition of correct).
@@ -316,14 +401,21 @@ pub enum KernelKind {
     /// Fused SIMD, one thread, f32 input.
     Fused,
     /// Fused SIMD, one thread, u8 pixels converted in registers.
-    #[value(name = "fused_u8")]
     FusedU8,
     /// Fused SIMD sharded over threads, f32 input.
     Parallel,
     /// Fused SIMD sharded over threads, u8 pixels.
-    #[value(name = "parallel_u8")]
     ParallelU8,
 }
+
+crate::names::named!(KernelKind, "kernel", [
+    Reference => "reference",
+    Gemm => "gemm",
+    Fused => "fused",
+    FusedU8 => "fused_u8",
+    Parallel => "parallel",
+    ParallelU8 => "parallel_u8",
+]);
 
 /// Which pixel buffer a kernel variant reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,18 +446,6 @@ impl KernelKind {
         KernelKind::Parallel,
         KernelKind::ParallelU8,
     ];
-
-    /// The name `--kernel` accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            KernelKind::Reference => "reference",
-            KernelKind::Gemm => "gemm",
-            KernelKind::Fused => "fused",
-            KernelKind::FusedU8 => "fused_u8",
-            KernelKind::Parallel => "parallel",
-            KernelKind::ParallelU8 => "parallel_u8",
-        }
-    }
 
     /// The pixel buffer this variant reads.
     pub fn input(self) -> Input {
@@ -409,11 +489,5 @@ impl KernelKind {
     /// True for the variants whose speed depends on the instruction set.
     pub fn uses_simd(self) -> bool {
         !matches!(self, KernelKind::Reference | KernelKind::Gemm)
-    }
-}
-
-impl std::fmt::Display for KernelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }

@@ -18,7 +18,7 @@ use super::fused::{forward_backward_rows, forward_rows, padded_classes, with_scr
 use super::share::{Team, lock, read, write};
 use super::simd::Isa;
 use super::softmax::ClipGradient;
-use super::{Batch, Kernel, Stats, assert_shapes};
+use super::{Batch, Kernel, Stats, check_backward, check_forward};
 use crate::model::{Grads, Model};
 
 /// Rows per chunk. Measured on a 2-core AVX-512 Xeon, `parallel_u8`, batch 256, interleaved
@@ -144,7 +144,7 @@ impl Kernel for Parallel {
     }
 
     fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u8]>) -> Stats {
-        assert_shapes(model, batch);
+        check_forward(model, batch, predictions.as_deref());
         let n = batch.len();
         let n_chunks = n.div_ceil(CHUNK_ROWS);
         let preds: Vec<Mutex<Option<&mut [u8]>>> = match predictions {
@@ -169,9 +169,8 @@ impl Kernel for Parallel {
     }
 
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats {
-        assert_shapes(model, batch);
-        let (n, d, k) = (batch.len(), model.features, model.classes);
-        assert_eq!(grads.dw.len(), k * d, "dW must be classes × features");
+        check_backward(model, batch, grads);
+        let (n, d, k) = (batch.len(), model.features(), model.classes());
         let kp = padded_classes(k);
         let n_chunks = n.div_ceil(CHUNK_ROWS);
         if n_chunks == 0 {
@@ -213,8 +212,8 @@ impl Kernel for Parallel {
         // The root of the tree is in chunk 0; its buffer is `kp × d` with the padding classes
         // last (class-major), so its first `k × d` values are `dW`.
         let root = read(&chunks[0]);
-        grads.dw.copy_from_slice(&root.dw[..k * d]);
-        grads.db.copy_from_slice(&root.db);
+        grads.dw_mut().copy_from_slice(&root.dw[..k * d]);
+        grads.db_mut().copy_from_slice(&root.db);
         drop(root);
         // The stats in chunk order: a deterministic f32 loss.
         chunks

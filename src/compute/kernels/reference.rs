@@ -2,7 +2,7 @@
 //! ([`forward_backward_f64`]) gives tests a ground truth free of f32 rounding.
 
 use super::softmax::{CLIP_MIN, ClipGradient, forward_row, grad_row, softmax_in_place};
-use super::{Batch, Kernel, Stats, assert_shapes};
+use super::{Batch, Kernel, Stats, check_backward, check_forward};
 use crate::model::{Grads, Model};
 
 /// The scalar reference kernel.
@@ -17,7 +17,7 @@ fn logits_row(model: &Model, x: &[f32], logits: &mut [f32]) {
     for (c, l) in logits.iter_mut().enumerate() {
         let w = model.class_weights(c);
         let dot: f32 = x.iter().zip(w).map(|(x, w)| x * w).sum();
-        *l = dot + model.b[c];
+        *l = dot + model.b()[c];
     }
 }
 
@@ -27,12 +27,12 @@ fn logits_row(model: &Model, x: &[f32], logits: &mut [f32]) {
 pub fn probabilities(model: &Model, pixels: &[u8]) -> Vec<f32> {
     assert_eq!(
         pixels.len(),
-        model.features,
+        model.features(),
         "sample length is not the feature count"
     );
-    let mut x = vec![0.0; model.features];
+    let mut x = vec![0.0; model.features()];
     crate::dataset::pixels_to_f32(pixels, &mut x);
-    let mut p = vec![0.0; model.classes];
+    let mut p = vec![0.0; model.classes()];
     logits_row(model, &x, &mut p);
     softmax_in_place(&mut p);
     p
@@ -44,9 +44,9 @@ impl Kernel for Reference {
     }
 
     fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u8]>) -> Stats {
-        assert_shapes(model, batch);
-        let mut x = vec![0.0; model.features];
-        let mut logits = vec![0.0; model.classes];
+        check_forward(model, batch, predictions.as_deref());
+        let mut x = vec![0.0; model.features()];
+        let mut logits = vec![0.0; model.classes()];
         let mut stats = Stats::default();
         for (i, &row) in batch.rows().iter().enumerate() {
             batch.pixels().row_to_f32(row, &mut x);
@@ -61,11 +61,11 @@ impl Kernel for Reference {
     }
 
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats {
-        assert_shapes(model, batch);
+        check_backward(model, batch, grads);
         grads.clear();
-        let d = model.features;
+        let d = model.features();
         let mut x = vec![0.0; d];
-        let mut g = vec![0.0; model.classes];
+        let mut g = vec![0.0; model.classes()];
         let mut stats = Stats::default();
         for (i, &row) in batch.rows().iter().enumerate() {
             batch.pixels().row_to_f32(row, &mut x);
@@ -73,10 +73,10 @@ impl Kernel for Reference {
             let out = grad_row(&mut g, batch.label(i), self.clip);
             stats.add_row(&out, batch.label(i));
             for (c, &gc) in g.iter().enumerate() {
-                for (dw, &xj) in grads.dw[c * d..(c + 1) * d].iter_mut().zip(&x) {
+                for (dw, &xj) in grads.dw_mut()[c * d..(c + 1) * d].iter_mut().zip(&x) {
                     *dw += gc * xj;
                 }
-                grads.db[c] += gc;
+                grads.db_mut()[c] += gc;
             }
         }
         stats
@@ -110,9 +110,9 @@ pub struct ReferenceF64 {
 /// The reference in `f64`: the same computation with every intermediate in double precision
 /// (inputs are the f32 model and batch, widened exactly).
 pub fn forward_backward_f64(model: &Model, batch: &Batch, clip: ClipGradient) -> ReferenceF64 {
-    assert_shapes(model, batch);
-    let w: Vec<f64> = model.w.iter().map(|&v| v as f64).collect();
-    let b: Vec<f64> = model.b.iter().map(|&v| v as f64).collect();
+    check_forward(model, batch, None);
+    let w: Vec<f64> = model.w().iter().map(|&v| v as f64).collect();
+    let b: Vec<f64> = model.b().iter().map(|&v| v as f64).collect();
     forward_backward_f64_params(&w, &b, batch, clip)
 }
 

@@ -18,7 +18,8 @@ pub const P_FLUSH: f32 = 1e-30;
 
 /// What the clip does to the gradient of a row whose true-class probability is below
 /// [`CLIP_MIN`] (`--clip-gradient`). The loss is clipped the same way in both modes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ClipGradient {
     /// The tutorial's rule: the clip's derivative is 0 below the floor, so such a row passes
     /// no gradient at all. A row the model is confidently wrong about then never corrects it,
@@ -28,6 +29,8 @@ pub enum ClipGradient {
     /// Every row passes `p − onehot(y)`, the gradient of the unclipped cross-entropy.
     Through,
 }
+
+crate::names::named!(ClipGradient, "gradient rule", [Zero => "zero", Through => "through"]);
 
 /// What one row contributes.
 #[derive(Clone, Copy, Debug, PartialEq)]
