@@ -14,6 +14,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, RwLock};
 
+use super::fused::prefetch::rows_ahead;
 use super::fused::{forward_backward_rows, forward_rows, padded_classes, with_scratch};
 use super::share::{Team, lock, read, write};
 use super::simd::Isa;
@@ -88,15 +89,7 @@ impl Parallel {
 /// `i + threads` of the stream "this batch, then the next one" (the prefetch hint of chunk
 /// `i`; at the tutorial's batch of two chunks, the next step's chunk `i`).
 fn likely_next<'a>(batch: &Batch<'a>, i: usize, threads: usize) -> &'a [usize] {
-    let (rows, next) = (batch.rows(), batch.next_rows());
-    let start = (i + threads) * CHUNK_ROWS;
-    let (list, start) = if start < rows.len() {
-        (rows, start)
-    } else {
-        (next, start - rows.len())
-    };
-    list.get(start..(start + CHUNK_ROWS).min(list.len()))
-        .unwrap_or(&[])
+    rows_ahead(batch, (i + threads) * CHUNK_ROWS, CHUNK_ROWS)
 }
 
 /// `into += from`, element by element.
@@ -198,7 +191,8 @@ impl Kernel for Parallel {
                     .with_next(likely_next(batch, i, self.team.threads()));
                 out.stats = with_scratch(|s| {
                     forward_backward_rows(
-                        (self.isa, self.clip),
+                        self.isa,
+                        self.clip,
                         model,
                         &part,
                         &mut out.dw,

@@ -1,0 +1,487 @@
+//! One pass of the fused kernel over a batch, block by block of [`BLOCK_ROWS`] rows:
+//!
+//! ```text
+//! for each block of 32 rows (X_b: 32 × d, read in place or converted from u8):
+//!     forward_block    acc[r][c] = X_b[r] · W[c]      (2-row × C-class tiles; raw vectors)
+//!     epilogue_group   logits = Σ acc · scale + b      (LANES rows at a time)
+//!                      p = softmax(logits), loss, argmax, G = p − onehot (clip-masked)
+//!     backward_block   dW[c] (+)= Σ_r G[c][r] · X_b[r]  (C-class × 2-vector tiles)
+//! db = Σ over blocks of Σ_r G[c][r]
+//! ```
+//!
+//! Every buffer the tiles write through a raw pointer is sized here, in [`Pass::run`]'s
+//! `Frame::new`, before the first block; `dW` and `db` are checked against the model's shape.
+
+use std::cell::RefCell;
+
+use super::prefetch::{LOOKAHEAD_ROWS, LinePrefetch, prefetch_rows_l1, rows_ahead};
+use super::tiles::{
+    CLASS_TILE, WIDE_TILE, accumulate_cx2, class_tiles, convert_row, dot_2xc, padded_classes,
+};
+use super::{BLOCK_ROWS, U8_SCALE};
+use crate::data::aligned::AlignedF32;
+use crate::kernels::simd::{Simd, WithSimd};
+use crate::kernels::softmax::{ClipGradient, lanes};
+use crate::kernels::{Batch, Pixels, Stats};
+use crate::model::Model;
+
+/// Per-thread buffers of the fused kernel, reused across calls.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// u8 rows of the current block converted to `f32` (not scaled), 64-byte aligned so the
+    /// vector loads of a row never straddle cache lines (when `d` is a multiple of 16).
+    x: AlignedF32,
+    /// The forward's raw accumulators of the block: for row group `q` (LANES rows), class
+    /// `c`, row `i` of the group, the vector at `((q·kp + c)·LANES + i)·LANES`.
+    acc: AlignedF32,
+    /// Scalar tails of the dot products (features past the last whole vector), class-major:
+    /// `kp × BLOCK_ROWS`.
+    tail: Vec<f32>,
+    /// The block's gradient times the input scale, class-major: `kp × BLOCK_ROWS`.
+    g: AlignedF32,
+    /// `db` partial sums per class, one vector each: `kp × LANES`.
+    db: AlignedF32,
+    /// A zero weight row for padded classes.
+    zero: Vec<f32>,
+    /// Padded `dW` when `classes` is not a multiple of [`CLASS_TILE`].
+    pub(super) dw_pad: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Run `f` with this thread's scratch buffers.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with_borrow_mut(f)
+}
+
+/// Give `buf` exactly `len` values (zeros when it grows).
+fn resize(buf: &mut AlignedF32, len: usize) {
+    if buf.len() != len {
+        *buf = AlignedF32::zeros(len);
+    }
+}
+
+/// What one pass over a batch writes besides its [`Stats`].
+pub(super) enum Out<'o> {
+    /// Forward only, with optional predictions (one per row).
+    Forward(Option<&'o mut [u8]>),
+    /// Forward + backward: `dw` (`padded_classes × features`) and `db` (`classes`) are
+    /// overwritten.
+    Backward {
+        dw: &'o mut [f32],
+        db: &'o mut [f32],
+        clip: ClipGradient,
+    },
+}
+
+/// One pass of the fused kernel over a batch; [`Isa::run`](crate::kernels::Isa::run) runs
+/// it compiled for the path's instruction set.
+pub(super) struct Pass<'a, 'o> {
+    pub(super) model: &'a Model,
+    pub(super) batch: &'a Batch<'a>,
+    pub(super) out: Out<'o>,
+    pub(super) s: &'o mut Scratch,
+}
+
+impl WithSimd for Pass<'_, '_> {
+    type Output = Stats;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> Stats {
+        self.run(simd)
+    }
+}
+
+/// The sizes of a pass and the pointers to the model's weight rows and to the `dW` rows,
+/// checked and fixed before the first block.
+struct Frame {
+    d: usize,
+    k: usize,
+    kp: usize,
+    /// 1 for `f32` pixels, 1/255 for u8 (applied to each logit and each gradient entry).
+    scale: f32,
+    /// `(wide, narrow)` class tiles on this instruction set.
+    tiles: (usize, usize),
+    /// `kp` weight rows of `d` values: the model's, then `Scratch::zero` for padding.
+    w: Vec<*const f32>,
+    /// `kp` distinct `dW` rows of `d` values (empty for a forward pass).
+    dw: Vec<*mut f32>,
+}
+
+impl Frame {
+    /// Size the scratch buffers for `S` and check the output buffers against the model.
+    ///
+    /// # Panics
+    /// When `dw` is not `padded_classes × features`, `db` not `classes`, or `predictions`
+    /// shorter than the batch (the kernels' entry points check these first, with messages).
+    fn new<S: Simd>(model: &Model, batch: &Batch, out: &mut Out, s: &mut Scratch) -> Self {
+        let lanes = S::LANES;
+        assert!(BLOCK_ROWS.is_multiple_of(lanes) && lanes <= 16);
+        let (d, k) = (model.features(), model.classes());
+        let kp = padded_classes(k);
+        s.zero.resize(d, 0.0);
+        resize(&mut s.acc, BLOCK_ROWS * kp * lanes);
+        resize(&mut s.g, kp * BLOCK_ROWS);
+        resize(&mut s.db, kp * lanes);
+        s.db.fill(0.0);
+        s.tail.resize(kp * BLOCK_ROWS, 0.0);
+        if let Pixels::U8(_) = batch.pixels() {
+            resize(&mut s.x, BLOCK_ROWS * d);
+        }
+        let zero = s.zero.as_ptr();
+        let w = (0..kp)
+            .map(|c| {
+                if c < k {
+                    model.class_weights(c).as_ptr()
+                } else {
+                    zero
+                }
+            })
+            .collect();
+        let dw = match out {
+            Out::Backward { dw, db, .. } => {
+                assert_eq!(dw.len(), kp * d, "dW must be padded_classes × features");
+                assert_eq!(db.len(), k, "db must hold one value per class");
+                if batch.is_empty() {
+                    dw.fill(0.0);
+                }
+                dw.chunks_exact_mut(d).map(<[f32]>::as_mut_ptr).collect()
+            }
+            Out::Forward(p) => {
+                if let Some(p) = p {
+                    assert!(p.len() >= batch.len(), "one prediction slot per row");
+                }
+                Vec::new()
+            }
+        };
+        let scale = match batch.pixels() {
+            Pixels::F32(_) => 1.0,
+            Pixels::U8(_) => U8_SCALE,
+        };
+        Frame {
+            d,
+            k,
+            kp,
+            scale,
+            tiles: class_tiles::<S>(kp),
+            w,
+            dw,
+        }
+    }
+
+    /// Offset in `Scratch::acc` of the accumulator vector of block row `r`, class `c`.
+    #[inline(always)]
+    fn acc_at(&self, lanes: usize, r: usize, c: usize) -> usize {
+        ((r / lanes * self.kp + c) * lanes + r % lanes) * lanes
+    }
+}
+
+/// The rows of one block as the tiles read them: `read[r]` points to `d` readable `f32`s
+/// (a row of the `f32` buffer, or the `Scratch::x` slot that [`convert_row`] fills); for u8
+/// pixels `write[r]` is that same slot (writable, derived from `&mut Scratch::x`) and `src[r]`
+/// the u8 row it is converted from. Every row index is bounds-checked here, once per block.
+struct BlockRows<'p> {
+    read: [*const f32; BLOCK_ROWS],
+    write: [*mut f32; BLOCK_ROWS],
+    src: [&'p [u8]; BLOCK_ROWS],
+}
+
+impl<'p> BlockRows<'p> {
+    #[inline(always)]
+    fn new(pixels: Pixels<'p>, rows: &[usize], d: usize, x: &mut AlignedF32) -> Self {
+        let mut out = BlockRows {
+            read: [std::ptr::null(); BLOCK_ROWS],
+            write: [std::ptr::null_mut(); BLOCK_ROWS],
+            src: [&[]; BLOCK_ROWS],
+        };
+        match pixels {
+            Pixels::F32(px) => {
+                for (o, &r) in out.read.iter_mut().zip(rows) {
+                    *o = px[r * d..(r + 1) * d].as_ptr();
+                }
+            }
+            Pixels::U8(px) => {
+                // `x` holds `BLOCK_ROWS × d` values (sized by `Frame::new`).
+                for (i, (slot, &r)) in x.chunks_exact_mut(d).zip(rows).enumerate() {
+                    out.src[i] = &px[r * d..(r + 1) * d];
+                    out.write[i] = slot.as_mut_ptr();
+                    out.read[i] = out.write[i].cast_const();
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Pass<'_, '_> {
+    /// The kernel body, instantiated once per instruction set.
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> Stats {
+        let Pass {
+            model,
+            batch,
+            mut out,
+            s,
+        } = self;
+        let f = Frame::new::<S>(model, batch, &mut out, s);
+        let (rows, pixels) = (batch.rows(), batch.pixels());
+        let mut stats = Stats::default();
+        let mut logits = vec![simd.zero(); f.k];
+        if batch.next_rows().is_empty() {
+            // The first block has nobody before it to prefetch it.
+            prefetch_rows_l1(pixels, &rows[..rows.len().min(BLOCK_ROWS)], f.d);
+        }
+        for (bi, block) in rows.chunks(BLOCK_ROWS).enumerate() {
+            let start = bi * BLOCK_ROWS;
+            let after = &rows[start + block.len()..];
+            let next_block = &after[..after.len().min(BLOCK_ROWS)];
+            // At the tutorial's batch of 256: the next step's block at the same place.
+            let ahead_rows = rows_ahead(batch, start + rows.len().min(LOOKAHEAD_ROWS), BLOCK_ROWS);
+            let mut ahead = LinePrefetch::new(pixels, ahead_rows, f.d);
+            // The look-ahead's lines, spread evenly over the forward's row pairs and the
+            // backward's feature pairs.
+            let (wide, narrow) = f.tiles;
+            let backward_calls = match out {
+                Out::Backward { .. } => (f.d / (2 * S::LANES)) * (wide + narrow),
+                Out::Forward(_) => 0,
+            };
+            let calls = block.len().div_ceil(2) + backward_calls;
+            let per_call = ahead.remaining().div_ceil(calls.max(1));
+            let l1_next = if ahead_rows.is_empty() {
+                next_block
+            } else {
+                &[]
+            };
+
+            let xs = BlockRows::new(pixels, block, f.d, &mut s.x);
+            forward_block(
+                simd,
+                &f,
+                &xs,
+                block.len(),
+                s,
+                &mut ahead,
+                per_call,
+                (pixels, l1_next),
+            );
+            for q in 0..block.len().div_ceil(S::LANES) {
+                let group = &block[q * S::LANES..block.len().min((q + 1) * S::LANES)];
+                let o = epilogue_group(
+                    simd,
+                    &f,
+                    model,
+                    batch,
+                    group,
+                    q,
+                    &mut logits,
+                    s,
+                    &mut out,
+                    start,
+                );
+                stats = stats.merge(o);
+            }
+            if !f.dw.is_empty() {
+                backward_block(
+                    simd,
+                    &f,
+                    &xs.read[..block.len()],
+                    bi == 0,
+                    s,
+                    &mut ahead,
+                    per_call,
+                );
+            }
+        }
+        if let Out::Backward { db, .. } = out {
+            for (c, db) in db.iter_mut().enumerate() {
+                // SAFETY: `db.len() == k` (checked by `Frame::new`), so `c < k <= kp`, and
+                // `s.db` holds `kp × LANES` values.
+                *db = simd.reduce_add(unsafe { simd.load(s.db.as_ptr().add(c * S::LANES)) });
+            }
+        }
+        stats
+    }
+}
+
+/// Forward of one block of `n` rows: the raw accumulators of every (row, class) into
+/// `s.acc`, the scalar tails into `s.tail`, zeros for the rows past `n` up to the end of their
+/// group of `LANES`. u8 rows are converted just before their row pair (so the dot products
+/// read them from L1). With nothing ahead to fetch into L2, `l1_next` (the next block of the
+/// batch) is fetched into L1 instead, a row pair at a time.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward_block<S: Simd>(
+    simd: S,
+    f: &Frame,
+    xs: &BlockRows,
+    n: usize,
+    s: &mut Scratch,
+    ahead: &mut LinePrefetch,
+    per_call: usize,
+    (pixels, l1_next): (Pixels, &[usize]),
+) {
+    let lanes = S::LANES;
+    let (wide, narrow) = f.tiles;
+    let acc = s.acc.as_mut_ptr();
+    for r0 in (0..n).step_by(2) {
+        let r1 = (r0 + 1).min(n - 1);
+        let upto = if r0 + 2 >= n { l1_next.len() } else { r0 + 2 };
+        prefetch_rows_l1(pixels, l1_next.get(r0..upto).unwrap_or(&[]), f.d);
+        ahead.next(per_call);
+        for r in if r1 == r0 { r0..r0 + 1 } else { r0..r1 + 1 } {
+            if !xs.src[r].is_empty() {
+                // SAFETY: `xs.write[r]` is the `d`-value slot of row `r` in `s.x` (derived
+                // from `&mut s.x`, which nothing else borrows during the block).
+                unsafe { convert_row(simd, xs.src[r], xs.write[r]) };
+            }
+        }
+        let mut store = |c0: usize, accs: &[S::V], tails: &[f32], r: usize| {
+            for (c, (&a, &t)) in accs.iter().zip(tails).enumerate() {
+                // SAFETY: `acc_at(r, c0 + c) + LANES <= BLOCK_ROWS·kp·LANES = s.acc.len()`
+                // for `r < BLOCK_ROWS`, `c0 + c < kp`.
+                unsafe { simd.store(acc.add(f.acc_at(lanes, r, c0 + c)), a) };
+                s.tail[(c0 + c) * BLOCK_ROWS + r] = t;
+            }
+        };
+        let x = [xs.read[r0], xs.read[r1]];
+        for c0 in (0..wide).map(|t| t * WIDE_TILE) {
+            let w: [*const f32; WIDE_TILE] = std::array::from_fn(|c| f.w[c0 + c]);
+            // SAFETY: the rows hold `d` values (`BlockRows`), the weight rows are the model's
+            // class rows (`class_weights`) or `s.zero` (`d` zeros).
+            let (a, t) = unsafe { dot_2xc(simd, x, w, f.d) };
+            store(c0, &a[0], &t[0], r0);
+            store(c0, &a[1], &t[1], r0 + 1);
+        }
+        for c0 in (0..narrow).map(|t| wide * WIDE_TILE + t * CLASS_TILE) {
+            let w: [*const f32; CLASS_TILE] = std::array::from_fn(|c| f.w[c0 + c]);
+            // SAFETY: as above.
+            let (a, t) = unsafe { dot_2xc(simd, x, w, f.d) };
+            store(c0, &a[0], &t[0], r0);
+            store(c0, &a[1], &t[1], r0 + 1);
+        }
+    }
+    // Rows past the block's end (up to the end of their group) sum to zero.
+    for r in n.next_multiple_of(2)..n.div_ceil(lanes) * lanes {
+        for c in 0..f.kp {
+            // SAFETY: as in `store` above.
+            unsafe { simd.store(acc.add(f.acc_at(lanes, r, c)), simd.zero()) };
+            s.tail[c * BLOCK_ROWS + r] = 0.0;
+        }
+    }
+}
+
+/// Epilogue of row group `q` of a block (`group`: its at most `LANES` row indices): logits
+/// (`k` vectors, one per class) from the accumulators, softmax, loss, argmax and `G`, `LANES` rows at a time. Writes the
+/// predictions (forward) or `G · scale` into `s.g` and `db`'s partial sums (backward).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn epilogue_group<S: Simd>(
+    simd: S,
+    f: &Frame,
+    model: &Model,
+    batch: &Batch,
+    group: &[usize],
+    q: usize,
+    logits: &mut [S::V],
+    s: &mut Scratch,
+    out: &mut Out,
+    block_start: usize,
+) -> Stats {
+    let lanes = S::LANES;
+    let first = q * lanes;
+    let mut label_lanes = [0.0f32; 16];
+    for (l, &row) in label_lanes.iter_mut().zip(group) {
+        *l = f32::from(batch.labels()[row]);
+    }
+    // SAFETY: `label_lanes` holds 16 ≥ LANES values.
+    let label_v = unsafe { simd.load(label_lanes.as_ptr()) };
+    for (c, l) in logits.iter_mut().enumerate() {
+        let at = f.acc_at(lanes, first, c);
+        let mut vs = [simd.zero(); 16];
+        for (i, v) in vs.iter_mut().enumerate().take(lanes) {
+            // SAFETY: `at + (i + 1)·LANES <= s.acc.len()` (`at` is a group start).
+            *v = unsafe { simd.load(s.acc.as_ptr().add(at + i * lanes)) };
+        }
+        let sums = simd.transpose_sum(&vs[..lanes]);
+        // SAFETY: `s.tail` holds `kp × BLOCK_ROWS` values and `first + LANES <= BLOCK_ROWS`.
+        let tails = unsafe { simd.load(s.tail.as_ptr().add(c * BLOCK_ROWS + first)) };
+        let b = simd.splat(model.b()[c]);
+        *l = simd.mul_add(simd.add(sums, tails), simd.splat(f.scale), b);
+    }
+    let grad = match out {
+        Out::Backward { clip, .. } => Some(*clip),
+        Out::Forward(_) => None,
+    };
+    let valid = (1u32 << group.len()) - 1;
+    let o = lanes::epilogue(simd, logits, label_v, valid, grad);
+    match out {
+        Out::Forward(Some(predictions)) => {
+            let mut pred = [0.0f32; 16];
+            // SAFETY: `pred` holds 16 ≥ LANES values.
+            unsafe { simd.store(pred.as_mut_ptr(), o.predicted) };
+            let dst = &mut predictions[block_start + first..][..group.len()];
+            for (p, &v) in dst.iter_mut().zip(&pred) {
+                *p = v as u8;
+            }
+        }
+        Out::Forward(None) => {}
+        Out::Backward { .. } => {
+            for (c, &g) in logits.iter().enumerate() {
+                // SAFETY: `s.db` holds `kp × LANES` values, `s.g` `kp × BLOCK_ROWS`, `c < k`
+                // and `first + LANES <= BLOCK_ROWS`.
+                unsafe {
+                    let db = s.db.as_mut_ptr().add(c * lanes);
+                    simd.store(db, simd.add(simd.load(db), g));
+                    let gp = s.g.as_mut_ptr().add(c * BLOCK_ROWS + first);
+                    simd.store(gp, simd.mul(g, simd.splat(f.scale)));
+                }
+            }
+            for c in f.k..f.kp {
+                s.g[c * BLOCK_ROWS + first..][..lanes].fill(0.0);
+            }
+        }
+    }
+    Stats {
+        loss: o.loss,
+        correct: o.correct,
+        clipped: o.clipped,
+        rows: group.len(),
+    }
+}
+
+/// Backward of one block: `dW[c] (+)= Σ_r G[c][r] · X[r]` for every class tile, over the
+/// block's rows `xs` (overwriting `dW` for a call's first block), with the look-ahead's
+/// prefetches spread over the feature pairs.
+#[inline(always)]
+fn backward_block<S: Simd>(
+    simd: S,
+    f: &Frame,
+    xs: &[*const f32],
+    overwrite: bool,
+    s: &Scratch,
+    ahead: &mut LinePrefetch,
+    per_call: usize,
+) {
+    let (wide, narrow) = f.tiles;
+    let g = s.g.as_ptr();
+    for c0 in (0..wide).map(|t| t * WIDE_TILE) {
+        let dw: [*mut f32; WIDE_TILE] = std::array::from_fn(|c| f.dw[c0 + c]);
+        // SAFETY: `f.dw` are the distinct `d`-value rows of `dW` (length checked by
+        // `Frame::new`), the `xs` rows hold `d` values, and `g` holds `kp × BLOCK_ROWS`
+        // gradients with `c0 + C <= kp`, `xs.len() <= BLOCK_ROWS`.
+        unsafe {
+            let g = g.add(c0 * BLOCK_ROWS);
+            accumulate_cx2(simd, dw, xs, g, f.d, overwrite, ahead, per_call)
+        };
+    }
+    for c0 in (0..narrow).map(|t| wide * WIDE_TILE + t * CLASS_TILE) {
+        let dw: [*mut f32; CLASS_TILE] = std::array::from_fn(|c| f.dw[c0 + c]);
+        // SAFETY: as above.
+        unsafe {
+            let g = g.add(c0 * BLOCK_ROWS);
+            accumulate_cx2(simd, dw, xs, g, f.d, overwrite, ahead, per_call)
+        };
+    }
+}

@@ -1,0 +1,170 @@
+//! The register tiles of the fused kernel, each a short function over raw row pointers:
+//! the forward's 2-row × C-class dot products ([`dot_2xc`]), the backward's C-class × 2-vector
+//! `dW` accumulation ([`accumulate_cx2`]), and the u8 → `f32` row conversion
+//! ([`convert_row`]). Shapes: `d` features per row, `C` classes per tile, `BLOCK_ROWS` rows
+//! per block; `W`, `dW` and `G` class-major.
+
+use super::BLOCK_ROWS;
+use super::prefetch::LinePrefetch;
+use crate::kernels::simd::Simd;
+
+/// Classes per narrow register tile (10 = two tiles for MNIST).
+pub(crate) const CLASS_TILE: usize = 5;
+/// Classes per wide tile (instruction sets with 32 vector registers).
+pub(crate) const WIDE_TILE: usize = 10;
+
+/// Classes padded up to a whole number of narrow tiles.
+pub(crate) fn padded_classes(classes: usize) -> usize {
+    classes.div_ceil(CLASS_TILE) * CLASS_TILE
+}
+
+/// How `kp` padded classes are tiled on `S`: `(wide, narrow)` tiles. The `wide` tiles of
+/// [`WIDE_TILE`] classes come first (only where `S` has the registers for them), then the
+/// `narrow` ones of `CLASS_TILE`. The forward, the backward and the prefetch budget all
+/// follow this one tiling.
+pub(crate) fn class_tiles<S: Simd>(kp: usize) -> (usize, usize) {
+    let wide = if S::WIDE_TILE { kp / WIDE_TILE } else { 0 };
+    (wide, (kp - wide * WIDE_TILE) / CLASS_TILE)
+}
+
+/// The raw accumulators of two rows against a tile of `C` class weight rows: vector `acc[r][c]`
+/// holds lane-wise partial sums of `x_r · w_c` (summed across lanes later, by
+/// [`Simd::transpose_sum`]); `tail[r][c]` the scalar sum over the features past the last
+/// whole vector.
+///
+/// # Safety
+/// Every pointer must be readable for `d` values.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+pub(crate) unsafe fn dot_2xc<S: Simd, const C: usize>(
+    s: S,
+    x: [*const f32; 2],
+    w: [*const f32; C],
+    d: usize,
+) -> ([[S::V; C]; 2], [[f32; C]; 2]) {
+    let mut acc = [[s.zero(); C]; 2];
+    let vec_end = d - d % S::LANES;
+    let mut j = 0;
+    while j < vec_end {
+        // SAFETY: `j + LANES <= vec_end <= d`, inside every row (the caller's contract).
+        unsafe {
+            let (a, b) = (s.load(x[0].add(j)), s.load(x[1].add(j)));
+            for c in 0..C {
+                let wc = s.load(w[c].add(j));
+                acc[0][c] = s.mul_add(a, wc, acc[0][c]);
+                acc[1][c] = s.mul_add(b, wc, acc[1][c]);
+            }
+        }
+        j += S::LANES;
+    }
+    let mut tail = [[0.0; C]; 2];
+    for (r, tail) in tail.iter_mut().enumerate() {
+        for (c, t) in tail.iter_mut().enumerate() {
+            for jj in vec_end..d {
+                // SAFETY: `jj < d`.
+                *t += unsafe { *x[r].add(jj) * *w[c].add(jj) };
+            }
+        }
+    }
+    (acc, tail)
+}
+
+/// `dw[c][j] (+)= Σ_r g[c·BLOCK_ROWS + r] · x_r[j]` for a tile of `C` classes, every `j`; the
+/// tile's rows of `dW` are overwritten instead of added to when `overwrite`. After each pair
+/// of feature vectors it issues `per_pair` of `ahead`'s prefetches.
+///
+/// # Safety
+/// Every `dw` row must be writable and every `xs` row readable for `d` values, the `dw` rows
+/// distinct; `g` must be readable at `c·BLOCK_ROWS + r` for every `c < C`, `r < xs.len()`.
+#[inline(always)]
+pub(crate) unsafe fn accumulate_cx2<S: Simd, const C: usize>(
+    s: S,
+    dw: [*mut f32; C],
+    xs: &[*const f32],
+    g: *const f32,
+    d: usize,
+    overwrite: bool,
+    ahead: &mut LinePrefetch,
+    per_pair: usize,
+) {
+    let two = 2 * S::LANES;
+    let pair_end = d - d % two;
+    let mut j = 0;
+    let gat = |c: usize, r: usize| c * BLOCK_ROWS + r;
+    // SAFETY (whole body): every offset below is `< d` for rows of `d` values and
+    // `c·BLOCK_ROWS + r` with `r < xs.len()`, `c < C` for `g` (the caller's contract).
+    unsafe {
+        while j < pair_end {
+            let mut acc = [[s.zero(); 2]; C];
+            if !overwrite {
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = [s.load(dw[c].add(j)), s.load(dw[c].add(j + S::LANES))];
+                }
+            }
+            for (r, &x) in xs.iter().enumerate() {
+                let (x0, x1) = (s.load(x.add(j)), s.load(x.add(j + S::LANES)));
+                for (c, a) in acc.iter_mut().enumerate() {
+                    let gc = s.splat(*g.add(gat(c, r)));
+                    a[0] = s.mul_add(gc, x0, a[0]);
+                    a[1] = s.mul_add(gc, x1, a[1]);
+                }
+            }
+            for (c, a) in acc.iter().enumerate() {
+                s.store(dw[c].add(j), a[0]);
+                s.store(dw[c].add(j + S::LANES), a[1]);
+            }
+            ahead.next(per_pair);
+            j += two;
+        }
+        // Tail: one vector if it fits, then scalars.
+        if d - j >= S::LANES {
+            let mut acc = [s.zero(); C];
+            if !overwrite {
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = s.load(dw[c].add(j));
+                }
+            }
+            for (r, &x) in xs.iter().enumerate() {
+                let x0 = s.load(x.add(j));
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = s.mul_add(s.splat(*g.add(gat(c, r))), x0, *a);
+                }
+            }
+            for (c, a) in acc.iter().enumerate() {
+                s.store(dw[c].add(j), *a);
+            }
+            j += S::LANES;
+        }
+        for jj in j..d {
+            for (c, &row) in dw.iter().enumerate() {
+                let mut sum = if overwrite { 0.0 } else { *row.add(jj) };
+                for (r, &x) in xs.iter().enumerate() {
+                    sum += *g.add(gat(c, r)) * *x.add(jj);
+                }
+                *row.add(jj) = sum;
+            }
+        }
+    }
+}
+
+/// `dst[j] = src[j]` as `f32` (0.0 ..= 255.0), vectorised.
+///
+/// # Safety
+/// `dst` must be writable for `src.len()` values.
+#[inline(always)]
+pub(crate) unsafe fn convert_row<S: Simd>(s: S, src: &[u8], dst: *mut f32) {
+    let d = src.len();
+    let vec_end = d - d % S::LANES;
+    let mut j = 0;
+    // SAFETY: `j + LANES <= d` for the vector loop and `jj < d` for the tail; `src` holds `d`
+    // values and `dst` is writable for `d` (the caller's contract).
+    unsafe {
+        while j < vec_end {
+            s.store(dst.add(j), s.load_u8(src.as_ptr().add(j)));
+            j += S::LANES;
+        }
+        for (jj, &v) in src.iter().enumerate().skip(vec_end) {
+            *dst.add(jj) = f32::from(v);
+        }
+    }
+}
