@@ -548,3 +548,43 @@ fn a_diverging_run_ends_its_metrics_with_the_error() {
             .all(|e| e["event"] == "report")
     );
 }
+
+#[test]
+fn a_resumed_run_counts_images_per_second_over_the_steps_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let metrics = dir.path().join("m.jsonl");
+    let first = train_cmd()
+        .args(["--steps", "100", "--quiet", "--save"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = train_cmd()
+        .args(["--steps", "400", "--quiet", "--resume"])
+        .arg(&model)
+        .arg("--metrics")
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let events = read_jsonl(&metrics);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["steps"], 400);
+    // 300 steps of 256 ran in `train_seconds`: the rate is theirs, not 400 steps' worth.
+    let images =
+        summary["images_per_sec"].as_f64().unwrap() * summary["train_seconds"].as_f64().unwrap();
+    assert!(
+        (images / (300.0 * 256.0) - 1.0).abs() < 1e-6,
+        "images_per_sec × train_seconds = {images}, expected 300 × 256"
+    );
+}

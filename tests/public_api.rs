@@ -281,7 +281,7 @@ fn training_and_evaluation_refuse_data_that_does_not_fit() {
     };
     let err = train_err(&tutorial, empty, Model::tutorial_init(D, 5));
     assert!(
-        err.to_string().contains("the training set is empty"),
+        err.to_string().contains("the training set has no samples"),
         "{err}"
     );
     let cfg = TrainConfig {
@@ -290,7 +290,7 @@ fn training_and_evaluation_refuse_data_that_does_not_fit() {
     };
     let err = train_err(&cfg, data, Model::tutorial_init(D, 5));
     assert!(
-        err.to_string().contains("--batch-size must be at least 1"),
+        err.to_string().contains("batch_size must be at least 1"),
         "{err}"
     );
     // Evaluation checks labels against the model too.

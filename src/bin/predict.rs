@@ -121,7 +121,7 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             match prepare(path, invert) {
                 Ok(input) => inputs.push(input),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", run::cli_message(e.as_ref()));
                     all_ok = false;
                 }
             }
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", run::cli_message(e.as_ref()));
             ExitCode::FAILURE
         }
     }

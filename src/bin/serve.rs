@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::{self, Dataset};
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{Isa, SimdChoice};
 use mnist_logreg::run::{self, DataSource, LoadedData, RunSpec};
 use mnist_logreg::serve::{self, App, ServeOptions};
-use mnist_logreg::{classes::ClassNames, train};
 
 /// Serve a page where you draw a digit and watch the model read it, with a JSON API.
 ///
@@ -58,25 +58,19 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
     let isa = Isa::select(args.simd)?;
     let dir = args.data.clone().unwrap_or_else(dataset::default_dir);
     let Some(path) = &args.model else {
-        let spec = RunSpec::default();
         let source = DataSource {
             class_names: args.class_names.clone(),
             ..DataSource::new(&dir)
         };
-        let data = LoadedData::open(&source, spec.kernel.input(), false)?;
-        let kernel = spec.build_kernel(isa, 0);
-        let model = run::initial_model(None, data.features(), data.classes())?;
-        let outcome = train::train(
-            &spec.train,
-            kernel.as_ref(),
-            data.train_data(),
-            model,
-            |_| {},
-        )?;
-        let eval = run::evaluate_test(kernel.as_ref(), &outcome.model, &data)?;
+        let run::TutorialRun {
+            data,
+            outcome,
+            eval,
+            ..
+        } = run::train_tutorial(&source, isa)?;
         eprintln!(
             "no --model: trained the tutorial's model ({} steps) in {:.0} ms; test accuracy {:.4}",
-            spec.train.steps,
+            outcome.progress.step,
             outcome.elapsed.as_secs_f64() * 1e3,
             eval.accuracy
         );
@@ -91,7 +85,7 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
     };
     let (model, meta) = run::load_picture_model(path)?;
     let names = ClassNames::resolve(args.class_names.as_deref(), &dir, model.classes())?;
-    let accuracy = meta.get("test_accuracy").and_then(|a| a.parse().ok());
+    let accuracy = RunSpec::recorded_accuracy(&meta);
     let test = match Dataset::open_test(&dir, &LoadOptions::default()) {
         Ok(test) => Some(test),
         Err(e) => {
@@ -102,25 +96,28 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
     Ok(App::new(model, names, isa, test, accuracy))
 }
 
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The shutdown signal: SIGINT or SIGTERM. The handlers are registered here, when it is
+/// called (not when the future is first polled), so a signal that arrives right after the
+/// "listening" line already stops the server cleanly.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut int, mut term) = (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        );
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        })
     }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 fn run(args: Args) -> Result<(), BoxError> {
@@ -133,6 +130,7 @@ fn run(args: Args) -> Result<(), BoxError> {
             .await
             .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
         let addr = listener.local_addr()?;
+        let stop = stop_signal()?;
         let host = if addr.is_ipv6() {
             format!("[{}]", addr.ip())
         } else {
@@ -143,7 +141,7 @@ fn run(args: Args) -> Result<(), BoxError> {
         let options = ServeOptions {
             timeout: Duration::from_secs(args.timeout),
         };
-        serve::serve(listener, app, options, stop_signal()).await?;
+        serve::serve(listener, app, options, stop).await?;
         eprintln!("stopped");
         Ok::<(), BoxError>(())
     })
@@ -154,7 +152,7 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", run::cli_message(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -317,7 +317,7 @@ fn run(args: Args) -> Result<Ended, BoxError> {
             if let Some(log) = metrics.as_mut() {
                 // Best effort: the training error is what gets reported.
                 let _ = log.write(&MetricsEvent::Error {
-                    message: &e.to_string(),
+                    message: &run::cli_message(&e),
                 });
             }
             return Err(e.into());
@@ -463,15 +463,13 @@ fn print_timing(
     outcome: &TrainOutcome,
     eval: &run::Evaluation,
 ) -> std::io::Result<()> {
-    let steps = outcome.progress.step - s.from.step;
-    let images = (steps * s.spec.train.batch_size) as f64;
     writeln!(
         out,
         "timing: load {:.1} ms, train {:.1} ms ({} steps, {:.0} images/s), eval {:.2} ms; kernel {}, simd {}, threads {}",
         s.data.load_time.as_secs_f64() * 1e3,
         outcome.elapsed.as_secs_f64() * 1e3,
-        steps,
-        images / outcome.elapsed.as_secs_f64().max(1e-12),
+        outcome.steps_run(),
+        outcome.images_per_sec(s.spec.train.batch_size),
         eval.elapsed.as_secs_f64() * 1e3,
         s.spec.kernel,
         s.kernel.simd(),
@@ -552,7 +550,7 @@ fn main() -> ExitCode {
         Ok(Ended::Finished) => ExitCode::SUCCESS,
         Ok(Ended::Interrupted(signal)) => ExitCode::from(signal.exit_status),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", run::cli_message(e.as_ref()));
             ExitCode::FAILURE
         }
     }

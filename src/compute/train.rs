@@ -64,10 +64,17 @@ impl Default for TrainConfig {
 
 /// Faults of a training run.
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum TrainError {
-    /// A configuration value that cannot work.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A configuration value that cannot work: `field` names the [`TrainConfig`] field (or
+    /// `data` for the training set).
+    #[error("invalid configuration: {field} {reason}")]
+    Config {
+        /// The field of [`TrainConfig`].
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The data's pixels, labels and feature count do not agree with each other.
     #[error(transparent)]
     Batch(#[from] crate::kernels::BatchError),
@@ -81,7 +88,7 @@ pub enum TrainError {
     },
     /// The loss, a gradient or the weights stopped being finite.
     #[error(
-        "step {step}: the {quantity} {} not finite ({value}); training diverged (lower the learning rate, check the input for NaN, or pass --allow-non-finite to continue)",
+        "step {step}: the {quantity} {} not finite ({value}); training diverged (lower the learning rate, check the input for NaN, or set allow_non_finite to continue)",
         if *quantity == "weights" { "are" } else { "is" }
     )]
     NonFinite {
@@ -146,16 +153,29 @@ pub struct Progress {
 
 /// What a run returns when it ends, finished or stopped.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TrainOutcome {
     /// The model after the last step taken.
     pub model: Model,
-    /// Wall time of the step loop (reports included).
+    /// Wall time of this call's step loop (reports included).
     pub elapsed: Duration,
     /// Where the run ended; `progress.step < cfg.steps` when an observer stopped it.
     pub progress: Progress,
+    /// The step this call started after (0 for [`train`], `from.step` for [`resume`]).
+    pub started_after: usize,
 }
 
 impl TrainOutcome {
+    /// Steps this call ran (a resumed run's earlier parts not included).
+    pub fn steps_run(&self) -> usize {
+        self.progress.step - self.started_after
+    }
+
+    /// Images per second of this call's step loop, at `batch_size` rows per step.
+    pub fn images_per_sec(&self, batch_size: usize) -> f64 {
+        (self.steps_run() * batch_size) as f64 / self.elapsed.as_secs_f64().max(1e-12)
+    }
+
     /// Clipped rows over the whole run (every resumed part included).
     pub fn clipped_rows(&self) -> usize {
         self.progress.clipped_rows
@@ -183,21 +203,21 @@ impl<F: FnMut(&Report)> Observer for F {
 
 /// Check a configuration before running it.
 pub fn validate(cfg: &TrainConfig, samples: usize) -> Result<(), TrainError> {
-    let bad = |m: &str| Err(TrainError::Config(m.to_string()));
+    let bad = |field, reason| Err(TrainError::Config { field, reason });
     if cfg.batch_size == 0 {
-        return bad("--batch-size must be at least 1");
+        return bad("batch_size", "must be at least 1");
     }
     if cfg.display_step == 0 {
-        return bad("--display-step must be at least 1");
+        return bad("display_step", "must be at least 1");
     }
     if !(cfg.learning_rate.is_finite() && cfg.learning_rate > 0.0) {
-        return bad("--learning-rate must be a finite number above 0");
+        return bad("learning_rate", "must be a finite number above 0");
     }
     if let Shuffle::Buffer { size: 0 } = cfg.shuffle {
-        return bad("--shuffle-buffer must be at least 1");
+        return bad("shuffle_buffer", "must be at least 1");
     }
     if samples == 0 {
-        return bad("the training set is empty");
+        return bad("data", "is empty: the training set has no samples");
     }
     Ok(())
 }
@@ -295,6 +315,7 @@ pub fn resume(
         model,
         elapsed: start.elapsed(),
         progress,
+        started_after: from.step,
     })
 }
 

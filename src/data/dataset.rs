@@ -66,7 +66,7 @@ pub enum DatasetError {
     },
     /// A file that claims to be MNIST has the wrong content.
     #[error(
-        "{path}: SHA-256 of the decompressed bytes is {found}, expected {expected} (the MNIST {name} file); the file is corrupt or not MNIST (use --checksum skip to load it anyway)"
+        "{path}: SHA-256 of the decompressed bytes is {found}, expected {expected} (the MNIST {name} file); the file is corrupt or not MNIST (ChecksumPolicy::Skip loads it anyway)"
     )]
     Checksum {
         /// The file.

@@ -84,7 +84,8 @@ pub struct Summary {
     pub threads: usize,
     /// Wall time of the training loop, seconds.
     pub train_seconds: f64,
-    /// Training images per second over the whole loop.
+    /// Training images per second over the steps this process ran (`train_seconds`; a
+    /// resumed run's earlier parts are not counted).
     pub images_per_sec: f64,
     /// Rows clipped over the whole run.
     pub clipped_rows: usize,
