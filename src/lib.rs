@@ -9,10 +9,10 @@
 //!
 //! | stage | modules |
 //! | --- | --- |
-//! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`aligned`], [`classes`], [`fetch`] (feature `fetch`) |
+//! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`aligned`], [`classes`], `fetch` (feature `fetch`) |
 //! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch in `kernels::simd`) → [`model`] → [`train`] (the SGD loop) |
 //! | results out (`src/output/`) | [`checkpoint`], [`metrics`], [`plot`], [`render`] |
-//! | around it | [`run`] (the pipeline `train`, `predict` share), [`preprocess`] (a picture → a 28×28 input) |
+//! | around it | `run` (feature `cli`: the pipeline the binaries share), [`preprocess`] (a picture → a 28×28 input), `serve` (feature `serve`) |
 //!
 //! ## Use it as a library
 //!
@@ -21,25 +21,25 @@
 //!
 //! ```no_run
 //! use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
-//! use mnist_logreg::kernels::{KernelKind, Pixels};
+//! use mnist_logreg::kernels::KernelKind;
 //! use mnist_logreg::model::Model;
 //! use mnist_logreg::train::{self, TrainConfig, TrainData};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let data = Dataset::open("data/mnist".as_ref(), &Default::default(), ChecksumPolicy::Auto)?;
 //! let kernel = KernelKind::ParallelU8.build(0); // widest SIMD of this CPU, one thread per core
-//! let train_data = TrainData {
-//!     pixels: Pixels::U8(data.train.pixels()),
-//!     labels: data.train.labels(),
-//!     features: data.train.features(),
-//! };
 //! let model = Model::tutorial_init(data.train.features(), mnist_logreg::MNIST_CLASSES);
-//! let outcome = train::train(&TrainConfig::default(), kernel.as_ref(), train_data, model, |r| {
+//! let cfg = TrainConfig::default(); // the tutorial: 1000 steps of 256, rate 0.01
+//! let outcome = train::train(&cfg, kernel.as_ref(), TrainData::u8(&data.train), model, |r| {
 //!     println!("step: {}, loss: {:.6}, accuracy: {:.6}", r.step, r.loss, r.accuracy)
 //! })?;
-//! let test = Pixels::U8(data.test.pixels());
-//! let (stats, _) = train::evaluate(kernel.as_ref(), &outcome.model, test, data.test.labels())?;
-//! println!("Test Accuracy: {:.6}", stats.correct as f64 / data.test.len() as f64);
+//! let test = TrainData::u8(&data.test);
+//! let (stats, _) = train::evaluate(kernel.as_ref(), &outcome.model, test.pixels, test.labels)?;
+//! println!("Test Accuracy: {:.6}", stats.accuracy());
+//! // One image: its class and the ten probabilities.
+//! let first = &data.test.pixels()[..data.test.features()];
+//! let p = outcome.model.predict(first)?;
+//! println!("first test image: {} (p = {:.3})", p.class, p.probabilities[p.class]);
 //! # Ok(())
 //! # }
 //! ```

@@ -7,7 +7,6 @@ use clap::Parser;
 use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::{self, Dataset};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{reference, softmax};
 use mnist_logreg::model::Model;
 use mnist_logreg::preprocess::{self, Invert, SIDE};
 use mnist_logreg::render::image_to_text;
@@ -62,8 +61,10 @@ struct Sample {
 
 /// Classify one 28×28 input and print it; true when it has a label and the answer is right.
 fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) -> bool {
-    let probs = reference::probabilities(model, &sample.pixels);
-    let best = softmax::argmax(&probs);
+    let prediction = model
+        .predict(&sample.pixels)
+        .expect("a 28×28 input for a model of 784 features");
+    let (best, probs) = (prediction.class, prediction.probabilities);
     println!("== {}", sample.title);
     if render {
         print!("{}", image_to_text(&sample.pixels, SIDE, SIDE));

@@ -78,7 +78,6 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
         return Ok(App::new(
             outcome.model,
             names,
-            isa,
             Some(dataset.test),
             Some(eval.accuracy),
         ));
@@ -93,7 +92,7 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
             None
         }
     };
-    Ok(App::new(model, names, isa, test, accuracy))
+    Ok(App::new(model, names, test, accuracy))
 }
 
 /// The shutdown signal: SIGINT or SIGTERM. The handlers are registered here, when it is

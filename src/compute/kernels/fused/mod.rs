@@ -13,7 +13,7 @@
 //! 2 rows × C classes = 2C vector accumulators; per feature vector 2 loads of `x` and C loads
 //! of `W` feed 2C FMAs (C = 10 on AVX-512: 20 of 32 registers; 5 elsewhere: 10 of AVX2's 16).
 //! The accumulators are not summed one by one (8 shuffles and adds each, on the FMA ports):
-//! they are stored, and once per group of `LANES` rows [`Simd::transpose_sum`] turns the
+//! they are stored, and once per group of `LANES` rows [`Simd::transpose_sum`](super::simd::Simd::transpose_sum) turns the
 //! `LANES` accumulators of a class into one vector holding the logit of each row — about 3
 //! instructions per accumulator.
 //!

@@ -1,0 +1,142 @@
+//! The domain of the page: a model, its class names and the test digits, answering for
+//! 784 pixels or an image file. Nothing here knows HTTP.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::data::classes::ClassNames;
+use crate::data::dataset::Split;
+use crate::model::Model;
+use crate::preprocess::{self, DecodeError, Invert, PreprocessError, SIDE};
+
+/// Everything a request needs: the model, its names, the test split for sample digits.
+pub struct App {
+    model: Model,
+    pub(super) names: ClassNames,
+    pub(super) test: Option<Split>,
+    test_accuracy: Option<f64>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("features", &self.model.features())
+            .field("classes", &self.model.classes())
+            .field("test_accuracy", &self.test_accuracy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One answer of the model.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Prediction {
+    /// The predicted class (argmax of the probabilities, first index on ties).
+    pub class: usize,
+    /// Its name.
+    pub label: String,
+    /// `softmax(x·W + b)` per class.
+    pub probabilities: Vec<f32>,
+    /// The 28×28 input the model saw, row-major (for image bodies: after preprocessing).
+    pub prepared: Vec<u8>,
+    /// How an image body is unlike an MNIST digit (empty for pixels).
+    pub warnings: Vec<String>,
+}
+
+impl App {
+    /// An app serving `model` (784 features) through [`Model::predict`]. `test` (the test
+    /// split) enables `/api/test-digit`; `test_accuracy` is reported by `/api/model`.
+    ///
+    /// # Panics
+    /// When the model does not read 28×28 pictures.
+    pub fn new(
+        model: Model,
+        names: ClassNames,
+        test: Option<Split>,
+        test_accuracy: Option<f64>,
+    ) -> Self {
+        assert_eq!(model.features(), SIDE * SIDE, "the page draws 28×28 digits");
+        Self {
+            model,
+            names,
+            test,
+            test_accuracy,
+        }
+    }
+
+    /// The model's answer for 784 pixels (MNIST polarity, 0 = background).
+    pub fn predict_pixels(&self, pixels: &[u8], warnings: Vec<String>) -> Prediction {
+        let p = self
+            .model
+            .predict(pixels)
+            .expect("the page's inputs have the model's 784 pixels");
+        let class = p.class;
+        Prediction {
+            class,
+            label: self.names.label(class),
+            probabilities: p.probabilities,
+            prepared: pixels.to_vec(),
+            warnings,
+        }
+    }
+
+    /// The model's answer for an image file's bytes, prepared like `predict` does.
+    pub fn predict_image(&self, bytes: &[u8]) -> Result<Prediction, ImageError> {
+        let gray = preprocess::decode_gray(bytes, preprocess::MAX_PIXELS)?;
+        let prepared = preprocess::to_mnist(&gray, Invert::Auto)?;
+        let warnings = prepared.unlike.iter().map(|u| u.to_string()).collect();
+        Ok(self.predict_pixels(&prepared.pixels, warnings))
+    }
+
+    /// What `/api/model` reports.
+    pub fn describe(&self) -> Value {
+        json!({
+            "features": self.model.features(),
+            "classes": self.model.classes(),
+            "class_names": (0..self.model.classes()).map(|c| self.names.label(c)).collect::<Vec<_>>(),
+            "test_accuracy": self.test_accuracy,
+            "kernel": "reference",
+            "simd": "scalar",
+            "test_images": self.test.as_ref().map_or(0, |t| t.len()),
+        })
+    }
+}
+
+/// Why an image file got no answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// It cannot be decoded, or is too large.
+    Decode(DecodeError),
+    /// It decodes, but holds nothing to classify (blank, …).
+    Prepare(PreprocessError),
+}
+
+impl std::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageError::Decode(DecodeError::Image(reason)) => {
+                write!(f, "the image cannot be decoded: {reason}")
+            }
+            ImageError::Decode(DecodeError::TooLarge { width, height }) => write!(
+                f,
+                "the image is {width}×{height}, over the limit of {} pixels",
+                preprocess::MAX_PIXELS
+            ),
+            ImageError::Prepare(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ImageError {}
+
+impl From<DecodeError> for ImageError {
+    fn from(e: DecodeError) -> Self {
+        ImageError::Decode(e)
+    }
+}
+
+impl From<PreprocessError> for ImageError {
+    fn from(e: PreprocessError) -> Self {
+        ImageError::Prepare(e)
+    }
+}
