@@ -1,7 +1,7 @@
 //! The tutorial through the library: 1000 SGD steps of 256 on MNIST, then the test accuracy.
 //! `cargo run --release --example tutorial [DATA_DIR]` (default: data/mnist of this checkout).
 
-use mnist_logreg::dataset::{self, ChecksumPolicy, Dataset};
+use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::kernels::KernelKind;
 use mnist_logreg::model::Model;
 use mnist_logreg::train::{self, Report, TrainConfig, TrainData};
@@ -9,8 +9,8 @@ use mnist_logreg::train::{self, Report, TrainConfig, TrainData};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
-        .map_or_else(dataset::default_dir, Into::into);
-    let data = Dataset::open(&dir, &Default::default(), ChecksumPolicy::Auto)?;
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist").to_string());
+    let data = Dataset::open(dir.as_ref(), &Default::default(), ChecksumPolicy::Auto)?;
     let kernel = KernelKind::ParallelU8.build(0); // widest SIMD path, one thread per core
     let (cfg, model) = (TrainConfig::default(), Model::tutorial_init(784, 10));
     let print = |r: &Report| {

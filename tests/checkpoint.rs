@@ -47,7 +47,7 @@ fn round_trip_keeps_weights_and_metadata() {
     checkpoint::save(&path, &m, meta.clone()).unwrap();
     let (back, meta_back) = checkpoint::load(&path).unwrap();
     assert_eq!((back.features(), back.classes()), (7, 3));
-    assert_eq!(&back.w()[..], &m.w()[..]);
+    assert_eq!(back.w(), m.w());
     assert_eq!(back.b(), m.b());
     assert_eq!(meta_back, meta);
     // W is stored [features, classes]: W[j][c] = class-major w[c][j].

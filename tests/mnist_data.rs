@@ -81,8 +81,7 @@ fn a_verified_checksum_is_recorded_and_a_changed_file_is_hashed_again() {
     let open = |policy| Dataset::open(dir.path(), &opts, policy);
     let first = open(ChecksumPolicy::Auto).unwrap();
     assert_eq!(first.verification, Verification::Mnist);
-    let record =
-        mnist_logreg::idx::cache_dir_for(dir.path(), &opts).join(mnist_logreg::dataset::STAMP_FILE);
+    let record = mnist_logreg::idx::cache_dir_for(dir.path(), &opts).join("verified-sha256.txt");
     assert_eq!(std::fs::read_to_string(&record).unwrap().lines().count(), 4);
 
     // Change one label in the decompressed copy, keeping its size and modification time: the

@@ -8,8 +8,6 @@ use common::{predict_cmd, run_err, run_ok, train_cmd};
 use mnist_logreg::checkpoint;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::reference::probabilities;
-use mnist_logreg::kernels::softmax::argmax;
 use serde_json::Value;
 
 fn test_accuracy(stdout: &str) -> f64 {
@@ -214,7 +212,7 @@ fn plots_are_written_and_agree_with_the_model() {
     let (model, _) = checkpoint::load(&model_path).unwrap();
     let mistakes = (0..30)
         .filter(|&i| {
-            argmax(&probabilities(&model, data.test.image(i))) != data.test.labels()[i] as usize
+            model.predict(data.test.image(i)).unwrap().class != data.test.labels()[i] as usize
         })
         .count();
     let grid = svg("test-grid.svg");
@@ -427,7 +425,7 @@ fn predict_on_image_files_agrees_with_the_raw_test_images() {
     let mut raw_predictions = Vec::new();
     for i in 0..20 {
         let img = data.test.image(i);
-        raw_predictions.push(argmax(&probabilities(&model, img)));
+        raw_predictions.push(model.predict(img).unwrap().class);
         let page = image::GrayImage::from_fn(28 * 3 + 40, 28 * 3 + 20, |x, y| {
             let (c, r) = ((x as i64 - 20) / 3, (y as i64 - 10) / 3);
             let ink = if x >= 20 && y >= 10 && c < 28 && r < 28 {

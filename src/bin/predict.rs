@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mnist_logreg::classes::ClassNames;
-use mnist_logreg::dataset::{self, Dataset};
+use mnist_logreg::dataset::Dataset;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::model::Model;
 use mnist_logreg::preprocess::{self, Invert, SIDE};
@@ -97,7 +97,7 @@ fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) -> b
 
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     let (model, _) = run::load_picture_model(&args.model)?;
-    let data_dir = args.data.clone().unwrap_or_else(dataset::default_dir);
+    let data_dir = args.data.clone().unwrap_or_else(run::default_data_dir);
     let names = ClassNames::resolve(args.class_names.as_deref(), &data_dir, model.classes())?;
     if let Some(dir) = &args.save_prepared {
         run::check_output_dir(dir)?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mnist_logreg::classes::ClassNames;
-use mnist_logreg::dataset::{self, Dataset};
+use mnist_logreg::dataset::Dataset;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{Isa, SimdChoice};
 use mnist_logreg::run::{self, DataSource, LoadedData, RunSpec};
@@ -56,7 +56,7 @@ type BoxError = Box<dyn std::error::Error>;
 /// The app: the model from --model or trained now, with the test split when there is data.
 fn build_app(args: &Args) -> Result<App, BoxError> {
     let isa = Isa::select(args.simd)?;
-    let dir = args.data.clone().unwrap_or_else(dataset::default_dir);
+    let dir = args.data.clone().unwrap_or_else(run::default_data_dir);
     let Some(path) = &args.model else {
         let source = DataSource {
             class_names: args.class_names.clone(),

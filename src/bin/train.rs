@@ -10,7 +10,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use mnist_logreg::batch::ShuffleKind;
 use mnist_logreg::checkpoint;
-use mnist_logreg::dataset::{self, ChecksumPolicy};
+use mnist_logreg::dataset::ChecksumPolicy;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{ClipGradient, Isa, Kernel, KernelKind, SimdChoice};
 use mnist_logreg::metrics::{MetricsEvent, MetricsLog};
@@ -226,7 +226,7 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
         eprintln!("{w}");
     }
     let source = DataSource {
-        dir: args.data.clone().unwrap_or_else(dataset::default_dir),
+        dir: args.data.clone().unwrap_or_else(run::default_data_dir),
         load: LoadOptions {
             mmap: !args.no_mmap,
             cache_dir: args.cache_dir.clone(),

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::aligned::AlignedF32;
+pub use crate::data::checksum::sha256_hex;
 use crate::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
 
 /// SHA-256 of the decompressed MNIST files (the table in `docs/SEMANTICS.md`).
@@ -313,16 +313,6 @@ pub fn check_split(split: Split) -> Result<Split, DatasetError> {
     Ok(split)
 }
 
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    to_hex(&Sha256::digest(bytes))
-}
-
-/// Lower-case hex of a digest.
-pub fn to_hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Dataset {
     /// Load only the test split of `dir` (`t10k-images`, `t10k-labels`), checked for shape and
     /// labels but not against the checksums: enough to look at or classify test images.
@@ -365,18 +355,6 @@ impl Dataset {
             test,
             verification,
         })
-    }
-}
-
-/// The default data directory, `data/mnist`: relative to the working directory when it exists
-/// there, else the copy in this crate's checkout (so `cargo run` works from any directory).
-pub fn default_dir() -> PathBuf {
-    let here = PathBuf::from("data/mnist");
-    let beside_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    if !here.exists() && beside_crate.exists() {
-        beside_crate
-    } else {
-        here
     }
 }
 
@@ -438,7 +416,7 @@ fn verify(
 }
 
 /// The file in the cache directory that records verified checksums.
-pub const STAMP_FILE: &str = "verified-sha256.txt";
+pub(crate) const STAMP_FILE: &str = "verified-sha256.txt";
 
 /// What identifies a file's content for the checksum record: its canonical path, size and
 /// modification time in nanoseconds (a rewritten file gets a new time, so it is hashed again).

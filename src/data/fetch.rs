@@ -14,11 +14,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flate2::read::GzDecoder;
-use sha2::{Digest, Sha256};
-
 use crate::FileError;
-use crate::dataset::{MNIST_SHA256, to_hex};
+use crate::dataset::MNIST_SHA256;
 
 /// The public MNIST mirrors, in the order they are tried (the torchvision list; LeCun's
 /// original site last, as it often refuses downloads).
@@ -420,27 +417,14 @@ fn verify(path: &Path, spec: &FileSpec, opts: &FetchOptions) -> Result<(), Attem
         return Err(AttemptError::NotGzip(format!("{head:02x?}")));
     }
     let file = File::open(path).map_err(io)?;
-    let mut decoder = GzDecoder::new(file).take(opts.max_decompressed_bytes + 1);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
-    let mut total = 0u64;
-    loop {
-        match decoder.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                total += n as u64;
-                hasher.update(&buf[..n]);
-            }
-            Err(e) => return Err(AttemptError::CorruptGzip(e.to_string())),
-        }
-    }
-    if total > opts.max_decompressed_bytes {
+    let limit = opts.max_decompressed_bytes;
+    let (found, total) = crate::data::checksum::gunzipped_sha256(file, limit)
+        .map_err(|e| AttemptError::CorruptGzip(e.to_string()))?;
+    if total > limit {
         return Err(AttemptError::CorruptGzip(format!(
-            "inflates to more than {} bytes",
-            opts.max_decompressed_bytes
+            "inflates to more than {limit} bytes"
         )));
     }
-    let found = to_hex(&hasher.finalize());
     if found != spec.sha256 {
         return Err(AttemptError::Checksum {
             found,

@@ -3,6 +3,7 @@
 
 pub mod aligned;
 pub mod batch;
+pub(crate) mod checksum;
 pub mod classes;
 pub mod dataset;
 #[cfg(feature = "fetch")]

@@ -97,7 +97,7 @@ pub enum CheckpointError {
 /// let meta = [("note".to_string(), "untrained".to_string())].into();
 /// checkpoint::save(&path, &model, meta)?;
 /// let (back, meta) = checkpoint::load(&path)?;
-/// assert_eq!((back.features(), back.classes(), &back.b()[..]), (784, 10, &model.b()[..]));
+/// assert_eq!((back.features(), back.classes(), back.b()), (784, 10, model.b()));
 /// assert_eq!(meta["note"], "untrained");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -150,3 +150,17 @@ impl LoadedData {
         }
     }
 }
+
+/// The default data directory, `data/mnist`: relative to the working directory when it exists
+/// there, else the copy in this crate's checkout (so `cargo run` works from any directory).
+/// The binaries' default: it names the directory this crate was built in, so a library
+/// never relies on it.
+pub fn default_data_dir() -> PathBuf {
+    let here = PathBuf::from("data/mnist");
+    let beside_crate = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    if !here.exists() && beside_crate.exists() {
+        beside_crate
+    } else {
+        here
+    }
+}

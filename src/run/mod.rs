@@ -37,7 +37,7 @@ mod process;
 mod spec;
 mod verdict;
 
-pub use data::{DataSource, LoadedData, RESIDENT_MIN_IMAGES, wants_resident};
+pub use data::{DataSource, LoadedData, RESIDENT_MIN_IMAGES, default_data_dir, wants_resident};
 pub use outputs::{check_output_dir, check_output_file};
 pub use process::{
     StopSignal, end_quietly_on_closed_stdout, install_stop_handlers, stop_requested,

@@ -5,22 +5,27 @@
 //! | variant | file | what it is |
 //! | --- | --- | --- |
 //! | `reference` | [`mod@reference`] | plain scalar loops: the definition of correct (plus an f64 twin) |
-//! | `gemm` | [`gemm`] | unfused baseline: logits and `dW` with `matrixmultiply::sgemm` |
-//! | `fused` | [`fused`] | explicit SIMD, forward + softmax + backward per block of rows |
-//! | `parallel` | [`parallel`] | `fused` on the caller + helper threads, fixed-size chunks, fixed-order reduction |
+//! | `gemm` | `gemm.rs` | unfused baseline: logits and `dW` with `matrixmultiply::sgemm` |
+//! | `fused` | `fused/` | explicit SIMD, forward + softmax + backward per block of rows |
+//! | `parallel` | `parallel.rs` | `fused` on the caller + helper threads, fixed-size chunks, fixed-order reduction |
+//!
+//! Only [`KernelKind::build`] (and `build_on`, `build_with`) makes them: the kernel types
+//! themselves are internal. The design notes of each (layout, register tiles, prefetch, the
+//! measurements behind them) are the module docs of its file in the repository, next to the
+//! code they explain.
 //!
 //! The `_u8` variants are the same kernels fed with the u8 pixels of the mapped file
 //! (each row converted to `f32` once per call, the 1/255 folded into the logits and the
 //! gradient) instead of the `f32` buffer. The fused kernels run on the instruction set chosen at run
 //! time ([`simd::Isa`]): AVX-512F, AVX2+FMA, SSE2 or scalar.
 
-pub mod fused;
-pub mod gemm;
-pub mod parallel;
+pub(crate) mod fused;
+pub(crate) mod gemm;
+pub(crate) mod parallel;
 pub mod reference;
 pub(crate) mod share;
 pub mod simd;
-pub mod softmax;
+pub(crate) mod softmax;
 
 pub use simd::{Isa, SimdChoice, SimdError};
 pub use softmax::ClipGradient;
@@ -271,7 +276,7 @@ pub struct Stats {
 impl Stats {
     /// Count one row whose true class is `label`.
     #[inline]
-    pub fn add_row(&mut self, out: &softmax::RowOutcome, label: usize) {
+    pub(crate) fn add_row(&mut self, out: &softmax::RowOutcome, label: usize) {
         self.loss += out.loss;
         self.correct += (out.predicted == label) as usize;
         self.clipped += out.clipped as usize;

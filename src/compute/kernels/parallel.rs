@@ -57,15 +57,9 @@ impl std::fmt::Debug for Parallel {
 
 impl Parallel {
     /// A kernel on instruction set `isa` running on `threads` threads, the caller included
-    /// (0 = one per core).
-    ///
-    /// # Panics
-    /// When the operating system refuses to start the helper threads.
-    pub fn new(isa: Isa, threads: usize) -> Self {
-        Self::with_clip(isa, threads, ClipGradient::Zero)
-    }
-
-    /// [`Parallel::new`] with the gradient rule `clip` for clipped rows.
+    /// (0 = one per core), with the gradient rule `clip` for clipped rows. Helpers spin for
+    /// about 2 ms after every call before they park (see `share.rs`), so a library caller
+    /// that steps now and then pays that CPU time between calls.
     ///
     /// # Panics
     /// When the operating system refuses to start the helper threads.

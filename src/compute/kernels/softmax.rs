@@ -17,7 +17,7 @@ pub const CLIP_MIN: f32 = 1e-9;
 pub const P_FLUSH: f32 = 1e-30;
 
 /// What the clip does to the gradient of a row whose true-class probability is below
-/// [`CLIP_MIN`] (`--clip-gradient`). The loss is clipped the same way in both modes.
+/// the clip floor `1e-9`. The loss is clipped the same way in both modes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ClipGradient {

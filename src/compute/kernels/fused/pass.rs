@@ -247,8 +247,7 @@ impl Pass<'_, '_> {
                 Out::Backward { .. } => (f.d / (2 * S::LANES)) * (wide + narrow),
                 Out::Forward(_) => 0,
             };
-            let calls = block.len().div_ceil(2) + backward_calls;
-            let per_call = ahead.remaining().div_ceil(calls.max(1));
+            ahead.spread_over(block.len().div_ceil(2) + backward_calls);
             let l1_next = if ahead_rows.is_empty() {
                 next_block
             } else {
@@ -256,16 +255,7 @@ impl Pass<'_, '_> {
             };
 
             let xs = BlockRows::new(pixels, block, f.d, &mut s.x);
-            forward_block(
-                simd,
-                &f,
-                &xs,
-                block.len(),
-                s,
-                &mut ahead,
-                per_call,
-                (pixels, l1_next),
-            );
+            forward_block(simd, &f, &xs, block.len(), s, &mut ahead, (pixels, l1_next));
             for q in 0..block.len().div_ceil(S::LANES) {
                 let group = &block[q * S::LANES..block.len().min((q + 1) * S::LANES)];
                 let o = epilogue_group(
@@ -283,15 +273,7 @@ impl Pass<'_, '_> {
                 stats = stats.merge(o);
             }
             if !f.dw.is_empty() {
-                backward_block(
-                    simd,
-                    &f,
-                    &xs.read[..block.len()],
-                    bi == 0,
-                    s,
-                    &mut ahead,
-                    per_call,
-                );
+                backward_block(simd, &f, &xs.read[..block.len()], bi == 0, s, &mut ahead);
             }
         }
         if let Out::Backward { db, .. } = out {
@@ -311,7 +293,6 @@ impl Pass<'_, '_> {
 /// read them from L1). With nothing ahead to fetch into L2, `l1_next` (the next block of the
 /// batch) is fetched into L1 instead, a row pair at a time.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn forward_block<S: Simd>(
     simd: S,
     f: &Frame,
@@ -319,7 +300,6 @@ fn forward_block<S: Simd>(
     n: usize,
     s: &mut Scratch,
     ahead: &mut LinePrefetch,
-    per_call: usize,
     (pixels, l1_next): (Pixels, &[usize]),
 ) {
     let lanes = S::LANES;
@@ -329,7 +309,7 @@ fn forward_block<S: Simd>(
         let r1 = (r0 + 1).min(n - 1);
         let upto = if r0 + 2 >= n { l1_next.len() } else { r0 + 2 };
         prefetch_rows_l1(pixels, l1_next.get(r0..upto).unwrap_or(&[]), f.d);
-        ahead.next(per_call);
+        ahead.next();
         for r in if r1 == r0 { r0..r0 + 1 } else { r0..r1 + 1 } {
             if !xs.src[r].is_empty() {
                 // SAFETY: `xs.write[r]` is the `d`-value slot of row `r` in `s.x` (derived
@@ -462,7 +442,6 @@ fn backward_block<S: Simd>(
     overwrite: bool,
     s: &Scratch,
     ahead: &mut LinePrefetch,
-    per_call: usize,
 ) {
     let (wide, narrow) = f.tiles;
     let g = s.g.as_ptr();
@@ -473,7 +452,7 @@ fn backward_block<S: Simd>(
         // gradients with `c0 + C <= kp`, `xs.len() <= BLOCK_ROWS`.
         unsafe {
             let g = g.add(c0 * BLOCK_ROWS);
-            accumulate_cx2(simd, dw, xs, g, f.d, overwrite, ahead, per_call)
+            accumulate_cx2(simd, dw, xs, g, f.d, overwrite, ahead)
         };
     }
     for c0 in (0..narrow).map(|t| wide * WIDE_TILE + t * CLASS_TILE) {
@@ -481,7 +460,7 @@ fn backward_block<S: Simd>(
         // SAFETY: as above.
         unsafe {
             let g = g.add(c0 * BLOCK_ROWS);
-            accumulate_cx2(simd, dw, xs, g, f.d, overwrite, ahead, per_call)
+            accumulate_cx2(simd, dw, xs, g, f.d, overwrite, ahead)
         };
     }
 }

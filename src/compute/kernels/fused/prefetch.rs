@@ -66,6 +66,8 @@ pub(crate) struct LinePrefetch<'a> {
     rows: &'a [usize],
     row: usize,
     offset: usize,
+    /// Lines each [`LinePrefetch::next`] issues.
+    per_call: usize,
 }
 
 impl<'a> LinePrefetch<'a> {
@@ -77,18 +79,25 @@ impl<'a> LinePrefetch<'a> {
             rows,
             row: 0,
             offset: 0,
+            per_call: 0,
         }
     }
 
+    /// Spread the remaining lines evenly over `calls` calls of [`LinePrefetch::next`].
+    pub(crate) fn spread_over(&mut self, calls: usize) {
+        self.per_call = self.remaining().div_ceil(calls.max(1));
+    }
+
     /// Cache lines still to prefetch.
-    pub(crate) fn remaining(&self) -> usize {
+    fn remaining(&self) -> usize {
         let per_row = self.row_bytes.div_ceil(64);
         (self.rows.len() - self.row) * per_row - self.offset / 64
     }
 
-    /// Issue the next `count` prefetches.
+    /// Issue the next prefetches (as many as [`LinePrefetch::spread_over`] set).
     #[inline(always)]
-    pub(crate) fn next(&mut self, count: usize) {
+    pub(crate) fn next(&mut self) {
+        let count = self.per_call;
         #[cfg(target_arch = "x86_64")]
         for _ in 0..count {
             let Some(&r) = self.rows.get(self.row) else {

@@ -71,7 +71,7 @@ pub(crate) unsafe fn dot_2xc<S: Simd, const C: usize>(
 
 /// `dw[c][j] (+)= Σ_r g[c·BLOCK_ROWS + r] · x_r[j]` for a tile of `C` classes, every `j`; the
 /// tile's rows of `dW` are overwritten instead of added to when `overwrite`. After each pair
-/// of feature vectors it issues `per_pair` of `ahead`'s prefetches.
+/// of feature vectors it issues the next of `ahead`'s prefetches.
 ///
 /// # Safety
 /// Every `dw` row must be writable and every `xs` row readable for `d` values, the `dw` rows
@@ -85,7 +85,6 @@ pub(crate) unsafe fn accumulate_cx2<S: Simd, const C: usize>(
     d: usize,
     overwrite: bool,
     ahead: &mut LinePrefetch,
-    per_pair: usize,
 ) {
     let two = 2 * S::LANES;
     let pair_end = d - d % two;
@@ -113,7 +112,7 @@ pub(crate) unsafe fn accumulate_cx2<S: Simd, const C: usize>(
                 s.store(dw[c].add(j), a[0]);
                 s.store(dw[c].add(j + S::LANES), a[1]);
             }
-            ahead.next(per_pair);
+            ahead.next();
             j += two;
         }
         // Tail: one vector if it fits, then scalars.

@@ -1,0 +1,215 @@
+//! The decompression cache: a `.gz` IDX file is inflated once into a cache directory (keyed
+//! by the source's path, size and modification time), through a locked temporary file that is
+//! synced and renamed into place, so a mapped cache entry is never modified; temporaries of
+//! killed runs are swept.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::FileError;
+
+use super::{DTYPE_U8, GZIP_MAGIC, IdxError, IdxKind, LoadOptions, check_len, hex, parse_header};
+
+/// Read at most `buf.len()` bytes, stopping early only at end of stream.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Decompress a gzip stream holding an IDX file into `out`, validating the header before the
+/// body is inflated and the exact length after: never writes more than the header claims (+1
+/// byte to detect trailing data). Returns the number of bytes written.
+pub fn decompress_idx(
+    path: &Path,
+    compressed: impl Read,
+    kind: IdxKind,
+    max_bytes: u64,
+    out: &mut impl Write,
+) -> Result<u64, IdxError> {
+    let gz_err = |source| IdxError::Gzip {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut dec = super::gunzip(compressed);
+    let mut head = vec![0u8; kind.header_len()];
+    let n = read_up_to(&mut dec, &mut head).map_err(gz_err)?;
+    let header = parse_header(path, &head[..n], kind, max_bytes)?;
+    let expected = header.file_len();
+    const WRITE: &str = "cannot write the decompressed data";
+    out.write_all(&head).map_err(FileError::on(path, WRITE))?;
+    let body_limit = expected - head.len() as u64 + 1;
+    let mut body = dec.take(body_limit);
+    let mut written = head.len() as u64;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = read_up_to(&mut body, &mut chunk).map_err(gz_err)?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if written > expected {
+            break;
+        }
+        out.write_all(&chunk[..n])
+            .map_err(FileError::on(path, WRITE))?;
+    }
+    check_len(path, &header, written)?;
+    Ok(written)
+}
+
+/// The directory where decompressed copies of files in `data_dir` are cached.
+pub fn cache_dir_for(data_dir: &Path, opts: &LoadOptions) -> PathBuf {
+    if let Some(dir) = &opts.cache_dir {
+        return dir.clone();
+    }
+    let beside = data_dir.join(".mnist-logreg-cache");
+    if std::fs::create_dir_all(&beside).is_ok() && is_writable_dir(&beside) {
+        return beside;
+    }
+    // Read-only data directory: a per-directory folder under the system temp directory.
+    let canonical = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let key = fnv1a(canonical.to_string_lossy().as_bytes());
+    std::env::temp_dir().join(format!("mnist-logreg-cache-{key:016x}"))
+}
+
+fn is_writable_dir(dir: &Path) -> bool {
+    tempfile::Builder::new()
+        .prefix(".probe")
+        .tempfile_in(dir)
+        .is_ok()
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Name prefix of the cache's temporary files.
+pub(crate) const PARTIAL_PREFIX: &str = ".partial-";
+
+/// Temporary files older than this, and unlocked, belong to a run that was killed.
+const STALE_PARTIAL_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Remove the temporary files a killed run left in the cache directory `dir`: those that no
+/// process holds locked and that were last written more than ten seconds ago (a run that is
+/// writing one holds its lock from just after creating it). Best effort: errors are ignored.
+pub(crate) fn remove_stale_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(PARTIAL_PREFIX)
+        {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_PARTIAL_AGE);
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        if old && file.try_lock().is_ok() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Decompress `gz` into the cache (once) and return the path of the raw cached copy.
+///
+/// The cache entry's name carries the `.gz`'s length and modification time, so a changed `.gz`
+/// gets a fresh entry; entries are written to a temporary file, synced, then renamed, so a
+/// crash never leaves a half-written entry under the final name. The temporary file is locked
+/// (`flock`) while it is written; one left behind by a killed run is removed by the next run
+/// (see [`remove_stale_partials`]).
+pub(crate) fn decompress_cached(
+    gz: &Path,
+    kind: IdxKind,
+    opts: &LoadOptions,
+) -> Result<PathBuf, IdxError> {
+    let mut file = File::open(gz).map_err(FileError::on(gz, "cannot open"))?;
+    let meta = file.metadata().map_err(FileError::on(gz, "cannot stat"))?;
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut file, &mut magic).map_err(FileError::on(gz, "cannot read"))?;
+    if !magic[..n].starts_with(&GZIP_MAGIC) || n < 2 {
+        let looks_raw = n >= 3 && magic[..3] == [0, 0, DTYPE_U8];
+        return Err(IdxError::NotGzip {
+            path: gz.to_path_buf(),
+            found: hex(&magic[..n]),
+            hint: if looks_raw {
+                ": it looks like raw IDX data, remove the .gz suffix"
+            } else {
+                ""
+            },
+        });
+    }
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let data_dir = gz.parent().unwrap_or(Path::new("."));
+    let dir = cache_dir_for(data_dir, opts);
+    let raw_name = gz.file_stem().unwrap_or_default().to_string_lossy();
+    let cached = dir.join(format!("{raw_name}.{}-{mtime}", meta.len()));
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(FileError::on(&dir, "cannot create the cache directory"))?;
+    remove_stale_partials(&dir);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(PARTIAL_PREFIX)
+        .tempfile_in(&dir)
+        .map_err(FileError::on(
+            &dir,
+            "cannot create a file in the cache directory",
+        ))?;
+    // Held until the entry is renamed into place (or the file is deleted on an error): a
+    // concurrent run's sweep sees the lock and leaves the file alone.
+    tmp.as_file().lock().map_err(FileError::on(
+        &dir,
+        "cannot lock a file in the cache directory",
+    ))?;
+    {
+        file.rewind().map_err(FileError::on(gz, "cannot read"))?;
+        let mut out = io::BufWriter::new(tmp.as_file_mut());
+        decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, &mut out)?;
+        out.flush()
+            .map_err(FileError::on(&cached, "cannot write"))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(FileError::on(&cached, "cannot sync"))?;
+    tmp.persist(&cached)
+        .map_err(|e| FileError::on(&cached, "cannot rename into place")(e.error))?;
+    // Older entries for the same file are stale now.
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let prefix = format!("{raw_name}.");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && entry.path() != cached {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(cached)
+}
