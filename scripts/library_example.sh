@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build a throwaway crate that depends on this one by path, with the first `rust` code block of
 # the README's "Use it as a library" section as its src/main.rs, and run it on data/mnist.
-# No RUSTFLAGS: what a user of the crate gets.
+# No RUSTFLAGS: what a user of the crate gets. The dependency has `default-features = false`,
+# and the check below fails if clap (or the other `cli` dependencies) still came along.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -26,7 +27,7 @@ edition = "2024"
 publish = false
 
 [dependencies]
-mnist-logreg = { path = "$repo" }
+mnist-logreg = { path = "$repo", default-features = false }
 
 [workspace]
 TOML
@@ -35,4 +36,11 @@ export CARGO_TARGET_DIR="$repo/target/library-example"
 cargo run --quiet --release --manifest-path "$work/Cargo.toml" -- "$repo/data/mnist" | tee "$work/out.txt"
 grep -q '^step: 1000, ' "$work/out.txt"
 grep -q '^Test Accuracy: 0\.9' "$work/out.txt"
-echo "library example: OK"
+deps=$(cargo tree --quiet --manifest-path "$work/Cargo.toml" -e normal --prefix none)
+for unwanted in clap indicatif signal-hook; do
+    if grep -q "^$unwanted v" <<<"$deps"; then
+        echo "a dependent crate with default-features = false still pulls in $unwanted" >&2
+        exit 1
+    fi
+done
+echo "library example: OK (built without clap, indicatif, signal-hook)"

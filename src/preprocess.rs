@@ -68,6 +68,7 @@ pub struct Prepared {
 /// A way an input is unlike an MNIST digit. The thresholds were set on MNIST's 10 000 test
 /// images, of which none shows the first, third or fourth and one shows the second.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Unlike {
     /// More of the 28×28 frame is ink (≥ 64) than in any MNIST digit (at most 36%), or the ink
     /// fills its box like a solid shape or noise (MNIST at most 88% of the box).
@@ -121,6 +122,7 @@ impl std::fmt::Display for Unlike {
 
 /// Faults of image loading and preprocessing.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PreprocessError {
     /// The file could not be read or decoded.
     #[error("{path}: cannot read the image: {reason}")]
@@ -180,6 +182,7 @@ pub fn load_gray(path: &Path) -> Result<Gray, PreprocessError> {
 
 /// Why [`decode_gray`] failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The decoder's message.
     Image(String),

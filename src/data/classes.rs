@@ -17,6 +17,7 @@ pub struct ClassNames {
 
 /// Faults of a class-names file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClassNamesError {
     /// The file could not be read.
     #[error("{path}: cannot read the class names: {source}")]

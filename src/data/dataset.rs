@@ -36,6 +36,7 @@ pub const MNIST_FIRST_TEST_LABELS: [u8; 10] = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9];
 
 /// Faults of a dataset as a whole (its files are checked by [`IdxError`]).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DatasetError {
     /// One file is unreadable or malformed.
     #[error(transparent)]

@@ -95,6 +95,7 @@ pub enum FileOutcome {
 
 /// Why one attempt at one URL failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttemptError {
     /// The connection failed or timed out.
     #[error("network error: {0}")]
@@ -145,6 +146,7 @@ pub enum AttemptError {
 
 /// Everything that can stop a fetch.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FetchError {
     /// Local file system trouble.
     #[error(transparent)]

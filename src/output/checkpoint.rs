@@ -22,6 +22,7 @@ pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
 
 /// Everything that can be wrong with a checkpoint.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// Reading or writing failed.
     #[error(transparent)]

@@ -59,6 +59,7 @@ use crate::train::TrainError;
 
 /// Faults of a run, each naming what to fix.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The data directory or its files.
     #[error(transparent)]

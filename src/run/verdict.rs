@@ -53,6 +53,7 @@ pub const SHORT_RUN_STEPS: usize = 100;
 
 /// What the test predictions say about a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Every class is predicted for some test image.
     Trained,

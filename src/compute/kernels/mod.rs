@@ -67,6 +67,7 @@ impl Pixels<'_> {
 
 /// Faults of a batch description.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BatchError {
     /// Pixel count is not `labels × features` (or `features` is 0).
     #[error(

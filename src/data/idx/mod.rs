@@ -51,6 +51,7 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Everything that can be wrong with one IDX file. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdxError {
     /// The file could not be opened, read or written.
     #[error(transparent)]
