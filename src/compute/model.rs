@@ -319,7 +319,7 @@ impl Grads {
 /// The first NaN or infinite value of `values`, if any. The common all-finite case is one
 /// branch-free pass (`v·0` is 0 for finite `v` and NaN otherwise, summed in 8 independent
 /// lanes, which the compiler vectorises); only a poisoned slice pays for the search.
-pub fn first_non_finite(values: &[f32]) -> Option<f32> {
+pub(crate) fn first_non_finite(values: &[f32]) -> Option<f32> {
     let mut lanes = [0.0f32; 8];
     let chunks = values.chunks_exact(8);
     let tail = chunks.remainder();

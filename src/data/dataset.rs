@@ -289,7 +289,7 @@ fn open_split(
 }
 
 /// Check that a split's files agree: equal counts, labels below [`MNIST_CLASSES`](crate::MNIST_CLASSES).
-pub fn check_split(split: Split) -> Result<Split, DatasetError> {
+pub(crate) fn check_split(split: Split) -> Result<Split, DatasetError> {
     if split.images.count() != split.labels.count() {
         return Err(DatasetError::CountMismatch {
             images: split.images.path().to_path_buf(),

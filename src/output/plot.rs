@@ -299,7 +299,7 @@ pub fn weight_maps(
 
 /// The 99th percentile of `|v|` over the finite values: the colour scale of the weight maps
 /// (a few extreme weights would otherwise wash the pictures out; beyond it colours saturate).
-pub fn robust_scale(values: &[f32]) -> f32 {
+pub(crate) fn robust_scale(values: &[f32]) -> f32 {
     let mut abs: Vec<f32> = values
         .iter()
         .filter(|v| v.is_finite())
@@ -314,7 +314,7 @@ pub fn robust_scale(values: &[f32]) -> f32 {
 }
 
 /// Each class's weights minus the per-feature mean over classes, class-major.
-pub fn centred_weights(model: &Model) -> Vec<f32> {
+pub(crate) fn centred_weights(model: &Model) -> Vec<f32> {
     let (d, k) = (model.features(), model.classes());
     let mut out = model.w().to_vec();
     for j in 0..d {

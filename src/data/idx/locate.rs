@@ -7,7 +7,7 @@ use super::IdxError;
 
 /// The accepted file names for `stem` (e.g. `train-images`) and `suffix` (e.g. `idx3-ubyte`),
 /// in order of preference: raw with `-`, raw with `.`, then the `.gz` of each.
-pub fn candidate_names(stem: &str, suffix: &str) -> [String; 4] {
+pub(crate) fn candidate_names(stem: &str, suffix: &str) -> [String; 4] {
     [
         format!("{stem}-{suffix}"),
         format!("{stem}.{suffix}"),
@@ -16,7 +16,7 @@ pub fn candidate_names(stem: &str, suffix: &str) -> [String; 4] {
     ]
 }
 
-/// Find the file for `stem`/`suffix` in `dir` (see [`candidate_names`]).
+/// Find the file for `stem`/`suffix` in `dir` (raw with `-`, raw with `.`, then the `.gz` of each, in that order).
 pub fn locate(dir: &Path, stem: &str, suffix: &str) -> Result<PathBuf, IdxError> {
     let problem = if !dir.exists() {
         Some("does not exist")

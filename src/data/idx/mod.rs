@@ -5,7 +5,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `mod.rs` | the format: errors, [`IdxKind`], header parsing, [`IdxFile`] (mapped or read) |
-//! | `locate.rs` | which file of a directory holds a stem ([`locate`], [`candidate_names`]) |
+//! | `locate.rs` | which file of a directory holds a stem ([`locate`]) |
 //! | `cache.rs` | `.gz` decompressed once into a cache directory, written atomically, swept |
 //!
 //! IDX is big-endian: two zero bytes, an element-type byte (0x08 = u8), a dimension-count byte,
@@ -33,7 +33,7 @@ mod locate;
 
 pub(crate) use cache::decompress_cached;
 pub use cache::{cache_dir_for, decompress_idx};
-pub use locate::{candidate_names, locate};
+pub use locate::locate;
 
 use std::fs::File;
 use std::io::{self, Read, Seek};
@@ -45,9 +45,9 @@ use memmap2::Mmap;
 use crate::FileError;
 
 /// The element type byte of u8 data, the only type MNIST uses.
-pub const DTYPE_U8: u8 = 0x08;
+pub(crate) const DTYPE_U8: u8 = 0x08;
 /// The two leading bytes of a gzip stream.
-pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Everything that can be wrong with one IDX file. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -287,7 +287,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Parse and validate the header at the start of `bytes` (which may be just the header).
 /// Checks the magic, element type, rank, image size and the size limit; not the file length.
-pub fn parse_header(
+pub(crate) fn parse_header(
     path: &Path,
     bytes: &[u8],
     kind: IdxKind,
