@@ -34,26 +34,53 @@ pub(crate) fn row_bytes(pixels: Pixels, d: usize) -> (*const i8, usize) {
     }
 }
 
+/// True where the CPU has prefetch instructions this module issues (x86-64 `prefetcht0/t1`,
+/// aarch64 `prfm`); elsewhere every function here does nothing.
+const HAS_PREFETCH: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+/// Ask for the cache line at `p` in L1 (`L2: false`) or L2 (`L2: true`). A hint: it never
+/// faults, whatever the address, and `p` is not dereferenced.
+#[inline(always)]
+fn hint<const L2: bool>(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0/t1` never fault and have no visible effect, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+        if L2 {
+            _mm_prefetch::<_MM_HINT_T1>(p)
+        } else {
+            _mm_prefetch::<_MM_HINT_T0>(p)
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: `prfm` is a hint: it never raises a fault, whatever the address (Arm ARM,
+    // "Prefetch memory"), touches no register but its address operand, and no memory.
+    unsafe {
+        if L2 {
+            std::arch::asm!("prfm pldl2keep, [{p}]", p = in(reg) p, options(nostack, preserves_flags, readonly));
+        } else {
+            std::arch::asm!("prfm pldl1keep, [{p}]", p = in(reg) p, options(nostack, preserves_flags, readonly));
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
+}
+
 /// Ask the CPU to start loading `rows` of `pixels` (a row is `d` values) into L1. Only a
 /// hint: the addresses are computed with wrapping arithmetic and never dereferenced, so any
 /// row index is harmless.
 #[inline(always)]
 pub(crate) fn prefetch_rows_l1(pixels: Pixels, rows: &[usize], d: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let (base, bytes) = row_bytes(pixels, d);
-        for &r in rows {
-            let row = base.wrapping_add(r.wrapping_mul(bytes));
-            for line in (0..bytes).step_by(64) {
-                // SAFETY: a prefetch is a hint that never faults and has no visible effect,
-                // whatever the address; the address is not dereferenced.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(line)) };
-            }
+    if !HAS_PREFETCH {
+        return;
+    }
+    let (base, bytes) = row_bytes(pixels, d);
+    for &r in rows {
+        let row = base.wrapping_add(r.wrapping_mul(bytes));
+        for line in (0..bytes).step_by(64) {
+            hint::<false>(row.wrapping_add(line));
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (pixels, rows, d);
 }
 
 /// Prefetches of a list of rows into L2, a few cache lines at a time, so that they can be
@@ -97,9 +124,10 @@ impl<'a> LinePrefetch<'a> {
     /// Issue the next prefetches (as many as [`LinePrefetch::spread_over`] set).
     #[inline(always)]
     pub(crate) fn next(&mut self) {
-        let count = self.per_call;
-        #[cfg(target_arch = "x86_64")]
-        for _ in 0..count {
+        if !HAS_PREFETCH {
+            return;
+        }
+        for _ in 0..self.per_call {
             let Some(&r) = self.rows.get(self.row) else {
                 return;
             };
@@ -107,16 +135,12 @@ impl<'a> LinePrefetch<'a> {
                 .base
                 .wrapping_add(r.wrapping_mul(self.row_bytes))
                 .wrapping_add(self.offset);
-            // SAFETY: a prefetch is a hint that never faults and has no visible effect,
-            // whatever the address; `p` is not dereferenced.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p) };
+            hint::<true>(p);
             self.offset += 64;
             if self.offset >= self.row_bytes {
                 self.offset = 0;
                 self.row += 1;
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = count;
     }
 }

@@ -5,6 +5,7 @@
 //! | `mod.rs` | the [`Simd`] trait, [`WithSimd`], [`Isa`] (a runnable path), [`SimdChoice`], dispatch |
 //! | `scalar.rs` | the 1-lane token: every CPU |
 //! | `x86.rs` | SSE2, AVX2 + FMA, AVX-512F tokens and their `#[target_feature]` wrappers |
+//! | `aarch64.rs` | the NEON token and its wrapper |
 //!
 //! Adding an instruction set touches this module only: a token file with its `Simd` impl and
 //! its `vectorize` wrapper, a `Token` variant, a [`SimdChoice`] name, and the three matches of
@@ -37,8 +38,8 @@
 //! and the clip masks, `LANES` rows at a time (`softmax::lanes`). Where a feature count is not
 //! a multiple of the width the kernels finish with scalar tails, so no load ever reads past a
 //! row. SSE2 has no FMA: its `mul_add` is a multiply then an add (one more rounding, inside
-//! the tests' error bounds). The scalar instance (1 lane) is the fallback for other
-//! architectures and the `--simd scalar` path.
+//! the tests' error bounds). NEON (aarch64) has FMA and 32 registers. The scalar instance
+//! (1 lane) is the fallback for other architectures and the `--simd scalar` path.
 //!
 //! ## Why our own trait, not `wide`, `pulp` or `std::simd`
 //! - `wide` picks its vector types with `cfg(target_feature)` at compile time: a crate built
@@ -52,12 +53,16 @@
 //!   or not at all: [`Simd::transpose_sum`] (the forward's reduction), [`Simd::mul_pow2`]
 //!   with its `n = −127` → 0 rule (the polynomial `exp` relies on it to flush, see
 //!   `softmax.rs`), and the u8 widening load. The cost we own: ~450 lines of intrinsics per
-//!   architecture, and NEON written by hand. No speed comparison was measured.
+//!   architecture, and NEON written by hand (`aarch64.rs`). No speed comparison was measured.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+#[cfg(target_arch = "aarch64")]
+use aarch64::Neon;
 use scalar::Scalar;
 #[cfg(target_arch = "x86_64")]
 use x86::{Avx2, Avx512, Sse2};
@@ -160,6 +165,8 @@ pub enum SimdChoice {
     Avx2,
     /// SSE2 (4 lanes, no FMA).
     Sse2,
+    /// NEON on aarch64 (4 lanes, FMA, 32 registers).
+    Neon,
     /// Plain scalar code.
     Scalar,
 }
@@ -169,11 +176,12 @@ crate::names::named!(SimdChoice, "SIMD path", [
     Avx512 => "avx512",
     Avx2 => "avx2",
     Sse2 => "sse2",
+    Neon => "neon",
     Scalar => "scalar",
 ]);
 
 /// The environment variable that forces a path in tests, benches and binaries
-/// (`auto`, `avx512`, `avx2`, `sse2`, `scalar`).
+/// (`auto`, `avx512`, `avx2`, `sse2`, `neon`, `scalar`).
 pub const SIMD_ENV: &str = "MNIST_LOGREG_SIMD";
 
 /// An instruction set that was asked for but cannot run here.
@@ -189,8 +197,14 @@ pub enum SimdError {
         supported: String,
     },
     /// `MNIST_LOGREG_SIMD` holds something else than a path name.
-    #[error("{SIMD_ENV}={0:?} is not one of auto, avx512, avx2, sse2, scalar")]
+    #[error("{SIMD_ENV}={0:?} is not one of {names}", names = choice_names())]
     BadEnv(String),
+}
+
+/// Every [`SimdChoice`] name, comma-separated.
+fn choice_names() -> String {
+    let names: Vec<&str> = SimdChoice::NAMED.iter().map(|c| c.name()).collect();
+    names.join(", ")
 }
 
 /// A runnable instruction set: holding one proves the CPU has it (see the module docs).
@@ -206,6 +220,8 @@ enum Token {
     Avx2(Avx2),
     #[cfg(target_arch = "x86_64")]
     Avx512(Avx512),
+    #[cfg(target_arch = "aarch64")]
+    Neon(Neon),
 }
 
 impl Isa {
@@ -218,6 +234,8 @@ impl Isa {
             out.extend(Avx2::detect().map(|t| Isa(Token::Avx2(t))));
             out.extend(Sse2::detect().map(|t| Isa(Token::Sse2(t))));
         }
+        #[cfg(target_arch = "aarch64")]
+        out.extend(Neon::detect().map(|t| Isa(Token::Neon(t))));
         out.extend(Scalar::detect().map(|t| Isa(Token::Scalar(t))));
         out
     }
@@ -269,6 +287,8 @@ impl Isa {
             Token::Avx2(_) => SimdChoice::Avx2,
             #[cfg(target_arch = "x86_64")]
             Token::Avx512(_) => SimdChoice::Avx512,
+            #[cfg(target_arch = "aarch64")]
+            Token::Neon(_) => SimdChoice::Neon,
         }
     }
 
@@ -327,6 +347,8 @@ impl Isa {
             Token::Avx2(t) => t.vectorize(op),
             #[cfg(target_arch = "x86_64")]
             Token::Avx512(t) => t.vectorize(op),
+            #[cfg(target_arch = "aarch64")]
+            Token::Neon(t) => t.vectorize(op),
         }
     }
 }
@@ -466,6 +488,7 @@ pub(crate) mod tests {
             (SimdChoice::Avx512, "avx512"),
             (SimdChoice::Avx2, "avx2"),
             (SimdChoice::Sse2, "sse2"),
+            (SimdChoice::Neon, "neon"),
         ] {
             let e = Isa::select_from(choice, &scalar_only).unwrap_err();
             assert_eq!(
