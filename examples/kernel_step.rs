@@ -3,7 +3,8 @@
 //! kernel against the reference on your own buffers, see `own_buffers.rs`.
 //!
 //! `cargo run --release --example kernel_step [KERNEL] [REPEATS]` (default `parallel_u8`,
-//! 10 000 repeats); `SPREAD=N`
+//! 10 000 repeats; `MNIST_LOGREG_SIMD` and `THREADS` choose the path and thread count);
+//! `SPREAD=N`
 //! draws the batch's 256 rows from the first N of the 1000 samples (`SPREAD=1`: one row
 //! again and again, always in L1), to tell memory stalls from compute.
 
@@ -37,7 +38,10 @@ fn main() {
     {
         let kind: KernelKind = name.parse().expect("a kernel name");
         let repeats: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
-        let kernel = kind.build(0);
+        // MNIST_LOGREG_SIMD picks the path, THREADS the thread count (default: one per core).
+        let isa = mnist_logreg::kernels::Isa::from_env().expect("a SIMD path this CPU has");
+        let threads = std::env::var("THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+        let kernel = kind.build_on(isa, threads);
         let f32s: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
         let px = kind.input().pick(&f32s, &pixels);
         let batch = Batch::new(px, d, &labels, &rows, k).expect("a valid batch");

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Other CPUs than CI's own, on CI's x86-64 Debian machine:
+#   aarch64-unknown-linux-gnu : build with Debian's Rust 1.96 and its arm64 std, clippy, and
+#                               under qemu-aarch64: the library's unit tests, tests/kernels.rs
+#                               (proptests against the f64 reference, thread-count bit-identity,
+#                               on neon and scalar), tests/public_api.rs and the other test files
+#                               that do not spawn a binary, then one end-to-end `train` run of
+#                               the tutorial that must pick NEON by itself and print its accuracy;
+#   x86-64 with fewer features : the kernel tests under `qemu-x86_64 -cpu Nehalem` (SSE4.2, no
+#                               AVX), so detection and fallback meet a CPU that really lacks
+#                               AVX2 and AVX-512 (they must run exactly sse2 and scalar).
+# Installs what it needs from Debian's archive; says SKIPPED (not silently) where it cannot.
+# CROSS_SKIP=1 skips it all with a message.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${CROSS_SKIP:-0}" = 1 ]; then
+    echo "cross: SKIPPED (CROSS_SKIP=1)"
+    exit 0
+fi
+if [ "$(uname -m)" != x86_64 ] || ! command -v apt-get >/dev/null; then
+    echo "cross: SKIPPED (needs an x86-64 Debian machine with apt-get; this is $(uname -m))"
+    exit 0
+fi
+
+echo "== cross: packages (Debian's rustc-web/cargo-web 1.96, arm64 std, cross gcc, qemu-user)"
+pkgs="rustc-web cargo-web rust-web-clippy libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
+if ! dpkg -s $pkgs >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    dpkg --add-architecture arm64
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends $pkgs; }; then
+        echo "cross: SKIPPED (Debian's archive could not be reached or lacks: $pkgs)"
+        exit 0
+    fi
+fi
+
+# Debian's toolchain is in /usr/bin, behind rustup's proxies on PATH: name rustc and rustdoc
+# (a bare /usr/bin/cargo would run rustup's rustc), and leave PATH alone.
+DCARGO=/usr/bin/cargo
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+export CARGO_TARGET_DIR=target/cross
+A64=aarch64-unknown-linux-gnu
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+# No `-L /usr/aarch64-linux-gnu`: with it qemu loads the cross ld.so next to the multiarch
+# libc6:arm64 that the arm64 std pulls in, and every thread spawn hangs.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static
+"$RUSTC" -V
+
+echo "== cross: clippy for $A64 (-D warnings; code behind cfg(x86_64) must not leave dead code)"
+CARGO=$DCARGO /usr/bin/cargo-clippy clippy --target $A64 --lib --bins -- -D warnings
+
+echo "== cross: tests for $A64 under qemu-aarch64 (the ones that spawn no binary)"
+export MNIST_LOGREG_EXPECT_SIMD=neon,scalar
+$DCARGO test --target $A64 --lib --test kernels --test public_api --test idx \
+    --test hostile_input --test preprocess --test checkpoint --test sampler \
+    -- --nocapture 2>&1 | tee target/cross-tests.log \
+    | grep -E "SIMD paths under test|^test result|FAILED|panicked"
+grep -q "SIMD paths under test on this CPU: neon, scalar" target/cross-tests.log
+if grep -q "FAILED" target/cross-tests.log; then
+    echo "cross: aarch64 tests failed" >&2
+    exit 1
+fi
+
+echo "== cross: the tutorial end to end on $A64 (train picks NEON by itself)"
+$DCARGO build --target $A64 --bin train
+env -u MNIST_LOGREG_SIMD qemu-aarch64-static "$CARGO_TARGET_DIR/$A64/debug/train" \
+    --data data/mnist --show 0 | tee target/cross-train.log | grep -E "^Test Accuracy|^timing"
+grep -q "simd neon (4 lanes)" target/cross-train.log
+grep -q "^Test Accuracy: 0\.91" target/cross-train.log
+
+echo "== cross: x86-64 kernel tests on a CPU without AVX (qemu-x86_64 -cpu Nehalem)"
+# The host build of CI's own toolchain: the runner does not change fingerprints, so this reuses
+# the test binary that the main test run built.
+unset RUSTC RUSTDOC CARGO_TARGET_DIR
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64-static -cpu Nehalem" \
+MNIST_LOGREG_EXPECT_SIMD=sse2,scalar \
+    cargo test --all-features --test kernels -- --nocapture 2>&1 | tee target/nehalem.log \
+    | grep -E "SIMD paths under test|^test result"
+grep -q "SIMD paths under test on this CPU: sse2, scalar" target/nehalem.log
+grep -q "^test result: ok" target/nehalem.log
+echo "== cross: passed"
