@@ -40,7 +40,10 @@ fn main() {
         let repeats: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
         // MNIST_LOGREG_SIMD picks the path, THREADS the thread count (default: one per core).
         let isa = mnist_logreg::kernels::Isa::from_env().expect("a SIMD path this CPU has");
-        let threads = std::env::var("THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+        let threads = std::env::var("THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
         let kernel = kind.build_on(isa, threads);
         let f32s: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
         let px = kind.input().pick(&f32s, &pixels);

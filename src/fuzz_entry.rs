@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use crate::checkpoint;
-use crate::dataset::{ChecksumPolicy, Dataset};
-use crate::idx::{IdxFile, IdxKind, LoadOptions, decompress_idx};
+use crate::data::dataset::{ChecksumPolicy, Dataset};
+use crate::data::idx::{IdxFile, IdxKind, LoadOptions, decompress_idx};
+use crate::output::checkpoint;
 
 /// The size limit the fuzz entries give to headers (16 MiB): enough for the small files a
 /// fuzzer builds, small enough that a lying header cannot exhaust memory.
@@ -144,7 +144,7 @@ pub fn class_names(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
         return false;
     };
-    match crate::classes::ClassNames::parse(text, crate::MNIST_CLASSES) {
+    match crate::data::classes::ClassNames::parse(text, crate::MNIST_CLASSES) {
         Ok(names) => {
             assert_eq!(names.len(), crate::MNIST_CLASSES);
             (0..names.len()).all(|c| !names.name(c).is_empty())

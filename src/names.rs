@@ -99,7 +99,9 @@ mod tests {
 
     #[test]
     fn an_unknown_name_lists_the_choices() {
-        let e = "fast".parse::<crate::kernels::ClipGradient>().unwrap_err();
+        let e = "fast"
+            .parse::<crate::compute::kernels::ClipGradient>()
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "\"fast\" is not a gradient rule (one of zero, through)"

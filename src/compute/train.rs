@@ -25,9 +25,9 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use crate::batch::{Sampler, Shuffle};
-use crate::kernels::{Batch, Kernel, Pixels, Stats};
-use crate::model::{Grads, Model};
+use crate::compute::kernels::{Batch, Kernel, Pixels, Stats};
+use crate::compute::model::{Grads, Model};
+use crate::data::batch::{Sampler, Shuffle};
 
 /// The knobs of a training run. [`Default`] is the tutorial's configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,7 +77,7 @@ pub enum TrainError {
     },
     /// The data's pixels, labels and feature count do not agree with each other.
     #[error(transparent)]
-    Batch(#[from] crate::kernels::BatchError),
+    Batch(#[from] crate::compute::kernels::BatchError),
     /// The data's feature count is not the model's.
     #[error("the data has {data} features per sample, the model reads {model}")]
     Features {
@@ -115,7 +115,7 @@ pub struct TrainData<'a> {
 impl<'a> TrainData<'a> {
     /// A dataset split as the u8 kernels read it (`fused_u8`, `parallel_u8`): its mapped
     /// pixels and labels, in place.
-    pub fn u8(split: &'a crate::dataset::Split) -> Self {
+    pub fn u8(split: &'a crate::data::dataset::Split) -> Self {
         Self {
             pixels: Pixels::U8(split.pixels()),
             labels: split.labels(),

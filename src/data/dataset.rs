@@ -1,13 +1,17 @@
 //! A dataset directory: the four IDX files of MNIST (or any dataset of the same shape), paired,
 //! checked against each other and against the known MNIST checksums, and converted to `f32`.
+//!
+//! rayon is used here (and not in the kernels, which have their own spinning team, see
+//! `share.rs`): hashing four files once and filling huge-page copies are one-off jobs of
+//! milliseconds, where a sleeping worker's wake-up is noise.
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::aligned::AlignedF32;
+use crate::data::aligned::AlignedF32;
 pub use crate::data::checksum::sha256_hex;
-use crate::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
+use crate::data::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
 
 /// SHA-256 of the decompressed MNIST files (the table in `docs/SEMANTICS.md`).
 pub const MNIST_SHA256: [(&str, &str); 4] = [
@@ -348,7 +352,7 @@ impl Dataset {
                 path: train.images.path().to_path_buf(),
             });
         }
-        let stamps = crate::idx::cache_dir_for(dir, opts).join(STAMP_FILE);
+        let stamps = crate::data::idx::cache_dir_for(dir, opts).join(STAMP_FILE);
         let verification = verify(&train, &test, policy, &stamps)?;
         Ok(Self {
             dir: dir.to_path_buf(),

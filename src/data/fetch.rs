@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::FileError;
-use crate::dataset::MNIST_SHA256;
+use crate::data::dataset::MNIST_SHA256;
 
 /// The public MNIST mirrors, in the order they are tried (the torchvision list; LeCun's
 /// original site last, as it often refuses downloads).
@@ -412,7 +412,7 @@ fn verify(path: &Path, spec: &FileSpec, opts: &FetchOptions) -> Result<(), Attem
     File::open(path)
         .and_then(|f| f.take(16).read_to_end(&mut head))
         .map_err(io)?;
-    if !head.starts_with(&crate::idx::GZIP_MAGIC) {
+    if !head.starts_with(&crate::data::idx::GZIP_MAGIC) {
         if looks_like_html(&head) {
             return Err(AttemptError::Html);
         }

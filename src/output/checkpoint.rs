@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::FileError;
-use crate::model::Model;
+use crate::compute::model::Model;
 
 /// Largest checkpoint the reader accepts (a 784×10 model is 31 KB; this allows models with
 /// millions of parameters but refuses to read arbitrary large files into memory).

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::classes::ClassNames;
-use crate::model::Model;
-use crate::train::Report;
+use crate::compute::model::Model;
+use crate::compute::train::Report;
+use crate::data::classes::ClassNames;
 
 /// A plot that could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -392,7 +392,7 @@ fn draw_weights(
 pub fn run_pictures(
     dir: &Path,
     reports: &[Report],
-    test: &crate::dataset::Split,
+    test: &crate::data::dataset::Split,
     predictions: &[u8],
     model: &Model,
     names: &ClassNames,
@@ -401,7 +401,7 @@ pub fn run_pictures(
     if !reports.is_empty() {
         curves(&dir.join("curves.svg"), reports)?;
     }
-    let counts = crate::train::confusion(predictions, test.labels(), model.classes());
+    let counts = crate::compute::train::confusion(predictions, test.labels(), model.classes());
     confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
     let items: Vec<GridItem> = (0..test.len().min(grid))
         .map(|i| GridItem {

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::classes::ClassNames;
-use crate::dataset::{ChecksumPolicy, Dataset, Resident, Verification};
-use crate::idx::LoadOptions;
-use crate::kernels::{Input, Pixels};
-use crate::train::TrainData;
+use crate::compute::kernels::{Input, Pixels};
+use crate::compute::train::TrainData;
+use crate::data::classes::ClassNames;
+use crate::data::dataset::{ChecksumPolicy, Dataset, Resident, Verification};
+use crate::data::idx::LoadOptions;
 
 use super::RunError;
 
@@ -56,7 +56,7 @@ enum Store {
     },
     F32 {
         train: Resident<f32>,
-        test: crate::aligned::AlignedF32,
+        test: crate::data::aligned::AlignedF32,
     },
 }
 

@@ -51,11 +51,11 @@ pub use verdict::{
 
 use std::path::PathBuf;
 
-use crate::checkpoint::CheckpointError;
-use crate::classes::ClassNamesError;
-use crate::dataset::DatasetError;
-use crate::kernels::SimdError;
-use crate::train::TrainError;
+use crate::compute::kernels::SimdError;
+use crate::compute::train::TrainError;
+use crate::data::classes::ClassNamesError;
+use crate::data::dataset::DatasetError;
+use crate::output::checkpoint::CheckpointError;
 
 /// Faults of a run, each naming what to fix.
 #[derive(Debug, thiserror::Error)]

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::batch::ShuffleKind;
-use crate::checkpoint::{self};
-use crate::kernels::{ClipGradient, Isa, Kernel, KernelKind};
-use crate::model::Model;
-use crate::train::{Progress, TrainConfig};
+use crate::compute::kernels::{ClipGradient, Isa, Kernel, KernelKind};
+use crate::compute::model::Model;
+use crate::compute::train::{Progress, TrainConfig};
+use crate::data::batch::ShuffleKind;
+use crate::output::checkpoint::{self};
 
 use super::RunError;
 
@@ -52,7 +52,7 @@ impl RunSpec {
     ) -> HashMap<String, String> {
         let t = &self.train;
         let (shuffle_kind, buffer) = match t.shuffle {
-            crate::batch::Shuffle::Buffer { size } => (ShuffleKind::Buffer, size),
+            crate::data::batch::Shuffle::Buffer { size } => (ShuffleKind::Buffer, size),
             other => (other.kind(), 0),
         };
         let mut meta: HashMap<String, String> = [

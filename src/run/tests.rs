@@ -2,19 +2,19 @@
 
 use std::collections::HashMap;
 
-use crate::checkpoint::{self};
-use crate::kernels::{ClipGradient, KernelKind};
-use crate::model::Model;
-use crate::train::{Progress, TrainConfig};
+use crate::compute::kernels::{ClipGradient, KernelKind};
+use crate::compute::model::Model;
+use crate::compute::train::{Progress, TrainConfig};
+use crate::output::checkpoint::{self};
 
 use super::*;
 
 #[test]
 fn metadata_round_trips_the_spec_and_progress() {
     for shuffle in [
-        crate::batch::Shuffle::Buffer { size: 77 },
-        crate::batch::Shuffle::Epoch,
-        crate::batch::Shuffle::Sequential,
+        crate::data::batch::Shuffle::Buffer { size: 77 },
+        crate::data::batch::Shuffle::Epoch,
+        crate::data::batch::Shuffle::Sequential,
     ] {
         let spec = RunSpec {
             train: TrainConfig {

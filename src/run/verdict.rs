@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::classes::ClassNames;
-use crate::kernels::{Isa, Kernel, Stats};
-use crate::metrics::Summary;
-use crate::model::Model;
-use crate::train::{self, TrainOutcome};
+use crate::compute::kernels::{Isa, Kernel, Stats};
+use crate::compute::model::Model;
+use crate::compute::train::{self, TrainOutcome};
+use crate::data::classes::ClassNames;
+use crate::output::metrics::Summary;
 
 use super::{DataSource, LoadedData, RunError, RunSpec};
 

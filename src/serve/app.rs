@@ -4,9 +4,9 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::compute::model::Model;
 use crate::data::classes::ClassNames;
 use crate::data::dataset::Split;
-use crate::model::Model;
 use crate::preprocess::{self, DecodeError, Invert, PreprocessError, SIDE};
 
 /// Everything a request needs: the model, its names, the test split for sample digits.

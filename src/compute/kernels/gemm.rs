@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use super::softmax::{ClipGradient, forward_row, grad_row};
 use super::{Batch, Kernel, Stats, check_backward, check_forward};
-use crate::model::{Grads, Model};
+use crate::compute::model::{Grads, Model};
 
 /// The matrixmultiply baseline kernel.
 #[derive(Clone, Copy, Debug, Default)]

@@ -30,7 +30,7 @@ pub(crate) mod softmax;
 pub use simd::{Isa, SimdChoice, SimdError};
 pub use softmax::ClipGradient;
 
-use crate::model::{Grads, Model};
+use crate::compute::model::{Grads, Model};
 
 /// Pixels of a whole dataset split, sample-major, `features` values per sample.
 #[derive(Clone, Copy, Debug)]
@@ -60,7 +60,7 @@ impl Pixels<'_> {
         let d = out.len();
         match self {
             Pixels::F32(x) => out.copy_from_slice(&x[row * d..(row + 1) * d]),
-            Pixels::U8(x) => crate::dataset::pixels_to_f32(&x[row * d..(row + 1) * d], out),
+            Pixels::U8(x) => crate::data::dataset::pixels_to_f32(&x[row * d..(row + 1) * d], out),
         }
     }
 }
@@ -395,6 +395,10 @@ pub(crate) fn check_backward(model: &Model, batch: &Batch, grads: &Grads) {
 
 /// The kernel variants the CLI, tests and benches can choose (by the names of
 /// [`KernelKind::name`], the only spelling).
+///
+/// The `Parallel*` kernels keep helper threads that spin for about 2 ms after every call
+/// before they park (a 50 µs step cannot wait for a sleeping thread to wake): a library
+/// caller that calls them now and then pays that CPU time between calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[cfg_attr(feature = "cli", value(rename_all = "snake_case"))]

@@ -20,7 +20,7 @@ use super::share::{Team, lock, read, write};
 use super::simd::Isa;
 use super::softmax::ClipGradient;
 use super::{Batch, Kernel, Stats, check_backward, check_forward};
-use crate::model::{Grads, Model};
+use crate::compute::model::{Grads, Model};
 
 /// Rows per chunk. Measured on a 2-core AVX-512 Xeon, `parallel_u8`, batch 256, interleaved
 /// medians of 7 (hot step µs / 1000-step loop ms): 32 rows 57.9 / 73.0, 64 rows 52.7 / 66.6,

@@ -3,7 +3,7 @@
 
 use super::softmax::{CLIP_MIN, ClipGradient, forward_row, grad_row, softmax_in_place};
 use super::{Batch, Kernel, Stats, check_backward, check_forward};
-use crate::model::{Grads, Model};
+use crate::compute::model::{Grads, Model};
 
 /// The scalar reference kernel.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,7 +31,7 @@ pub fn probabilities(model: &Model, pixels: &[u8]) -> Vec<f32> {
         "sample length is not the feature count"
     );
     let mut x = vec![0.0; model.features()];
-    crate::dataset::pixels_to_f32(pixels, &mut x);
+    crate::data::dataset::pixels_to_f32(pixels, &mut x);
     let mut p = vec![0.0; model.classes()];
     logits_row(model, &x, &mut p);
     softmax_in_place(&mut p);

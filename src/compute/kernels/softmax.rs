@@ -111,7 +111,7 @@ pub fn grad_row(logits: &mut [f32], label: usize, clip: ClipGradient) -> RowOutc
 /// loss, first-index argmax of `p`, gradient `p − onehot(y)` zeroed for clipped rows.
 pub(crate) mod lanes {
     use super::{CLIP_MIN, ClipGradient, P_FLUSH};
-    use crate::kernels::simd::Simd;
+    use crate::compute::kernels::simd::Simd;
 
     /// `exp(x)` for `x ≤ 0`, values below [`P_FLUSH`] flushed to zero. Cephes' `expf`
     /// (range reduction by `ln 2` in two parts, degree-6 polynomial): within 2 ulp of the
@@ -234,8 +234,8 @@ pub(crate) mod lanes {
 mod tests {
     use super::lanes::{epilogue, exp_flushed};
     use super::*;
-    use crate::kernels::simd::Simd;
-    use crate::kernels::simd::tests::{PathCheck, lanes_of, on_every_path, vector};
+    use crate::compute::kernels::simd::Simd;
+    use crate::compute::kernels::simd::tests::{PathCheck, lanes_of, on_every_path, vector};
 
     #[test]
     fn vector_exp_is_within_3_ulp_of_f64_and_flushes_like_the_scalar_one() {

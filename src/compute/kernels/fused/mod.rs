@@ -75,7 +75,7 @@ pub(crate) use tiles::padded_classes;
 use super::simd::Isa;
 use super::softmax::ClipGradient;
 use super::{Batch, Kernel, Stats, check_backward, check_forward};
-use crate::model::{Grads, Model};
+use crate::compute::model::{Grads, Model};
 use pass::{Out, Pass};
 
 /// Rows per block: the block's rows (12.5 KB as u8, 50 KB as `f32`) are read by the forward

@@ -19,11 +19,11 @@ use super::tiles::{
     CLASS_TILE, WIDE_TILE, accumulate_cx2, class_tiles, convert_row, dot_2xc, padded_classes,
 };
 use super::{BLOCK_ROWS, U8_SCALE};
+use crate::compute::kernels::simd::{Simd, WithSimd};
+use crate::compute::kernels::softmax::{ClipGradient, lanes};
+use crate::compute::kernels::{Batch, Pixels, Stats};
+use crate::compute::model::Model;
 use crate::data::aligned::AlignedF32;
-use crate::kernels::simd::{Simd, WithSimd};
-use crate::kernels::softmax::{ClipGradient, lanes};
-use crate::kernels::{Batch, Pixels, Stats};
-use crate::model::Model;
 
 /// Per-thread buffers of the fused kernel, reused across calls.
 #[derive(Default)]

@@ -4,7 +4,7 @@
 //! arithmetic and only ever handed to a prefetch instruction, which never faults: any row
 //! index, even a wild hint, is harmless.
 
-use crate::kernels::{Batch, Pixels};
+use crate::compute::kernels::{Batch, Pixels};
 
 /// How far ahead of the block being computed its rows are prefetched into L2: one batch of the
 /// tutorial (so at batch 256 a step fetches the next step's rows), and at most 200 KB of u8

@@ -6,7 +6,7 @@
 
 use super::BLOCK_ROWS;
 use super::prefetch::LinePrefetch;
-use crate::kernels::simd::Simd;
+use crate::compute::kernels::simd::Simd;
 
 /// Classes per narrow register tile (10 = two tiles for MNIST).
 pub(crate) const CLASS_TILE: usize = 5;
