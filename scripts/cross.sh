@@ -8,7 +8,9 @@
 #                               the tutorial that must pick NEON by itself and print its accuracy;
 #   x86-64 with fewer features : the kernel tests under `qemu-x86_64 -cpu Nehalem` (SSE4.2, no
 #                               AVX), so detection and fallback meet a CPU that really lacks
-#                               AVX2 and AVX-512 (they must run exactly sse2 and scalar).
+#                               AVX2 and AVX-512 (they must run exactly sse2 and scalar);
+#   aarch64-apple-darwin,      : `cargo check` of the library and the binaries, std built from
+#   x86_64-pc-windows-gnu        Debian's rust-web-src (-Zbuild-std); nothing is linked or run.
 # Installs what it needs from Debian's archive; says SKIPPED (not silently) where it cannot.
 # CROSS_SKIP=1 skips it all with a message.
 set -euo pipefail
@@ -24,7 +26,7 @@ if [ "$(uname -m)" != x86_64 ] || ! command -v apt-get >/dev/null; then
 fi
 
 echo "== cross: packages (Debian's rustc-web/cargo-web 1.96, arm64 std, cross gcc, qemu-user)"
-pkgs="rustc-web cargo-web rust-web-clippy libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
+pkgs="rustc-web cargo-web rust-web-clippy rust-web-src libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binutils-mingw-w64-x86-64"
 if ! dpkg -s $pkgs >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     dpkg --add-architecture arm64
@@ -67,6 +69,14 @@ env -u MNIST_LOGREG_SIMD qemu-aarch64-static "$CARGO_TARGET_DIR/$A64/debug/train
     --data data/mnist --show 0 | tee target/cross-train.log | grep -E "^Test Accuracy|^timing"
 grep -q "simd neon (4 lanes)" target/cross-train.log
 grep -q "^Test Accuracy: 0\.91" target/cross-train.log
+
+echo "== cross: cargo check --lib --bins for aarch64-apple-darwin and x86_64-pc-windows-gnu"
+# -D warnings: code behind cfg(unix) or cfg(x86_64) must not leave dead code there either.
+for t in aarch64-apple-darwin x86_64-pc-windows-gnu; do
+    RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR=target/check-$t \
+        $DCARGO check --quiet --target $t -Zbuild-std --lib --bins
+    echo "$t: cargo check passed"
+done
 
 echo "== cross: x86-64 kernel tests on a CPU without AVX (qemu-x86_64 -cpu Nehalem)"
 # The host build of CI's own toolchain: the runner does not change fingerprints, so this reuses

@@ -41,12 +41,15 @@ pub fn install_stop_handlers() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Without signals there is nothing to install.
+/// Without Unix signals there is nothing to install: Ctrl-C ends the process at once (the
+/// model is not saved, and `--resume` has nothing to continue from).
 #[cfg(not(unix))]
 pub fn install_stop_handlers() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Set by the first SIGINT/SIGTERM; the second then exits at once.
+#[cfg(unix)]
 static SIGNALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static STOP_SIGNAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
