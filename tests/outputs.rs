@@ -552,27 +552,17 @@ fn a_resumed_run_counts_images_per_second_over_the_steps_it_ran() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");
     let metrics = dir.path().join("m.jsonl");
-    let first = train_cmd()
-        .args(["--steps", "100", "--quiet", "--save"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
+    run_ok(
+        train_cmd()
+            .args(["--steps", "100", "--quiet", "--save"])
+            .arg(&model),
     );
-    let second = train_cmd()
-        .args(["--steps", "400", "--quiet", "--resume"])
-        .arg(&model)
-        .arg("--metrics")
-        .arg(&metrics)
-        .output()
-        .unwrap();
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
+    run_ok(
+        train_cmd()
+            .args(["--steps", "400", "--quiet", "--resume"])
+            .arg(&model)
+            .arg("--metrics")
+            .arg(&metrics),
     );
     let events = read_jsonl(&metrics);
     let summary = events.last().unwrap();

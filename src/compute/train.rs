@@ -247,7 +247,9 @@ pub fn resume(
 ) -> Result<TrainOutcome, TrainError> {
     validate(cfg, data.labels.len())?;
     // Validate every label once: batches drawn later are then valid by construction.
-    check_data(&model, data.pixels, data.features, data.labels)?;
+    let all: Vec<usize> = (0..data.labels.len()).collect();
+    check_data(&model, data.pixels, data.features, data.labels, &all)?;
+    drop(all);
 
     let mut sampler = Sampler::new(cfg.shuffle, data.labels.len(), cfg.seed);
     // The batches of the steps already taken, drawn and dropped: the sampler's state is a
@@ -353,30 +355,29 @@ pub fn evaluate(
     pixels: Pixels,
     labels: &[u8],
 ) -> Result<(Stats, Vec<u8>), TrainError> {
-    let rows = check_data(model, pixels, model.features(), labels)?;
-    let batch = Batch::trusted(pixels, model.features(), labels, &rows);
+    let rows: Vec<usize> = (0..labels.len()).collect();
+    let batch = check_data(model, pixels, model.features(), labels, &rows)?;
     let mut predictions = vec![0u8; rows.len()];
     let stats = kernel.forward(model, &batch, Some(&mut predictions));
     Ok((stats, predictions))
 }
 
-/// Check that `pixels` and `labels` make samples of `features` values that fit `model` (the
-/// feature count, then the shape, then every label), and return the index of every sample.
-fn check_data(
+/// The batch of `rows` of `pixels`/`labels` (samples of `features` values), checked to fit
+/// `model`: the feature count first, then the shape, the row indices and every label.
+fn check_data<'a>(
     model: &Model,
-    pixels: Pixels,
+    pixels: Pixels<'a>,
     features: usize,
-    labels: &[u8],
-) -> Result<Vec<usize>, TrainError> {
+    labels: &'a [u8],
+    rows: &'a [usize],
+) -> Result<Batch<'a>, TrainError> {
     if features != model.features() {
         return Err(TrainError::Features {
             data: features,
             model: model.features(),
         });
     }
-    let all: Vec<usize> = (0..labels.len()).collect();
-    Batch::new(pixels, features, labels, &all, model.classes())?;
-    Ok(all)
+    Ok(Batch::new(pixels, features, labels, rows, model.classes())?)
 }
 
 /// Classes that never appear in `predictions` (a stalled class, see the README).

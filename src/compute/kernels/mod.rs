@@ -148,6 +148,7 @@ impl<'a> Batch<'a> {
                 features,
             });
         }
+        let mut label_end = 0;
         for &row in rows {
             let label = *labels.get(row).ok_or(BatchError::Row {
                 row,
@@ -160,8 +161,9 @@ impl<'a> Batch<'a> {
                     classes,
                 });
             }
+            label_end = label_end.max(usize::from(label) + 1);
         }
-        Ok(Self::from_parts(pixels, features, labels, rows))
+        Ok(Self::from_parts(pixels, features, labels, rows, label_end))
     }
 
     /// A batch the crate has already validated (shapes, and every row and label of `rows`).
@@ -172,21 +174,23 @@ impl<'a> Batch<'a> {
         rows: &'a [usize],
     ) -> Self {
         debug_assert!(Self::new(pixels, features, labels, rows, usize::MAX).is_ok());
-        Self::from_parts(pixels, features, labels, rows)
-    }
-
-    /// The batch, unchecked and without a hint (for the two constructors above).
-    fn from_parts(
-        pixels: Pixels<'a>,
-        features: usize,
-        labels: &'a [u8],
-        rows: &'a [usize],
-    ) -> Self {
         let label_end = rows
             .iter()
             .map(|&r| usize::from(labels[r]) + 1)
             .max()
             .unwrap_or(0);
+        Self::from_parts(pixels, features, labels, rows, label_end)
+    }
+
+    /// The batch, unchecked and without a hint (for the two constructors above); `label_end`
+    /// is one past the largest label of `rows`.
+    fn from_parts(
+        pixels: Pixels<'a>,
+        features: usize,
+        labels: &'a [u8],
+        rows: &'a [usize],
+        label_end: usize,
+    ) -> Self {
         Self {
             pixels,
             features,

@@ -104,6 +104,8 @@ struct Frame {
     scale: f32,
     /// `(wide, narrow)` class tiles on this instruction set.
     tiles: (usize, usize),
+    /// The gradient rule of a backward pass; `None` for a forward pass.
+    grad: Option<ClipGradient>,
     /// `kp` weight rows of `d` values: the model's, then `Scratch::zero` for padding.
     w: Vec<*const f32>,
     /// `kp` distinct `dW` rows of `d` values (empty for a forward pass).
@@ -160,12 +162,17 @@ impl Frame {
             Pixels::F32(_) => 1.0,
             Pixels::U8(_) => U8_SCALE,
         };
+        let grad = match out {
+            Out::Backward { clip, .. } => Some(*clip),
+            Out::Forward(_) => None,
+        };
         Frame {
             d,
             k,
             kp,
             scale,
             tiles: class_tiles::<S>(kp),
+            grad,
             w,
             dw,
         }
@@ -243,9 +250,9 @@ impl Pass<'_, '_> {
             // The look-ahead's lines, spread evenly over the forward's row pairs and the
             // backward's feature pairs.
             let (wide, narrow) = f.tiles;
-            let backward_calls = match out {
-                Out::Backward { .. } => (f.d / (2 * S::LANES)) * (wide + narrow),
-                Out::Forward(_) => 0,
+            let backward_calls = match f.grad {
+                Some(_) => (f.d / (2 * S::LANES)) * (wide + narrow),
+                None => 0,
             };
             ahead.spread_over(block.len().div_ceil(2) + backward_calls);
             let l1_next = if ahead_rows.is_empty() {
@@ -272,7 +279,7 @@ impl Pass<'_, '_> {
                 );
                 stats = stats.merge(o);
             }
-            if !f.dw.is_empty() {
+            if f.grad.is_some() {
                 backward_block(simd, &f, &xs.read[..block.len()], bi == 0, s, &mut ahead);
             }
         }
@@ -310,7 +317,7 @@ fn forward_block<S: Simd>(
         let upto = if r0 + 2 >= n { l1_next.len() } else { r0 + 2 };
         prefetch_rows_l1(pixels, l1_next.get(r0..upto).unwrap_or(&[]), f.d);
         ahead.next();
-        for r in if r1 == r0 { r0..r0 + 1 } else { r0..r1 + 1 } {
+        for r in r0..=r1 {
             if !xs.src[r].is_empty() {
                 // SAFETY: `xs.write[r]` is the `d`-value slot of row `r` in `s.x` (derived
                 // from `&mut s.x`, which nothing else borrows during the block).
@@ -390,12 +397,8 @@ fn epilogue_group<S: Simd>(
         let b = simd.splat(model.b()[c]);
         *l = simd.mul_add(simd.add(sums, tails), simd.splat(f.scale), b);
     }
-    let grad = match out {
-        Out::Backward { clip, .. } => Some(*clip),
-        Out::Forward(_) => None,
-    };
     let valid = (1u32 << group.len()) - 1;
-    let o = lanes::epilogue(simd, logits, label_v, valid, grad);
+    let o = lanes::epilogue(simd, logits, label_v, valid, f.grad);
     match out {
         Out::Forward(Some(predictions)) => {
             let mut pred = [0.0f32; 16];
