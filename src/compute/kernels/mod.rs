@@ -400,7 +400,7 @@ pub(crate) fn check_backward(model: &Model, batch: &Batch, grads: &Grads) {
 /// The kernel variants the CLI, tests and benches can choose (by the names of
 /// [`KernelKind::name`], the only spelling).
 ///
-/// The `Parallel*` kernels keep helper threads that spin for about 2 ms after every call
+/// The `Parallel*` kernels keep helper threads that spin for about 0.2 ms after every call
 /// before they park (a 50 µs step cannot wait for a sleeping thread to wake): a library
 /// caller that calls them now and then pays that CPU time between calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
