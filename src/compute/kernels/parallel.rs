@@ -58,8 +58,9 @@ impl std::fmt::Debug for Parallel {
 impl Parallel {
     /// A kernel on instruction set `isa` running on `threads` threads, the caller included
     /// (0 = one per core), with the gradient rule `clip` for clipped rows. Helpers spin for
-    /// about 0.2 ms after every call before they park (see `share.rs`), and the team runs jobs on the caller alone while sharing does not pay; a library caller
-    /// that steps now and then pays that CPU time between calls.
+    /// about 0.2 ms after every call before they park, and the team runs jobs on the caller
+    /// alone while sharing does not pay (see `share.rs`); a library caller that steps now and
+    /// then pays that spinning between calls.
     ///
     /// # Panics
     /// When the operating system refuses to start the helper threads.
