@@ -8,15 +8,18 @@
 //!   multiply-adds; the softmax is not counted), against the FMA peak of the same path and
 //!   thread count;
 //! - `loop ms`: 1000 training steps run by `train::train`, the loop `train` runs (shuffle
-//!   buffer, next-step prefetch hint, finite checks, SGD update), median of several runs, and
-//!   the pixel bytes those steps read per second against the memory bandwidth;
+//!   buffer, next-step prefetch hint, finite checks, SGD update), median of several runs,
+//!   with its ratio to the floor (the step's FLOP at the path's peak), and the same loop
+//!   reading the memory-mapped file as the default `train` run does;
 //! - `epoch ms`: one pass over the 60 000 training images in batches of 256 and of 8192
-//!   (whole steps, scaled to exactly 60 000 images).
+//!   (whole steps);
+//! - `eval ms`: `train::evaluate` of the 10 000 test images, and its ratio to its floor.
 //!
 //! The training pixels are held as `train` holds them for long runs (huge-page copies,
 //! `dataset::Resident`).
 //!
-//! Options after `--`: `--quick` (fewer repetitions), `--paths avx2,scalar` (a subset).
+//! Options after `--`: `--quick` (fewer repetitions), `--paths avx2,scalar` and
+//! `--kernels fused_u8,parallel_u8` (subsets).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -26,7 +29,7 @@ use mnist_logreg::batch::{Sampler, Shuffle};
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Resident};
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::simd::{Simd, WithSimd};
-use mnist_logreg::kernels::{Batch, Isa, Kernel, KernelKind, Pixels};
+use mnist_logreg::kernels::{Batch, Input, Isa, Kernel, KernelKind, Pixels};
 use mnist_logreg::model::{Grads, Model};
 use mnist_logreg::train::{self, TrainConfig, TrainData};
 
@@ -122,17 +125,31 @@ fn bandwidth(threads: usize) -> f64 {
     best
 }
 
-/// The training split as `train` holds it: huge-page copies (`dataset::Resident`).
+/// The training split as `train` holds it for long runs (huge-page copies,
+/// `dataset::Resident`) and as the memory-mapped files (u8 only), and the test split.
 struct Data {
     labels: Vec<u8>,
     u8s: Resident<u8>,
     f32s: Resident<f32>,
+    dataset: Dataset,
+    test_f32: Vec<f32>,
     model: Model,
 }
 
 impl Data {
     fn pixels(&self, kind: KernelKind) -> Pixels<'_> {
         kind.input().pick(&self.f32s, &self.u8s)
+    }
+
+    /// The pixels as the default `train` run reads them: the mapped u8 file (f32 kernels
+    /// read a converted copy either way).
+    fn mapped(&self, kind: KernelKind) -> Pixels<'_> {
+        kind.input().pick(&self.f32s, self.dataset.train.pixels())
+    }
+
+    fn test(&self, kind: KernelKind) -> Pixels<'_> {
+        kind.input()
+            .pick(&self.test_f32, self.dataset.test.pixels())
     }
 }
 
@@ -161,6 +178,8 @@ fn load() -> Data {
         labels,
         u8s: data.train.resident_u8().expect("memory for the u8 pixels"),
         f32s,
+        test_f32: data.test.to_f32().to_vec(),
+        dataset: data,
         model,
     }
 }
@@ -191,7 +210,7 @@ fn hot_step(kernel: &dyn Kernel, data: &Data, kind: KernelKind, reps: usize) -> 
 fn train_loop(
     kernel: &dyn Kernel,
     data: &Data,
-    kind: KernelKind,
+    pixels: Pixels,
     shuffle: Shuffle,
     steps: usize,
     batch: usize,
@@ -206,7 +225,7 @@ fn train_loop(
         allow_non_finite: false,
     };
     let train_data = TrainData {
-        pixels: data.pixels(kind),
+        pixels,
         labels: &data.labels,
         features: 784,
     };
@@ -227,6 +246,11 @@ fn main() {
     let wanted: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--paths")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let kernels: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--kernels")
         .and_then(|i| args.get(i + 1))
         .map(|s| s.split(',').map(str::to_string).collect());
     let (reps, runs) = if quick { (200, 3) } else { (1000, 7) };
@@ -270,7 +294,12 @@ fn main() {
 
     println!();
     println!(
-        "| kernel | path | threads | FMA peak GFLOP/s | step_256 µs | GFLOP/s | % peak | 1000-step loop ms | loop GB/s (% bw) | epoch b256 ms | epoch b8192 ms |"
+        "floor = the FLOP of the job (forward + backward multiply-adds, 2·2·784·10 per row; \
+         forward only for the evaluation) at the FMA peak of the same path and thread count"
+    );
+    println!();
+    println!(
+        "| kernel | path | threads | FMA peak GFLOP/s | step_256 µs | % peak | 1000-step loop ms (÷ floor) | same, mapped u8 ms | epoch b256 ms (÷ floor) | epoch b8192 ms | eval 10k ms (÷ floor) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut rows_out: Vec<(KernelKind, Isa)> = Vec::new();
@@ -294,6 +323,12 @@ fn main() {
         }
     }
     for (kind, isa) in rows_out {
+        if kernels
+            .as_ref()
+            .is_some_and(|w| !w.iter().any(|n| n == kind.name()))
+        {
+            continue;
+        }
         let kernel = kind.build_on(isa, 0);
         let threads = kernel.threads();
         let slow = kind == KernelKind::Reference;
@@ -301,28 +336,30 @@ fn main() {
         let step = hot_step(kernel.as_ref(), &data, kind, if slow { 20 } else { reps });
         let gflops = 256.0 * FLOP_PER_ROW / step / 1e3;
         let loop_steps = if slow { 50 } else { 1000 };
-        let loop_ms = median(
-            (0..if slow { 1 } else { runs })
-                .map(|_| {
-                    train_loop(
-                        kernel.as_ref(),
-                        &data,
-                        kind,
-                        Shuffle::Buffer { size: 5000 },
-                        loop_steps,
-                        256,
-                    )
-                    .as_secs_f64()
-                        * 1e3
-                        * (1000 / loop_steps) as f64
-                })
-                .collect(),
-        );
-        let bytes_per_row = match data.pixels(kind) {
-            Pixels::U8(_) => 784.0,
-            Pixels::F32(_) => 784.0 * 4.0,
+        let run_loop = |pixels: Pixels| {
+            median(
+                (0..if slow { 1 } else { runs })
+                    .map(|_| {
+                        train_loop(
+                            kernel.as_ref(),
+                            &data,
+                            pixels,
+                            Shuffle::Buffer { size: 5000 },
+                            loop_steps,
+                            256,
+                        )
+                        .as_secs_f64()
+                            * 1e3
+                            * (1000 / loop_steps) as f64
+                    })
+                    .collect(),
+            )
         };
-        let loop_gbs = 1000.0 * 256.0 * bytes_per_row / (loop_ms / 1e3) / 1e9;
+        let loop_ms = run_loop(data.pixels(kind));
+        let mapped_ms = match kind.input() {
+            Input::U8 => format!("{:.1}", run_loop(data.mapped(kind))),
+            Input::F32 => "-".into(),
+        };
         let epoch = |batch: usize| {
             if slow {
                 return f64::NAN;
@@ -331,19 +368,46 @@ fn main() {
             median(
                 (0..runs)
                     .map(|_| {
-                        train_loop(kernel.as_ref(), &data, kind, Shuffle::Epoch, steps, batch)
-                            .as_secs_f64()
+                        train_loop(
+                            kernel.as_ref(),
+                            &data,
+                            data.pixels(kind),
+                            Shuffle::Epoch,
+                            steps,
+                            batch,
+                        )
+                        .as_secs_f64()
                             * 1e3
                     })
                     .collect(),
             )
         };
         let (e256, e8192) = (epoch(256), epoch(8192));
+        let test_labels = data.dataset.test.labels();
+        let eval_ms = median(
+            (0..if slow { 1 } else { runs * 3 })
+                .map(|_| {
+                    let t = Instant::now();
+                    let out =
+                        train::evaluate(kernel.as_ref(), &data.model, data.test(kind), test_labels);
+                    black_box(out.expect("the benchmark's evaluation"));
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        );
+        // Floors in ms at this path's peak: `rows` rows of forward + backward (or forward only).
+        let floor =
+            |rows: usize, passes: f64| rows as f64 * FLOP_PER_ROW / 2.0 * passes / peak / 1e6;
+        let loop_floor = floor(1000 * 256, 2.0);
+        let epoch_floor = floor(images.div_ceil(256) * 256, 2.0);
+        let eval_floor = floor(test_labels.len(), 1.0);
         let path = if kind.uses_simd() { isa.name() } else { "-" };
         println!(
-            "| {kind} | {path} | {threads} | {peak:.0} | {step:.1} | {gflops:.1} | {:.0}% | {loop_ms:.1} | {loop_gbs:.2} ({:.1}%) | {e256:.1} | {e8192:.1} |",
+            "| {kind} | {path} | {threads} | {peak:.0} | {step:.1} | {:.0}% | {loop_ms:.1} ({:.2}×) | {mapped_ms} | {e256:.1} ({:.2}×) | {e8192:.1} | {eval_ms:.2} ({:.2}×) |",
             100.0 * gflops / peak,
-            100.0 * loop_gbs / bw,
+            loop_ms / loop_floor,
+            e256 / epoch_floor,
+            eval_ms / eval_floor,
         );
     }
 }

@@ -284,11 +284,17 @@ impl Team {
         // may still be running tasks that borrow the caller's data: catch it, wait, resume.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.work()));
         let worked = Instant::now();
+        let mut spins = 0u32;
+        let mut yielding = false;
         while job.done.load(Ordering::Acquire) < n {
-            if worked.elapsed() < WAIT_SPIN {
-                std::hint::spin_loop();
-            } else {
+            spins += 1;
+            if !yielding && spins.is_multiple_of(64) {
+                yielding = worked.elapsed() > WAIT_SPIN;
+            }
+            if yielding {
                 std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
             }
         }
         if let Err(panic) = outcome {
