@@ -6,7 +6,8 @@
 //! 10 000 repeats; `MNIST_LOGREG_SIMD` and `THREADS` choose the path and thread count);
 //! `SPREAD=N`
 //! draws the batch's 256 rows from the first N of the 1000 samples (`SPREAD=1`: one row
-//! again and again, always in L1), to tell memory stalls from compute.
+//! again and again, always in L1), to tell memory stalls from compute; `FORWARD=1` times the
+//! forward alone (what an evaluation runs).
 
 use mnist_logreg::kernels::{Batch, KernelKind};
 use mnist_logreg::model::{Grads, Model};
@@ -49,11 +50,17 @@ fn main() {
         let px = kind.input().pick(&f32s, &pixels);
         let batch = Batch::new(px, d, &labels, &rows, k).expect("a valid batch");
         let mut grads = Grads::zeros_like(&model);
+        let forward_only = std::env::var_os("FORWARD").is_some();
         let start = std::time::Instant::now();
         for _ in 0..repeats {
-            std::hint::black_box(kernel.forward_backward(&model, &batch, &mut grads));
+            if forward_only {
+                std::hint::black_box(kernel.forward(&model, &batch, None));
+            } else {
+                std::hint::black_box(kernel.forward_backward(&model, &batch, &mut grads));
+            }
         }
         let us = start.elapsed().as_secs_f64() * 1e6 / repeats as f64;
-        println!("{kind} on {}: {us:.1} µs per step of 256", kernel.simd());
+        let what = if forward_only { "forward" } else { "step" };
+        println!("{kind} on {}: {us:.1} µs per {what} of 256", kernel.simd());
     }
 }

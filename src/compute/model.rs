@@ -199,6 +199,16 @@ impl Model {
     /// # Panics
     /// When `grads` is not shaped for this model.
     pub fn sgd_step(&mut self, grads: &Grads, learning_rate: f32) {
+        self.sgd_step_checked(grads, learning_rate);
+    }
+
+    /// [`Model::sgd_step`], and in the same pass over `dW` whether every gradient entry was
+    /// finite (the training loop's check, without a pass of its own). The update is applied
+    /// either way.
+    ///
+    /// # Panics
+    /// When `grads` is not shaped for this model.
+    pub(crate) fn sgd_step_checked(&mut self, grads: &Grads, learning_rate: f32) -> bool {
         assert!(
             grads.fits(self),
             "gradients of a {} × {} model applied to a {} × {} model",
@@ -207,12 +217,25 @@ impl Model {
             self.features,
             self.classes
         );
-        for (w, g) in self.w.iter_mut().zip(grads.dw.iter()) {
+        // `g·0` is 0 for finite `g` and NaN otherwise, summed in 16 independent lanes (one
+        // vector, which the compiler keeps in a register beside the update).
+        const LANES: usize = 16;
+        let mut poison = [0.0f32; LANES];
+        let mut w = self.w.chunks_exact_mut(LANES);
+        let mut g = grads.dw.chunks_exact(LANES);
+        for (w, g) in (&mut w).zip(&mut g) {
+            for ((w, g), p) in w.iter_mut().zip(g).zip(&mut poison) {
+                *w -= learning_rate * g;
+                *p += g * 0.0;
+            }
+        }
+        let tails = w.into_remainder().iter_mut().zip(g.remainder());
+        let bias = self.b.iter_mut().zip(&grads.db);
+        for (w, g) in tails.chain(bias) {
             *w -= learning_rate * g;
+            poison[0] += g * 0.0;
         }
-        for (b, g) in self.b.iter_mut().zip(&grads.db) {
-            *b -= learning_rate * g;
-        }
+        poison.iter().all(|p| p.is_finite())
     }
 
     /// The first weight or bias that is NaN or infinite, if any.
@@ -304,6 +327,16 @@ impl Grads {
         (&mut self.dw, &mut self.db)
     }
 
+    /// Trade the `dW` buffer with `other`, which must hold as many values (a kernel that
+    /// computed `dW` elsewhere hands it over without a copy).
+    ///
+    /// # Panics
+    /// When the lengths differ.
+    pub(crate) fn swap_dw(&mut self, other: &mut AlignedF32) {
+        assert_eq!(other.len(), self.dw.len(), "dW buffers of different shapes");
+        std::mem::swap(&mut self.dw, other);
+    }
+
     /// Set every entry to zero.
     pub fn clear(&mut self) {
         self.dw.fill(0.0);
@@ -339,6 +372,37 @@ pub(crate) fn first_non_finite(values: &[f32]) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_checked_sgd_step_updates_and_sees_every_poisoned_entry() {
+        // 3 × 7 = 21 weights: one 16-lane chunk and a tail of 5, then 3 biases.
+        let model = Model::new(7, 3, (0..21).map(|i| i as f32).collect(), vec![1.0; 3]).unwrap();
+        let mut grads = Grads::zeros_like(&model);
+        for (i, g) in grads.dw_mut().iter_mut().enumerate() {
+            *g = 0.5 * i as f32 - 3.0;
+        }
+        grads.db_mut().copy_from_slice(&[0.25, -1.0, 2.0]);
+        let (mut plain, mut checked) = (model.clone(), model.clone());
+        plain.sgd_step(&grads, 0.1);
+        assert!(checked.sgd_step_checked(&grads, 0.1));
+        assert_eq!(plain.w(), checked.w());
+        assert_eq!(plain.b(), checked.b());
+        for w in plain.w().iter().zip(model.w()).zip(grads.dw()) {
+            let ((&after, &before), &g) = w;
+            assert_eq!(after, before - 0.1 * g);
+        }
+        for (at, bad) in [(3, f32::NAN), (17, f32::INFINITY), (20, f32::NEG_INFINITY)] {
+            let mut poisoned = grads.clone();
+            poisoned.dw_mut()[at] = bad;
+            assert!(
+                !model.clone().sgd_step_checked(&poisoned, 0.1),
+                "dW[{at}] = {bad}"
+            );
+        }
+        let mut poisoned = grads.clone();
+        poisoned.db_mut()[2] = f32::NAN;
+        assert!(!model.clone().sgd_step_checked(&poisoned, 0.1), "db");
+    }
 
     #[test]
     fn finds_the_first_non_finite_value() {

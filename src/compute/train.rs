@@ -283,10 +283,12 @@ pub fn resume(
         progress.clipped_since_report += stats.clipped;
         progress.clipped_rows += stats.clipped;
         interval_images += rows.len();
+        // One pass over `dW`: the update, and whether it was finite (a run that stops on a
+        // non-finite value returns no model, so updating first changes nothing it shows).
+        let finite = model.sgd_step_checked(&grads, cfg.learning_rate);
         if !cfg.allow_non_finite {
-            check_finite(step, &stats, &grads)?;
+            check_finite(step, &stats, finite, &grads)?;
         }
-        model.sgd_step(&grads, cfg.learning_rate);
         if step % cfg.display_step == 0 {
             if let (false, Some(value)) = (cfg.allow_non_finite, model.first_non_finite()) {
                 return Err(TrainError::NonFinite {
@@ -323,8 +325,14 @@ pub fn resume(
 
 /// Stop at the first step whose loss or gradient is not finite. `db` is the column sum of the
 /// logit gradient, so a NaN/Inf anywhere in `G` shows there; `dW` is checked as well because
-/// an infinite input can poison it alone.
-fn check_finite(step: usize, stats: &Stats, grads: &Grads) -> Result<(), TrainError> {
+/// an infinite input can poison it alone. `grads_finite` is what the SGD update saw; only a
+/// poisoned step searches the gradients for the value to report.
+fn check_finite(
+    step: usize,
+    stats: &Stats,
+    grads_finite: bool,
+    grads: &Grads,
+) -> Result<(), TrainError> {
     if !stats.loss.is_finite() {
         return Err(TrainError::NonFinite {
             step,
@@ -332,14 +340,14 @@ fn check_finite(step: usize, stats: &Stats, grads: &Grads) -> Result<(), TrainEr
             value: stats.loss,
         });
     }
-    if let Some(value) = grads.first_non_finite() {
-        return Err(TrainError::NonFinite {
-            step,
-            quantity: "gradient",
-            value,
-        });
+    if grads_finite {
+        return Ok(());
     }
-    Ok(())
+    Err(TrainError::NonFinite {
+        step,
+        quantity: "gradient",
+        value: grads.first_non_finite().unwrap_or(f32::NAN),
+    })
 }
 
 /// Steps that make `epochs` passes over `samples` training samples in batches of `batch_size`

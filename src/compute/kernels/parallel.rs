@@ -21,6 +21,7 @@ use super::simd::Isa;
 use super::softmax::ClipGradient;
 use super::{Batch, Kernel, Stats, check_backward, check_forward};
 use crate::compute::model::{Grads, Model};
+use crate::data::aligned::AlignedF32;
 
 /// Rows per chunk. Measured on a 2-core AVX-512 Xeon, `parallel_u8`, batch 256, interleaved
 /// medians of 7 (hot step µs / 1000-step loop ms): 32 rows 57.9 / 73.0, 64 rows 52.7 / 66.6,
@@ -32,7 +33,7 @@ pub(crate) const CHUNK_ROWS: usize = 128;
 /// One chunk's results.
 #[derive(Default)]
 struct ChunkOut {
-    dw: Vec<f32>,
+    dw: AlignedF32,
     db: Vec<f32>,
     stats: Stats,
 }
@@ -42,7 +43,16 @@ pub struct Parallel {
     isa: Isa,
     clip: ClipGradient,
     team: Team,
-    chunks: Mutex<Vec<RwLock<ChunkOut>>>,
+    /// The chunks' buffers and the summation tree's arrival counters, kept between calls
+    /// (no allocation per step).
+    chunks: Mutex<Chunks>,
+}
+
+/// What [`Parallel::forward_backward`] reuses from call to call.
+#[derive(Default)]
+struct Chunks {
+    out: Vec<RwLock<ChunkOut>>,
+    arrivals: Vec<AtomicU8>,
 }
 
 impl std::fmt::Debug for Parallel {
@@ -75,7 +85,7 @@ impl Parallel {
             isa,
             clip,
             team,
-            chunks: Mutex::new(Vec::new()),
+            chunks: Mutex::new(Chunks::default()),
         }
     }
 }
@@ -89,7 +99,7 @@ fn likely_next<'a>(batch: &Batch<'a>, i: usize, threads: usize) -> &'a [usize] {
 
 /// `into += from`, element by element.
 fn add_into(into: &mut ChunkOut, from: &ChunkOut) {
-    for (o, v) in into.dw.iter_mut().zip(&from.dw) {
+    for (o, v) in into.dw.iter_mut().zip(from.dw.iter()) {
         *o += v;
     }
     for (o, v) in into.db.iter_mut().zip(&from.db) {
@@ -165,21 +175,29 @@ impl Kernel for Parallel {
             grads.clear();
             return Stats::default();
         }
-        let mut chunks = lock(&self.chunks);
-        if chunks.len() < n_chunks {
-            chunks.resize_with(n_chunks, RwLock::default);
+        let mut reused = lock(&self.chunks);
+        let Chunks { out, arrivals } = &mut *reused;
+        if out.len() < n_chunks {
+            out.resize_with(n_chunks, RwLock::default);
         }
-        let chunks = &chunks[..n_chunks];
+        let chunks = &out[..n_chunks];
         let levels = usize::BITS as usize - (n_chunks - 1).leading_zeros() as usize;
-        let arrivals: Vec<AtomicU8> = (0..levels.max(1) * n_chunks)
-            .map(|_| AtomicU8::new(0))
-            .collect();
+        let nodes = levels.max(1) * n_chunks;
+        if arrivals.len() < nodes {
+            arrivals.resize_with(nodes, AtomicU8::default);
+        }
+        let arrivals = &arrivals[..nodes];
+        for a in arrivals {
+            a.store(0, Ordering::Relaxed);
+        }
         self.team.run(n_chunks, &|i| {
             {
                 let mut out = write(&chunks[i]);
                 let out = &mut *out;
                 // Sized once; the kernel overwrites them (no clearing per step).
-                out.dw.resize(kp * d, 0.0);
+                if out.dw.len() != kp * d {
+                    out.dw = AlignedF32::zeros(kp * d);
+                }
                 out.db.resize(k, 0.0);
                 let part = batch
                     .slice(i * CHUNK_ROWS..((i + 1) * CHUNK_ROWS).min(n))
@@ -196,13 +214,18 @@ impl Kernel for Parallel {
                     )
                 });
             }
-            climb(chunks, &arrivals, i);
+            climb(chunks, arrivals, i);
         });
         // The root of the tree is in chunk 0; its buffer is `kp × d` with the padding classes
-        // last (class-major), so its first `k × d` values are `dW`.
-        let root = read(&chunks[0]);
-        grads.dw_mut().copy_from_slice(&root.dw[..k * d]);
+        // last (class-major), so its first `k × d` values are `dW`. Without padding it simply
+        // trades buffers with `grads` (no copy: chunk 0 overwrites the old one next call).
+        let mut root = write(&chunks[0]);
         grads.db_mut().copy_from_slice(&root.db);
+        if kp == k {
+            grads.swap_dw(&mut root.dw);
+        } else {
+            grads.dw_mut().copy_from_slice(&root.dw[..k * d]);
+        }
         drop(root);
         // The stats in chunk order: a deterministic f32 loss.
         chunks

@@ -45,6 +45,10 @@ pub(crate) struct Scratch {
     zero: Vec<f32>,
     /// Padded `dW` when `classes` is not a multiple of [`CLASS_TILE`].
     pub(super) dw_pad: Vec<f32>,
+    /// The buffers of `Frame::w` and `Frame::dw`, kept between calls (cleared before use:
+    /// the pointers of an earlier call are never read).
+    w_rows: Vec<*const f32>,
+    dw_rows: Vec<*mut f32>,
 }
 
 thread_local! {
@@ -133,31 +137,32 @@ impl Frame {
             resize(&mut s.x, BLOCK_ROWS * d);
         }
         let zero = s.zero.as_ptr();
-        let w = (0..kp)
-            .map(|c| {
-                if c < k {
-                    model.class_weights(c).as_ptr()
-                } else {
-                    zero
-                }
-            })
-            .collect();
-        let dw = match out {
+        let mut w = std::mem::take(&mut s.w_rows);
+        w.clear();
+        w.extend((0..kp).map(|c| {
+            if c < k {
+                model.class_weights(c).as_ptr()
+            } else {
+                zero
+            }
+        }));
+        let mut dw_rows = std::mem::take(&mut s.dw_rows);
+        dw_rows.clear();
+        match out {
             Out::Backward { dw, db, .. } => {
                 assert_eq!(dw.len(), kp * d, "dW must be padded_classes × features");
                 assert_eq!(db.len(), k, "db must hold one value per class");
                 if batch.is_empty() {
                     dw.fill(0.0);
                 }
-                dw.chunks_exact_mut(d).map(<[f32]>::as_mut_ptr).collect()
+                dw_rows.extend(dw.chunks_exact_mut(d).map(<[f32]>::as_mut_ptr));
             }
             Out::Forward(p) => {
                 if let Some(p) = p {
                     assert!(p.len() >= batch.len(), "one prediction slot per row");
                 }
-                Vec::new()
             }
-        };
+        }
         let scale = match batch.pixels() {
             Pixels::F32(_) => 1.0,
             Pixels::U8(_) => U8_SCALE,
@@ -174,8 +179,14 @@ impl Frame {
             tiles: class_tiles::<S>(kp),
             grad,
             w,
-            dw,
+            dw: dw_rows,
         }
+    }
+
+    /// Hand the pointer buffers back to the scratch for the next call.
+    fn finish(self, s: &mut Scratch) {
+        s.w_rows = self.w;
+        s.dw_rows = self.dw;
     }
 
     /// Offset in `Scratch::acc` of the accumulator vector of block row `r`, class `c`.
@@ -235,7 +246,16 @@ impl Pass<'_, '_> {
         let f = Frame::new::<S>(model, batch, &mut out, s);
         let (rows, pixels) = (batch.rows(), batch.pixels());
         let mut stats = Stats::default();
-        let mut logits = vec![simd.zero(); f.k];
+        // The logits of one row group, one vector per class: on the stack for up to 16
+        // classes (no allocation per call), on the heap beyond.
+        let mut on_stack = [simd.zero(); 16];
+        let mut on_heap = Vec::new();
+        let logits = if f.k <= on_stack.len() {
+            &mut on_stack[..f.k]
+        } else {
+            on_heap.resize(f.k, simd.zero());
+            &mut on_heap[..]
+        };
         if batch.next_rows().is_empty() {
             // The first block has nobody before it to prefetch it.
             prefetch_rows_l1(pixels, &rows[..rows.len().min(BLOCK_ROWS)], f.d);
@@ -265,18 +285,8 @@ impl Pass<'_, '_> {
             forward_block(simd, &f, &xs, block.len(), s, &mut ahead, (pixels, l1_next));
             for q in 0..block.len().div_ceil(S::LANES) {
                 let group = &block[q * S::LANES..block.len().min((q + 1) * S::LANES)];
-                let o = epilogue_group(
-                    simd,
-                    &f,
-                    model,
-                    batch,
-                    group,
-                    q,
-                    &mut logits,
-                    s,
-                    &mut out,
-                    start,
-                );
+                let o =
+                    epilogue_group(simd, &f, model, batch, group, q, logits, s, &mut out, start);
                 stats = stats.merge(o);
             }
             if f.grad.is_some() {
@@ -290,6 +300,7 @@ impl Pass<'_, '_> {
                 *db = simd.reduce_add(unsafe { simd.load(s.db.as_ptr().add(c * S::LANES)) });
             }
         }
+        f.finish(s);
         stats
     }
 }
