@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! for each block of 32 rows (X_b: 32 × d, read in place or converted from u8):
-//!     forward_block    acc[r][c] = X_b[r] · W[c]      (2-row × C-class tiles; raw vectors)
+//!     forward_block    acc[r][c] = X_b[r] · W[c]      (4- or 2-row × 5-class tiles; raw vectors)
 //!     epilogue_group   logits = Σ acc · scale + b      (LANES rows at a time)
 //!                      p = softmax(logits), loss, argmax, G = p − onehot (clip-masked)
 //!     backward_block   dW[c] (+)= Σ_r G[c][r] · X_b[r]  (C-class × 2-vector tiles)
@@ -16,7 +16,8 @@ use std::cell::RefCell;
 
 use super::prefetch::{LOOKAHEAD_ROWS, LinePrefetch, prefetch_rows_l1, rows_ahead};
 use super::tiles::{
-    CLASS_TILE, WIDE_TILE, accumulate_cx2, class_tiles, convert_row, dot_2xc, padded_classes,
+    CLASS_TILE, WIDE_TILE, accumulate_cx2, class_tiles, convert_row, dot_rxc, forward_rows,
+    padded_classes,
 };
 use super::{BLOCK_ROWS, U8_SCALE};
 use crate::compute::kernels::simd::{Simd, WithSimd};
@@ -274,7 +275,7 @@ impl Pass<'_, '_> {
                 Some(_) => (f.d / (2 * S::LANES)) * (wide + narrow),
                 None => 0,
             };
-            ahead.spread_over(block.len().div_ceil(2) + backward_calls);
+            ahead.spread_over(block.len().div_ceil(forward_rows::<S>()) + backward_calls);
             let l1_next = if ahead_rows.is_empty() {
                 next_block
             } else {
@@ -307,11 +308,31 @@ impl Pass<'_, '_> {
 
 /// Forward of one block of `n` rows: the raw accumulators of every (row, class) into
 /// `s.acc`, the scalar tails into `s.tail`, zeros for the rows past `n` up to the end of their
-/// group of `LANES`. u8 rows are converted just before their row pair (so the dot products
-/// read them from L1). With nothing ahead to fetch into L2, `l1_next` (the next block of the
-/// batch) is fetched into L1 instead, a row pair at a time.
+/// group of `LANES`, in tiles of [`forward_rows`] rows × [`CLASS_TILE`] classes. u8 rows are
+/// converted just before their tile's rows (so the dot products read them from L1). With
+/// nothing ahead to fetch into L2, `l1_next` (the next block of the batch) is fetched into L1
+/// instead, a tile's rows at a time.
 #[inline(always)]
 fn forward_block<S: Simd>(
+    simd: S,
+    f: &Frame,
+    xs: &BlockRows,
+    n: usize,
+    s: &mut Scratch,
+    ahead: &mut LinePrefetch,
+    l1: (Pixels, &[usize]),
+) {
+    const { assert!(BLOCK_ROWS.is_multiple_of(4)) };
+    if forward_rows::<S>() == 4 {
+        forward_tiles::<S, 4>(simd, f, xs, n, s, ahead, l1);
+    } else {
+        forward_tiles::<S, 2>(simd, f, xs, n, s, ahead, l1);
+    }
+}
+
+/// [`forward_block`] in tiles of `R` rows.
+#[inline(always)]
+fn forward_tiles<S: Simd, const R: usize>(
     simd: S,
     f: &Frame,
     xs: &BlockRows,
@@ -321,49 +342,43 @@ fn forward_block<S: Simd>(
     (pixels, l1_next): (Pixels, &[usize]),
 ) {
     let lanes = S::LANES;
-    let (wide, narrow) = f.tiles;
     let acc = s.acc.as_mut_ptr();
-    for r0 in (0..n).step_by(2) {
-        let r1 = (r0 + 1).min(n - 1);
-        let upto = if r0 + 2 >= n { l1_next.len() } else { r0 + 2 };
+    for r0 in (0..n).step_by(R) {
+        // The tile's rows; past the block's end, the last row again (its sums land in rows
+        // that the epilogue masks and the zeroing below does not reach).
+        let rows: [usize; R] = std::array::from_fn(|i| (r0 + i).min(n - 1));
+        let upto = if r0 + R >= n { l1_next.len() } else { r0 + R };
         prefetch_rows_l1(pixels, l1_next.get(r0..upto).unwrap_or(&[]), f.d);
         ahead.next();
-        for r in r0..=r1 {
+        for r in r0..n.min(r0 + R) {
             if !xs.src[r].is_empty() {
                 // SAFETY: `xs.write[r]` is the `d`-value slot of row `r` in `s.x` (derived
                 // from `&mut s.x`, which nothing else borrows during the block).
                 unsafe { convert_row(simd, xs.src[r], xs.write[r]) };
             }
         }
-        let mut store = |c0: usize, accs: &[S::V], tails: &[f32], r: usize| {
-            for (c, (&a, &t)) in accs.iter().zip(tails).enumerate() {
-                // SAFETY: `acc_at(r, c0 + c) + LANES <= BLOCK_ROWS·kp·LANES = s.acc.len()`
-                // for `r < BLOCK_ROWS`, `c0 + c < kp`.
-                unsafe { simd.store(acc.add(f.acc_at(lanes, r, c0 + c)), a) };
-                s.tail[(c0 + c) * BLOCK_ROWS + r] = t;
-            }
-        };
-        let x = [xs.read[r0], xs.read[r1]];
-        for c0 in (0..wide).map(|t| t * WIDE_TILE) {
-            let w: [*const f32; WIDE_TILE] = std::array::from_fn(|c| f.w[c0 + c]);
+        let x = rows.map(|r| xs.read[r]);
+        for c0 in (0..f.kp).step_by(CLASS_TILE) {
+            let w: [*const f32; CLASS_TILE] = std::array::from_fn(|c| f.w[c0 + c]);
             // SAFETY: the rows hold `d` values (`BlockRows`), the weight rows are the model's
             // class rows (`class_weights`) or `s.zero` (`d` zeros).
-            let (a, t) = unsafe { dot_2xc(simd, x, w, f.d) };
-            store(c0, &a[0], &t[0], r0);
-            store(c0, &a[1], &t[1], r0 + 1);
-        }
-        for c0 in (0..narrow).map(|t| wide * WIDE_TILE + t * CLASS_TILE) {
-            let w: [*const f32; CLASS_TILE] = std::array::from_fn(|c| f.w[c0 + c]);
-            // SAFETY: as above.
-            let (a, t) = unsafe { dot_2xc(simd, x, w, f.d) };
-            store(c0, &a[0], &t[0], r0);
-            store(c0, &a[1], &t[1], r0 + 1);
+            let (a, t) = unsafe { dot_rxc(simd, x, w, f.d) };
+            for (i, (a, t)) in a.iter().zip(&t).enumerate() {
+                let r = r0 + i;
+                for (c, (&a, &t)) in a.iter().zip(t).enumerate() {
+                    // SAFETY: `acc_at(r, c0 + c) + LANES <= BLOCK_ROWS·kp·LANES =
+                    // s.acc.len()` for `r < BLOCK_ROWS` (`r0 + R <= BLOCK_ROWS`, a multiple
+                    // of `R`), `c0 + c < kp`.
+                    unsafe { simd.store(acc.add(f.acc_at(lanes, r, c0 + c)), a) };
+                    s.tail[(c0 + c) * BLOCK_ROWS + r] = t;
+                }
+            }
         }
     }
     // Rows past the block's end (up to the end of their group) sum to zero.
-    for r in n.next_multiple_of(2)..n.div_ceil(lanes) * lanes {
+    for r in n.next_multiple_of(R)..n.div_ceil(lanes) * lanes {
         for c in 0..f.kp {
-            // SAFETY: as in `store` above.
+            // SAFETY: as in the tile loop above.
             unsafe { simd.store(acc.add(f.acc_at(lanes, r, c)), simd.zero()) };
             s.tail[c * BLOCK_ROWS + r] = 0.0;
         }
