@@ -3,8 +3,8 @@
 //!
 //! NEON is part of the aarch64 baseline, but the token still asks the CPU
 //! (`is_aarch64_feature_detected!("neon")`), like the x86 ones, and `vectorize` is its one
-//! `#[target_feature]` wrapper. With 32 registers the 2-row × 10-class forward tile (20
-//! accumulators) fits, as on AVX-512.
+//! `#[target_feature]` wrapper. With 32 registers the 4-row × 5-class forward tile and the
+//! 10-class backward tile (20 accumulators each) fit, as on AVX-512.
 
 use super::{Simd, WithSimd, sealed::Sealed};
 use std::arch::aarch64::*;

@@ -85,8 +85,9 @@ pub trait Simd: sealed::Sealed + Copy + Send + Sync + 'static {
     type M: Copy;
     /// `f32` lanes per vector.
     const LANES: usize;
-    /// Enough registers for a 2-row × 10-class forward tile (20 accumulators) and a 10-class ×
-    /// 2-vector backward tile; otherwise the kernels use 5-class tiles.
+    /// 32 vector registers: enough for a 4-row × 5-class forward tile and a 10-class ×
+    /// 2-vector backward tile (20 accumulators each); otherwise the kernels use 2 × 5 and
+    /// 5 × 2 tiles.
     const WIDE_TILE: bool;
     /// All lanes zero.
     fn zero(self) -> Self::V;
