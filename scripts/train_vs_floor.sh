@@ -30,14 +30,17 @@ timing() { # "load train eval" (ms) and the wall time of one `train` run
 }
 
 for _ in $(seq "$runs"); do
-    "$bench" --bench --quick --paths "$path" --kernels fused_u8,parallel_u8 2>/dev/null |
-        awk -F'|' '/^FMA peak '"$path"':/ {print "peak", $0}
-                   /^\| (fused_u8|parallel_u8) / {gsub(/ /, "", $2); print "bench_" $2, $8, $9, $12}' >>"$out"
     echo "default $(timing)" >>"$out"
     echo "threads1 $(timing --threads 1)" >>"$out"
     echo "epoch $(timing --epochs 1 --shuffle epoch)" >>"$out"
     echo "epoch8192 $(timing --epochs 1 --shuffle epoch --batch-size 8192)" >>"$out"
     echo "gemm $(timing --kernel gemm)" >>"$out"
+    "$bench" --bench --quick --paths "$path" --kernels fused_u8,parallel_u8 2>/dev/null |
+        awk -F'|' '/^FMA peak '"$path"':/ {print "peak", $0}
+                   /^\| (fused_u8|parallel_u8) / {gsub(/ /, "", $2); print "bench_" $2, $8, $9, $12}' >>"$out"
+    # The bench frees ~0.5 GB of huge pages on exit, and for a few seconds after that a run
+    # measured 1.5–2× slower here: let the kernel finish before the next round.
+    sleep 3
 done
 
 python3 - "$out" "$path" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" <<'EOF'
