@@ -548,6 +548,42 @@ fn a_diverging_run_ends_its_metrics_with_the_error() {
 }
 
 #[test]
+fn a_resume_with_nothing_to_do_says_so_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    run_ok(
+        train_cmd()
+            .args(["--steps", "20", "--quiet", "--save"])
+            .arg(&model),
+    );
+    let before = std::fs::read(&model).unwrap();
+    // A finished run, and --steps at or below the step reached.
+    let err = run_err(train_cmd().arg("--resume").arg(&model));
+    assert!(
+        err.contains("finished its 20 steps") && err.contains("--steps above 20"),
+        "{err}"
+    );
+    for steps in ["20", "5"] {
+        let err = run_err(train_cmd().args(["--steps", steps, "--resume"]).arg(&model));
+        assert!(
+            err.contains(&format!("is at step 20 and --steps {steps}")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        before,
+        "the checkpoint changed"
+    );
+    // One step further trains.
+    run_ok(
+        train_cmd()
+            .args(["--steps", "21", "--quiet", "--resume"])
+            .arg(&model),
+    );
+}
+
+#[test]
 fn a_resumed_run_counts_images_per_second_over_the_steps_it_ran() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");

@@ -175,6 +175,21 @@ fn spec_and_start(
         if let Some(steps) = args.steps {
             spec.train.steps = steps;
         }
+        if spec.train.steps <= progress.step {
+            // Training zero steps and exiting 0 would look like success.
+            let (file, at) = (path.display(), progress.step);
+            return Err(match args.steps {
+                Some(steps) => format!(
+                    "nothing to resume: {file} is at step {at} and --steps {steps} is not past it; \
+                     give --steps above {at} to train further"
+                ),
+                None => format!(
+                    "nothing to resume: the run in {file} finished its {at} steps; give --steps \
+                     above {at} to train further"
+                ),
+            }
+            .into());
+        }
         if let Some(kernel) = args.kernel {
             spec.kernel = kernel;
         }
