@@ -457,7 +457,7 @@ fn finish(
         &eval.predictions,
         classes,
     );
-    if let Some(message) = verdict.message(&data.names) {
+    if let Some(message) = verdict.message(&data.names, spec.train.learning_rate) {
         eprintln!("{message}");
     }
     if let Some(log) = metrics {

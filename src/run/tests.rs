@@ -77,6 +77,18 @@ fn verdicts() {
             never_predicted: vec![9]
         }
     );
+    // The advice after a stall names the likely cause: the rate when it is above the
+    // tutorial's, else the seed and the clip rule.
+    let stalled = verdict(1000, false, 5, &no_nine, 10);
+    let names = crate::data::classes::ClassNames::numbered(10);
+    let fast = stalled.message(&names, 100.0).unwrap();
+    assert!(fast.contains("learning rate 100 is above"), "{fast}");
+    let huge = stalled.message(&names, 1e30).unwrap();
+    assert!(huge.contains("learning rate 1e30 is above"), "{huge}");
+    assert!(!fast.contains("--seed"), "{fast}");
+    let tutorial = stalled.message(&names, 0.01).unwrap();
+    assert!(tutorial.contains("another --seed"), "{tutorial}");
+    assert!(!tutorial.contains("overshoot"), "{tutorial}");
     // A loaded model evaluated with --steps 0 is judged on its predictions.
     assert!(matches!(
         verdict(0, true, 0, &no_nine, 10),

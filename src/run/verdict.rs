@@ -82,6 +82,28 @@ pub enum Verdict {
     },
 }
 
+/// The tutorial's learning rate, on a loss summed over the batch.
+const TUTORIAL_RATE: f32 = 0.01;
+
+/// What to try after a stall at `learning_rate`.
+fn stall_advice(learning_rate: f32) -> String {
+    if learning_rate > TUTORIAL_RATE {
+        let rate = if learning_rate >= 1e4 {
+            format!("{learning_rate:e}")
+        } else {
+            learning_rate.to_string()
+        };
+        format!(
+            "The learning rate {rate} is above the tutorial's {TUTORIAL_RATE}, on a loss summed \
+             over the batch, so its steps overshoot: try --learning-rate 0.001."
+        )
+    } else {
+        "This is the tutorial's known failure mode with W initialised to ones; try another \
+         --seed, --clip-gradient through, or --learning-rate 0.001."
+            .to_string()
+    }
+}
+
 /// Judge a run that took `steps` steps (`from_checkpoint`: it started from a loaded model).
 pub fn verdict(
     steps: usize,
@@ -125,8 +147,9 @@ impl Verdict {
         }
     }
 
-    /// The line to print on stderr, if any; `names` labels the classes.
-    pub fn message(&self, names: &ClassNames) -> Option<String> {
+    /// The line to print on stderr, if any; `names` labels the classes, `learning_rate` is
+    /// the run's (a stall at a rate above the tutorial's is blamed on the rate).
+    pub fn message(&self, names: &ClassNames, learning_rate: f32) -> Option<String> {
         let list = |cs: &[usize]| {
             cs.iter()
                 .map(|&c| names.label(c))
@@ -153,10 +176,9 @@ impl Verdict {
                 clipped_rows,
             } => Some(format!(
                 "warning: class(es) {} are never predicted on the test set: training stalled \
-                 ({clipped_rows} rows had p_true < 1e-9 and passed no gradient). This is the \
-                 tutorial's known failure mode with W initialised to ones; try another --seed \
-                 or --clip-gradient through.",
-                list(never_predicted)
+                 ({clipped_rows} rows had p_true < 1e-9 and passed no gradient). {}",
+                list(never_predicted),
+                stall_advice(learning_rate)
             )),
             Verdict::Collapsed { never_predicted } => Some(format!(
                 "warning: class(es) {} are never predicted on the test set",
