@@ -51,6 +51,45 @@ fn interrupt(args: &[&str], wait_for: usize, signal: i32) -> (Option<i32>, Strin
 }
 
 #[test]
+fn an_interrupt_while_loading_says_so_and_records_it() {
+    // A fresh cache directory: the run has to decompress the training images (47 MB), which
+    // takes far longer than noticing that it started. The first file in the directory means
+    // loading has begun (and the stop handlers, installed first thing, are in place).
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let metrics = dir.path().join("m.jsonl");
+    let mut child = train_cmd()
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--metrics")
+        .arg(&metrics)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&cache).map_or(true, |mut d| d.next().is_none()) {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the run never started loading"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: `kill` only sends a signal to the child we started (and have not waited on).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted while loading"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("step: "));
+    let events = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(
+        events.trim(),
+        r#"{"event":"interrupted","step":0,"signal":"SIGINT"}"#
+    );
+}
+
+#[test]
 fn an_interrupted_run_resumes_to_the_same_bits_and_lines() {
     let dir = tempfile::tempdir().unwrap();
     for shuffle in ["buffer", "epoch", "sequential"] {

@@ -288,6 +288,13 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     let s = setup(&args)?;
     if let Some(signal) = run::stop_requested() {
         // Stopped while loading: nothing was trained, so there is nothing to save.
+        eprintln!("interrupted while loading");
+        if let Some(path) = &args.metrics {
+            MetricsLog::create(path)?.write(&MetricsEvent::Interrupted {
+                step: s.from.step,
+                signal: signal.name,
+            })?;
+        }
         return Ok(Ended::Interrupted(signal));
     }
     // The human-readable lines go to stderr when the metrics take stdout.
