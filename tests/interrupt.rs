@@ -58,7 +58,7 @@ fn an_interrupt_while_loading_says_so_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let metrics = dir.path().join("m.jsonl");
-    let mut child = train_cmd()
+    let child = train_cmd()
         .arg("--cache-dir")
         .arg(&cache)
         .arg("--metrics")
