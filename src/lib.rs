@@ -62,6 +62,7 @@ pub use output::{checkpoint, metrics, plot, render};
 
 mod file_error;
 mod names;
+mod temporaries;
 pub use file_error::FileError;
 pub use names::UnknownName;
 

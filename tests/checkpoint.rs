@@ -39,6 +39,45 @@ fn err(bytes: &[u8]) -> CheckpointError {
 }
 
 #[test]
+fn a_save_removes_what_a_killed_save_left_but_not_a_save_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let temporary = |name: &str, old: bool| {
+        let f = std::fs::File::create(dir.path().join(name)).unwrap();
+        if old {
+            f.set_modified(minute_ago).unwrap();
+        }
+        f
+    };
+    drop(temporary(".checkpoint-killed", true));
+    let saving = temporary(".checkpoint-saving", true);
+    saving.lock().unwrap();
+    drop(temporary(".checkpoint-fresh", false));
+    drop(temporary("notes.txt", true));
+    checkpoint::save(
+        &dir.path().join("m.safetensors"),
+        &model(3, 2),
+        HashMap::new(),
+    )
+    .unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".checkpoint-fresh",
+            ".checkpoint-saving",
+            "m.safetensors",
+            "notes.txt"
+        ]
+    );
+    drop(saving);
+}
+
+#[test]
 fn round_trip_keeps_weights_and_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");

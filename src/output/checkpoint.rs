@@ -87,6 +87,9 @@ pub enum CheckpointError {
     },
 }
 
+/// Name prefix of the temporary file a save writes before renaming it over the checkpoint.
+const TEMP_PREFIX: &str = ".checkpoint-";
+
 /// Write `model` to `path` (atomically: temporary file, fsync, rename) with `metadata`.
 ///
 /// ```
@@ -138,10 +141,16 @@ pub fn save(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    // What a save killed before its rename left here (see `crate::temporaries`).
+    crate::temporaries::remove_stale(dir, TEMP_PREFIX);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".checkpoint-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(io("cannot create a temporary file beside the checkpoint"))?;
+    // Held until the rename: a concurrent save's sweep leaves the file alone.
+    tmp.as_file()
+        .lock()
+        .map_err(io("cannot lock the temporary file beside the checkpoint"))?;
     tmp.write_all(&bytes).map_err(io("cannot write"))?;
     tmp.as_file().sync_all().map_err(io("cannot sync"))?;
     tmp.persist(path)

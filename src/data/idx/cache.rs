@@ -99,46 +99,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Name prefix of the cache's temporary files.
 pub(crate) const PARTIAL_PREFIX: &str = ".partial-";
 
-/// Temporary files older than this, and unlocked, belong to a run that was killed.
-const STALE_PARTIAL_AGE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Remove the temporary files a killed run left in the cache directory `dir`: those that no
-/// process holds locked and that were last written more than ten seconds ago (a run that is
-/// writing one holds its lock from just after creating it). Best effort: errors are ignored.
-pub(crate) fn remove_stale_partials(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(PARTIAL_PREFIX)
-        {
-            continue;
-        }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_PARTIAL_AGE);
-        let Ok(file) = File::open(entry.path()) else {
-            continue;
-        };
-        if old && file.try_lock().is_ok() {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 /// Decompress `gz` into the cache (once) and return the path of the raw cached copy.
 ///
 /// The cache entry's name carries the `.gz`'s length and modification time, so a changed `.gz`
 /// gets a fresh entry; entries are written to a temporary file, synced, then renamed, so a
 /// crash never leaves a half-written entry under the final name. The temporary file is locked
 /// (`flock`) while it is written; one left behind by a killed run is removed by the next run
-/// (see [`remove_stale_partials`]).
+/// that reads this cache, whether it finds its entry or not (see `crate::temporaries`).
 pub(crate) fn decompress_cached(
     gz: &Path,
     kind: IdxKind,
@@ -169,12 +136,13 @@ pub(crate) fn decompress_cached(
     let dir = cache_dir_for(data_dir, opts);
     let raw_name = gz.file_stem().unwrap_or_default().to_string_lossy();
     let cached = dir.join(format!("{raw_name}.{}-{mtime}", meta.len()));
+    // Before the look-up: a run that finds its entry sweeps what a killed one left as well.
+    crate::temporaries::remove_stale(&dir, PARTIAL_PREFIX);
     if cached.is_file() {
         return Ok(cached);
     }
     std::fs::create_dir_all(&dir)
         .map_err(FileError::on(&dir, "cannot create the cache directory"))?;
-    remove_stale_partials(&dir);
     let mut tmp = tempfile::Builder::new()
         .prefix(PARTIAL_PREFIX)
         .tempfile_in(&dir)
