@@ -77,6 +77,20 @@ fn a_save_removes_what_a_killed_save_left_but_not_a_save_in_progress() {
     drop(saving);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_checkpoint_gets_the_permissions_of_any_other_new_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    checkpoint::save(&path, &model(3, 2), HashMap::new()).unwrap();
+    // A plain new file: 0666 less this process's umask.
+    let plain = dir.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), mode(&plain));
+}
+
 #[test]
 fn round_trip_keeps_weights_and_metadata() {
     let dir = tempfile::tempdir().unwrap();

@@ -386,7 +386,17 @@ fn simd_path_from_the_flag_or_the_environment_and_clear_errors() {
     let err = run_err(train_bin().args(["--simd", "avx1024"]));
     assert!(err.contains("avx1024"), "{err}");
     let err = run_err(train_bin().env("MNIST_LOGREG_SIMD", "avx1024"));
-    assert!(err.contains("avx1024"), "{err}");
+    assert!(err.contains("MNIST_LOGREG_SIMD=\"avx1024\""), "{err}");
+    assert!(
+        !err.contains("--simd"),
+        "a flag the user did not type: {err}"
+    );
+    // Empty is unset: the widest path.
+    let (stdout, _) = run_ok(train_bin().args(quick).env("MNIST_LOGREG_SIMD", ""));
+    assert!(
+        stdout.contains(&format!("simd {}, ", supported[0])),
+        "{stdout}"
+    );
     for name in ["avx512", "avx2", "sse2"] {
         if !supported.iter().any(|i| i.name() == name) {
             let err = run_err(train_bin().args(["--simd", name]));

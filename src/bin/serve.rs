@@ -11,7 +11,7 @@ use clap::Parser;
 use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::Dataset;
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{Isa, SimdChoice};
+use mnist_logreg::kernels::SimdChoice;
 use mnist_logreg::run::{self, DataSource, LoadedData, RunSpec};
 use mnist_logreg::serve::{self, App, ServeOptions};
 
@@ -43,9 +43,9 @@ struct Args {
     /// Seconds a client has to send a request's headers, and a request to complete.
     #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
-    /// Instruction set of the kernel (as for `train`).
-    #[arg(long, value_enum, default_value = "auto", env = "MNIST_LOGREG_SIMD")]
-    simd: SimdChoice,
+    /// Instruction set of the kernel (as for `train`; without the flag, MNIST_LOGREG_SIMD).
+    #[arg(long, value_enum)]
+    simd: Option<SimdChoice>,
     /// Class names, one per line (default: class-names.txt in the data directory if present).
     #[arg(long, value_name = "FILE")]
     class_names: Option<PathBuf>,
@@ -55,7 +55,7 @@ type BoxError = Box<dyn std::error::Error>;
 
 /// The app: the model from --model or trained now, with the test split when there is data.
 fn build_app(args: &Args) -> Result<App, BoxError> {
-    let isa = Isa::select(args.simd)?;
+    let isa = run::select_isa(args.simd)?;
     let dir = args.data.clone().unwrap_or_else(run::default_data_dir);
     let Some(path) = &args.model else {
         let source = DataSource {

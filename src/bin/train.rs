@@ -12,7 +12,7 @@ use mnist_logreg::batch::ShuffleKind;
 use mnist_logreg::checkpoint;
 use mnist_logreg::dataset::ChecksumPolicy;
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{ClipGradient, Isa, Kernel, KernelKind, SimdChoice};
+use mnist_logreg::kernels::{ClipGradient, Kernel, KernelKind, SimdChoice};
 use mnist_logreg::metrics::{MetricsEvent, MetricsLog};
 use mnist_logreg::model::Model;
 use mnist_logreg::plot;
@@ -85,9 +85,10 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Instruction set of the fused and parallel kernels: the widest this CPU has (auto), or a
-    /// narrower one to compare (asking for one the CPU lacks is an error).
-    #[arg(long, value_enum, default_value = "auto", env = "MNIST_LOGREG_SIMD")]
-    simd: SimdChoice,
+    /// narrower one to compare (asking for one the CPU lacks is an error). Without the flag,
+    /// the environment variable MNIST_LOGREG_SIMD decides (unset or empty: auto).
+    #[arg(long, value_enum)]
+    simd: Option<SimdChoice>,
     /// Read files into memory instead of memory-mapping them.
     #[arg(long)]
     no_mmap: bool,
@@ -227,7 +228,7 @@ struct Setup {
 
 /// Check the outputs, load the data, and build the spec, the start model and the kernel.
 fn setup(args: &Args) -> Result<Setup, BoxError> {
-    let isa = Isa::select(args.simd)?;
+    let isa = run::select_isa(args.simd)?;
     // Check every output first: a typo in a path should fail before minutes of training.
     for path in [&args.save, &args.metrics].into_iter().flatten() {
         if path != Path::new("-") {

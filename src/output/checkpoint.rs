@@ -143,8 +143,12 @@ pub fn save(
     };
     // What a save killed before its rename left here (see `crate::temporaries`).
     crate::temporaries::remove_stale(dir, TEMP_PREFIX);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    // Like any other output: 0666 less the umask (a temporary file defaults to 0600).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(io("cannot create a temporary file beside the checkpoint"))?;
     // Held until the rename: a concurrent save's sweep leaves the file alone.

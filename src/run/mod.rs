@@ -51,7 +51,7 @@ pub use verdict::{
 
 use std::path::PathBuf;
 
-use crate::compute::kernels::SimdError;
+use crate::compute::kernels::{Isa, SimdChoice, SimdError};
 use crate::compute::train::TrainError;
 use crate::data::classes::ClassNamesError;
 use crate::data::dataset::DatasetError;
@@ -92,6 +92,16 @@ pub enum RunError {
         features: usize,
         /// The data's class count.
         classes: usize,
+    },
+    /// The model file to predict with does not exist.
+    #[error(
+        "{}: no such model file (`train --save {}` writes one)",
+        path.display(),
+        path.display()
+    )]
+    NoModel {
+        /// The path given.
+        path: PathBuf,
     },
     /// A model that does not read 28×28 pictures.
     #[error(
@@ -168,3 +178,13 @@ pub fn cli_message(e: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The instruction set a binary runs: the one `--simd` names, or without the flag the one
+/// `MNIST_LOGREG_SIMD` names (unset or empty: the widest). The variable's errors name the
+/// variable, not a flag the user did not type.
+pub fn select_isa(flag: Option<SimdChoice>) -> Result<Isa, SimdError> {
+    match flag {
+        Some(choice) => Isa::select(choice),
+        None => Isa::from_env(),
+    }
+}

@@ -188,6 +188,11 @@ pub fn check_shape(
 
 /// A checkpoint whose model reads 28×28 pictures (`predict`, `serve`), with its metadata.
 pub fn load_picture_model(path: &Path) -> Result<(Model, HashMap<String, String>), RunError> {
+    if !path.exists() {
+        return Err(RunError::NoModel {
+            path: path.to_path_buf(),
+        });
+    }
     let (model, meta) = checkpoint::load(path)?;
     if model.features() != crate::MNIST_FEATURES {
         return Err(RunError::NotPictures {

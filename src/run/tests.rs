@@ -109,6 +109,12 @@ fn picture_models_must_take_784_features() {
     let path = dir.path().join("mnist.safetensors");
     checkpoint::save(&path, &Model::tutorial_init(784, 10), HashMap::new()).unwrap();
     assert_eq!(load_picture_model(&path).unwrap().0.classes(), 10);
+    let missing = dir.path().join("missing.safetensors");
+    let msg = load_picture_model(&missing).unwrap_err().to_string();
+    assert!(
+        msg.contains("no such model file") && msg.contains("train --save"),
+        "{msg}"
+    );
 }
 
 #[test]
