@@ -283,7 +283,12 @@ impl Pass<'_, '_> {
             };
 
             let xs = BlockRows::new(pixels, block, f.d, &mut s.x);
-            forward_block(simd, &f, &xs, block.len(), s, &mut ahead, (pixels, l1_next));
+            let l1 = (pixels, l1_next);
+            if forward_rows::<S>() == 4 {
+                forward_block::<S, 4>(simd, &f, &xs, block.len(), s, &mut ahead, l1);
+            } else {
+                forward_block::<S, 2>(simd, &f, &xs, block.len(), s, &mut ahead, l1);
+            }
             for q in 0..block.len().div_ceil(S::LANES) {
                 let group = &block[q * S::LANES..block.len().min((q + 1) * S::LANES)];
                 let o =
@@ -306,33 +311,14 @@ impl Pass<'_, '_> {
     }
 }
 
-/// Forward of one block of `n` rows: the raw accumulators of every (row, class) into
-/// `s.acc`, the scalar tails into `s.tail`, zeros for the rows past `n` up to the end of their
-/// group of `LANES`, in tiles of [`forward_rows`] rows × [`CLASS_TILE`] classes. u8 rows are
-/// converted just before their tile's rows (so the dot products read them from L1). With
-/// nothing ahead to fetch into L2, `l1_next` (the next block of the batch) is fetched into L1
-/// instead, a tile's rows at a time.
+/// Forward of one block of `n` rows, in tiles of `R` rows × [`CLASS_TILE`] classes (`R` =
+/// [`forward_rows`]): the raw accumulators of every (row, class) into `s.acc`, the scalar
+/// tails into `s.tail`, zeros for the rows past `n` up to the end of their group of `LANES`.
+/// u8 rows are converted just before their tile's rows (so the dot products read them from
+/// L1). With nothing ahead to fetch into L2, `l1_next` (the next block of the batch) is
+/// fetched into L1 instead, a tile's rows at a time.
 #[inline(always)]
-fn forward_block<S: Simd>(
-    simd: S,
-    f: &Frame,
-    xs: &BlockRows,
-    n: usize,
-    s: &mut Scratch,
-    ahead: &mut LinePrefetch,
-    l1: (Pixels, &[usize]),
-) {
-    const { assert!(BLOCK_ROWS.is_multiple_of(4)) };
-    if forward_rows::<S>() == 4 {
-        forward_tiles::<S, 4>(simd, f, xs, n, s, ahead, l1);
-    } else {
-        forward_tiles::<S, 2>(simd, f, xs, n, s, ahead, l1);
-    }
-}
-
-/// [`forward_block`] in tiles of `R` rows.
-#[inline(always)]
-fn forward_tiles<S: Simd, const R: usize>(
+fn forward_block<S: Simd, const R: usize>(
     simd: S,
     f: &Frame,
     xs: &BlockRows,
@@ -341,6 +327,7 @@ fn forward_tiles<S: Simd, const R: usize>(
     ahead: &mut LinePrefetch,
     (pixels, l1_next): (Pixels, &[usize]),
 ) {
+    const { assert!(BLOCK_ROWS.is_multiple_of(R)) };
     let lanes = S::LANES;
     let acc = s.acc.as_mut_ptr();
     for r0 in (0..n).step_by(R) {
