@@ -234,6 +234,26 @@ fn train_loop(
         .elapsed
 }
 
+/// The names after `flag` (comma-separated), or every name when the flag is absent.
+struct Subset(Option<Vec<String>>);
+
+impl Subset {
+    fn from_args(args: &[String], flag: &str) -> Self {
+        Subset(
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .map(|s| s.split(',').map(str::to_string).collect()),
+        )
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if !args.iter().any(|a| a == "--bench") {
@@ -243,16 +263,8 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let wanted: Option<Vec<String>> = args
-        .iter()
-        .position(|a| a == "--paths")
-        .and_then(|i| args.get(i + 1))
-        .map(|s| s.split(',').map(str::to_string).collect());
-    let kernels: Option<Vec<String>> = args
-        .iter()
-        .position(|a| a == "--kernels")
-        .and_then(|i| args.get(i + 1))
-        .map(|s| s.split(',').map(str::to_string).collect());
+    let paths = Subset::from_args(&args, "--paths");
+    let kernels = Subset::from_args(&args, "--kernels");
     let (reps, runs) = if quick { (200, 3) } else { (1000, 7) };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -307,10 +319,7 @@ fn main() {
         rows_out.push((kind, Isa::best()));
     }
     for isa in Isa::supported() {
-        if wanted
-            .as_ref()
-            .is_some_and(|w| !w.iter().any(|n| n == isa.name()))
-        {
+        if !paths.has(isa.name()) {
             continue;
         }
         for kind in [
@@ -323,10 +332,7 @@ fn main() {
         }
     }
     for (kind, isa) in rows_out {
-        if kernels
-            .as_ref()
-            .is_some_and(|w| !w.iter().any(|n| n == kind.name()))
-        {
+        if !kernels.has(kind.name()) {
             continue;
         }
         let kernel = kind.build_on(isa, 0);

@@ -82,19 +82,18 @@ pub enum Verdict {
     },
 }
 
-/// The tutorial's learning rate, on a loss summed over the batch.
-const TUTORIAL_RATE: f32 = 0.01;
-
 /// What to try after a stall at `learning_rate`.
 fn stall_advice(learning_rate: f32) -> String {
-    if learning_rate > TUTORIAL_RATE {
+    // The tutorial's rate, on a loss summed over the batch.
+    let tutorial = train::TrainConfig::default().learning_rate;
+    if learning_rate > tutorial {
         let rate = if learning_rate >= 1e4 {
             format!("{learning_rate:e}")
         } else {
             learning_rate.to_string()
         };
         format!(
-            "The learning rate {rate} is above the tutorial's {TUTORIAL_RATE}, on a loss summed \
+            "The learning rate {rate} is above the tutorial's {tutorial}, on a loss summed \
              over the batch, so its steps overshoot: try --learning-rate 0.001."
         )
     } else {
