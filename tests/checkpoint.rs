@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+mod common;
+
+use common::temporary_file;
 use mnist_logreg::checkpoint::{self, CheckpointError};
 use mnist_logreg::model::Model;
 use safetensors::{Dtype, tensor::TensorView};
@@ -41,14 +44,7 @@ fn err(bytes: &[u8]) -> CheckpointError {
 #[test]
 fn a_save_removes_what_a_killed_save_left_but_not_a_save_in_progress() {
     let dir = tempfile::tempdir().unwrap();
-    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    let temporary = |name: &str, old: bool| {
-        let f = std::fs::File::create(dir.path().join(name)).unwrap();
-        if old {
-            f.set_modified(minute_ago).unwrap();
-        }
-        f
-    };
+    let temporary = |name: &str, old: bool| temporary_file(dir.path(), name, old);
     drop(temporary(".checkpoint-killed", true));
     let saving = temporary(".checkpoint-saving", true);
     saving.lock().unwrap();

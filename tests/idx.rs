@@ -378,15 +378,7 @@ fn partial_files_of_killed_runs_are_removed_but_not_those_being_written() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let (p, opts) = gz_labels_with_cache(dir.path(), cache.path());
-    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    let partial = |name: &str, old: bool| {
-        let path = cache.path().join(name);
-        let f = std::fs::File::create(&path).unwrap();
-        if old {
-            f.set_modified(minute_ago).unwrap();
-        }
-        f
-    };
+    let partial = |name: &str, old: bool| temporary_file(cache.path(), name, old);
     drop(partial(".partial-killed", true));
     // A run still writing holds the lock (and keeps writing, so its file is fresh anyway).
     let writing = partial(".partial-writing", true);

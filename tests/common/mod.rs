@@ -92,3 +92,14 @@ pub fn run_err(cmd: &mut std::process::Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 pub mod http;
+
+/// Create the empty file `dir/name`, last written a minute ago when `old` (a temporary file a
+/// killed process left behind), now otherwise; the open file is returned (to lock it).
+pub fn temporary_file(dir: &Path, name: &str, old: bool) -> std::fs::File {
+    let f = std::fs::File::create(dir.join(name)).unwrap();
+    if old {
+        let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        f.set_modified(minute_ago).unwrap();
+    }
+    f
+}
