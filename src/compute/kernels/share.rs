@@ -63,8 +63,6 @@ const WAIT_SPIN: Duration = Duration::from_micros(50);
 /// first job of each probe half is not counted (helpers waking up, caches).
 #[derive(Debug)]
 struct Chooser {
-    /// Shared (false) or alone (true) for the jobs of the current phase.
-    solo: bool,
     /// Jobs left in the current phase.
     left: u32,
     /// The current phase: 0 = the winner's run, 1 = probing shared, 2 = probing alone.
@@ -91,7 +89,6 @@ impl Chooser {
 
     const fn new() -> Self {
         Chooser {
-            solo: false,
             // A short shared start (the first jobs of a run are slow either way: page faults,
             // helpers starting), then the first probe.
             left: Self::FIRST_RUN,
@@ -113,7 +110,7 @@ impl Chooser {
         if let Some((at, tasks, true)) = self.last {
             let cycle = now - at;
             if cycle < Self::MAX_CYCLE_PER_TASK * tasks as u32 {
-                let p = &mut self.probe[usize::from(self.solo)];
+                let p = &mut self.probe[usize::from(self.solo())];
                 p.0 += cycle;
                 p.1 += tasks;
             }
@@ -125,7 +122,17 @@ impl Chooser {
         // A probe counts all its jobs but its first.
         let counts = self.phase != 0 && self.left + 1 < Self::PROBE + 1;
         self.last = Some((now, n, counts));
-        self.solo
+        self.solo()
+    }
+
+    /// Whether the current phase's jobs run alone: a probe of sharing, a probe of the caller
+    /// alone, or the last winner's run.
+    fn solo(&self) -> bool {
+        match self.phase {
+            0 => self.winner,
+            1 => false,
+            _ => true,
+        }
     }
 
     /// A job outside the measures ran: the cycle of the last one is not counted.
@@ -139,9 +146,9 @@ impl Chooser {
         match self.phase {
             0 => {
                 self.probe = [(Duration::ZERO, 0); 2];
-                (self.phase, self.solo, self.left) = (1, false, Self::PROBE + 1);
+                (self.phase, self.left) = (1, Self::PROBE + 1);
             }
-            1 => (self.phase, self.solo, self.left) = (2, true, Self::PROBE + 1),
+            1 => (self.phase, self.left) = (2, Self::PROBE + 1),
             _ => {
                 let per_task = |(t, n): (Duration, usize)| t.as_secs_f64() / n.max(1) as f64;
                 // Sharing has to win clearly: on a quiet machine it saves 40% or more, and a
@@ -152,7 +159,7 @@ impl Chooser {
                 } else {
                     Self::MIN_RUN
                 };
-                (self.phase, self.solo, self.left) = (0, solo, self.run);
+                (self.phase, self.left) = (0, self.run);
                 self.winner = solo;
             }
         }
