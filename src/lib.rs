@@ -68,6 +68,7 @@ pub use names::UnknownName;
 
 #[doc(hidden)]
 pub mod fuzz_entry;
+pub mod novelty;
 pub mod preprocess;
 #[cfg(feature = "cli")]
 pub mod run;

@@ -17,9 +17,12 @@
 //! grayscale, turned upright by its EXIF orientation (phones store pictures sideways and say
 //! so); transparent pixels become paper: white behind dark ink, black behind light ink.
 //!
-//! The conversion also notes when an input is unlike MNIST's digits ([`Unlike`]): far more ink
-//! than a digit, several marks side by side, a tiny image blown up, an uneven background. The
-//! model still answers, but such an answer deserves doubt, and `predict` says so beside it.
+//! The conversion also notes, by hand-made rules, how an input is unlike MNIST's digits
+//! ([`Unlike`]). Whether an answer deserves doubt is decided by the calibrated
+//! [`crate::novelty`] score where the model has one; the rules then explain it. Three rules
+//! look at what the 28×28 result no longer shows — the input's edges and size: a cut-off
+//! digit, an uneven background, a tiny image blown up ([`Unlike::seen_in_input`]) — and
+//! those always warn.
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +95,22 @@ pub enum Unlike {
     },
     /// The border of the input is not one level: a frame, a shadow, or a digit cut off?
     UnevenBackground,
+    /// The ink reaches the edge of the input: part of the digit may be missing.
+    CutOff {
+        /// The edges the ink touches, among "top", "bottom", "left" and "right".
+        edges: Vec<&'static str>,
+    },
+}
+
+impl Unlike {
+    /// Whether this is seen on the input before conversion (its edges, its size), which the
+    /// 28×28 result — and so the novelty score — no longer shows.
+    pub fn seen_in_input(&self) -> bool {
+        matches!(
+            self,
+            Unlike::Tiny { .. } | Unlike::UnevenBackground | Unlike::CutOff { .. }
+        )
+    }
 }
 
 impl std::fmt::Display for Unlike {
@@ -116,6 +135,12 @@ impl std::fmt::Display for Unlike {
                     "the background is uneven (a frame, a shadow, or a cut-off digit?)"
                 )
             }
+            Unlike::CutOff { edges } => write!(
+                f,
+                "the ink reaches the {} edge{} of the picture (is part of the digit cut off?)",
+                edges.join(" and "),
+                if edges.len() == 1 { "" } else { "s" }
+            ),
         }
     }
 }
@@ -144,7 +169,7 @@ pub enum PreprocessError {
     },
     /// Nothing stands out from the background.
     #[error(
-        "the image is blank: no pixel stands out from the background (transparent pixels count as background; for light ink on a dark picture, --invert never keeps the polarity)"
+        "the image is blank: no pixel stands out from the background (transparent pixels count as background)"
     )]
     Blank,
 }
@@ -296,6 +321,15 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
         }
     }
     let (bw, bh) = (c1 - c0, r1 - r0);
+    let edges: Vec<&'static str> = [
+        (r0 == 0, "top"),
+        (r1 == h, "bottom"),
+        (c0 == 0, "left"),
+        (c1 == w, "right"),
+    ]
+    .into_iter()
+    .filter_map(|(touches, name)| touches.then_some(name))
+    .collect();
     // The border, as ink above the background: one level on a clean input.
     let uneven = ring[ring.len() * 9 / 10].saturating_sub(ring[ring.len() / 10]) >= 64;
     let crop: Vec<f32> = (r0..r1)
@@ -337,11 +371,23 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
     if uneven {
         unlike.push(Unlike::UnevenBackground);
     }
+    if !edges.is_empty() {
+        unlike.push(Unlike::CutOff { edges });
+    }
     Ok(Prepared {
         pixels,
         inverted,
         unlike,
     })
+}
+
+/// Refuse 784 pixels in which nothing stands out: all of one level (blank, or saturated),
+/// the same rule [`to_mnist`] applies to a picture.
+pub fn check_pixels(pixels: &[u8]) -> Result<(), PreprocessError> {
+    match pixels.split_first() {
+        Some((first, rest)) if rest.iter().any(|p| p != first) => Ok(()),
+        _ => Err(PreprocessError::Blank),
+    }
 }
 
 /// An ink box shorter than this (in input pixels) is "tiny": scaled up more than twice.

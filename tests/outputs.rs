@@ -363,10 +363,11 @@ fn predict_first_needs_only_the_test_files_and_counts_correct_answers() {
             .args(["--first", "4", "--no-render"]),
     );
     let correct = stdout.matches(" (correct)").count();
+    let doubted = stdout.matches("warning: doubt this answer").count();
+    let tail: Vec<&str> = stdout.trim_end().lines().rev().take(2).collect();
+    assert_eq!(tail[1], format!("{correct} of 4 correct"), "{stdout}");
     assert!(
-        stdout
-            .trim_end()
-            .ends_with(&format!("{correct} of 4 correct")),
+        tail[0].starts_with(&format!("{doubted} of 4 doubted (")),
         "{stdout}"
     );
 }
@@ -401,7 +402,7 @@ fn predict_warns_beside_the_answer_when_an_input_is_unlike_mnist() {
     );
     let blocks: Vec<&str> = stdout.split("== ").skip(1).collect();
     assert!(
-        blocks[0].contains("warning: unlike MNIST: much more ink than a digit"),
+        blocks[0].contains("warning: doubt this answer: unlike the training digits: novelty score"),
         "{}",
         blocks[0]
     );

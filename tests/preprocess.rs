@@ -373,10 +373,7 @@ fn light_ink_on_a_transparent_background_is_kept() {
 }
 
 #[test]
-fn the_blank_message_mentions_transparency_and_invert() {
+fn the_blank_message_mentions_transparency_and_no_flag() {
     let msg = PreprocessError::Blank.to_string();
-    assert!(
-        msg.contains("transparent") && msg.contains("--invert"),
-        "{msg}"
-    );
+    assert!(msg.contains("transparent") && !msg.contains("--"), "{msg}");
 }

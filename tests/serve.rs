@@ -57,10 +57,12 @@ fn every_test_image_agrees_with_train() {
     let mut client = Client::connect(&addr).unwrap();
     let test = &data.dataset.test;
     let mut disagree = Vec::new();
+    let mut doubted = 0;
     for i in 0..test.len() {
         let answer = client.predict_pixels(test.image(i)).unwrap();
         assert_eq!(answer.status, 200);
         let json = answer.json();
+        doubted += usize::from(!json["warnings"].as_array().unwrap().is_empty());
         let class = json["class"].as_u64().unwrap() as u8;
         if class != want.predictions[i] {
             disagree.push((i, class, want.predictions[i]));
@@ -78,6 +80,12 @@ fn every_test_image_agrees_with_train() {
         }
     }
     assert_eq!(disagree, [], "images where the API and train disagree");
+    // The pixels path doubts the test digits at the rate the score was calibrated to.
+    let (_, novelty, _) = mnist_logreg::checkpoint::load_with_novelty(&model_path).unwrap();
+    let share = novelty
+        .expect("train --save stores a novelty score")
+        .flagged_share();
+    assert_eq!(doubted, (share * test.len() as f32).round() as usize);
 }
 
 #[test]
@@ -184,6 +192,23 @@ fn bad_requests_get_their_status_and_message() {
             422,
             "the image is blank",
         ),
+        // The same rule for pixels: a cleared pad, or all ink.
+        (
+            "POST",
+            "/api/predict",
+            json,
+            pixels(&zeros(784)).into_bytes(),
+            422,
+            "the image is blank",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            json,
+            pixels(&vec!["255"; 784].join(",")).into_bytes(),
+            422,
+            "the image is blank",
+        ),
         (
             "POST",
             "/api/predict",
@@ -285,7 +310,9 @@ fn a_slow_client_times_out_without_holding_up_others() {
     // Meanwhile others are served at once.
     let start = Instant::now();
     let mut c = Client::connect(&addr).unwrap();
-    assert_eq!(c.predict_pixels(&[0; 784]).unwrap().status, 200);
+    let mut stroke = [0u8; 784];
+    stroke[14 * 28 + 14] = 255;
+    assert_eq!(c.predict_pixels(&stroke).unwrap().status, 200);
     assert!(start.elapsed() < Duration::from_millis(900));
     // The slow one is cut off after about a second.
     slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -8,6 +8,7 @@ use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::Dataset;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::model::Model;
+use mnist_logreg::novelty::{self, Novelty};
 use mnist_logreg::preprocess::{self, Invert, SIDE};
 use mnist_logreg::render::image_to_text;
 use mnist_logreg::run;
@@ -45,7 +46,8 @@ struct Args {
     /// Do not draw the inputs in the terminal.
     #[arg(long)]
     no_render: bool,
-    /// Also write each converted 28×28 input as a PNG into this directory.
+    /// Also write each converted 28×28 input as a PNG into this directory, named after its
+    /// input (`test-00042.png` for test image 42).
     #[arg(long, value_name = "DIR")]
     save_prepared: Option<PathBuf>,
 }
@@ -53,17 +55,35 @@ struct Args {
 /// One input ready for the model.
 struct Sample {
     title: String,
+    /// The file name its prepared picture gets under --save-prepared.
+    name: String,
     pixels: Vec<u8>,
     truth: Option<u8>,
-    /// How the picture is unlike an MNIST digit (empty for test images).
-    unlike: Vec<preprocess::Unlike>,
+    /// What the hand-made rules of `preprocess` noted.
+    rules: Vec<preprocess::Unlike>,
 }
 
-/// Classify one 28×28 input and print it; true when it has a label and the answer is right.
-fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) -> bool {
+/// What one answer was.
+struct Answer {
+    /// It has a label and the answer is right.
+    correct: bool,
+    /// It deserves doubt.
+    doubted: bool,
+}
+
+/// Classify one 28×28 input and print it.
+fn report(
+    model: &Model,
+    novelty: Option<&Novelty>,
+    names: &ClassNames,
+    sample: &Sample,
+    render: bool,
+) -> Answer {
     let prediction = model
         .predict(&sample.pixels)
         .expect("a 28×28 input for a model of 784 features");
+    let doubts = novelty::doubts(novelty, &sample.pixels, &sample.rules)
+        .expect("a 28×28 input for the novelty score");
     let (best, probs) = (prediction.class, prediction.probabilities);
     println!("== {}", sample.title);
     if render {
@@ -79,8 +99,11 @@ fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) -> b
         names.label(best),
         probs[best]
     );
-    for unlike in &sample.unlike {
-        println!("warning: unlike MNIST: {unlike}; doubt this answer");
+    if let Some((first, rest)) = doubts.split_first() {
+        println!("warning: doubt this answer: {first}");
+        for why in rest {
+            println!("  also: {why}");
+        }
     }
     let width = (0..names.len())
         .map(|c| names.label(c).chars().count())
@@ -92,11 +115,17 @@ fn report(model: &Model, names: &ClassNames, sample: &Sample, render: bool) -> b
         println!("{}", line.trim_end());
     }
     println!();
-    sample.truth == Some(best as u8)
+    Answer {
+        correct: sample.truth == Some(best as u8),
+        doubted: !doubts.is_empty(),
+    }
 }
 
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
-    let (model, _) = run::load_picture_model(&args.model)?;
+    let (model, novelty, _) = run::load_picture_model(&args.model)?;
+    if novelty.is_none() {
+        eprintln!("{}", run::NO_NOVELTY_NOTE);
+    }
     let data_dir = args.data.clone().unwrap_or_else(run::default_data_dir);
     let names = ClassNames::resolve(args.class_names.as_deref(), &data_dir, model.classes())?;
     if let Some(dir) = &args.save_prepared {
@@ -110,11 +139,13 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         // Only the test files are needed.
         let test = Dataset::open_test(&data_dir, &LoadOptions::default())?;
         for i in 0..args.first.min(test.len()) {
+            let pixels = test.image(i).to_vec();
             inputs.push(Sample {
                 title: format!("test image {i}"),
-                pixels: test.image(i).to_vec(),
+                name: format!("test-{i:05}.png"),
+                rules: preprocess::unlike_mnist(&pixels),
+                pixels,
                 truth: Some(test.labels()[i]),
-                unlike: Vec::new(),
             });
         }
     } else {
@@ -128,32 +159,81 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             }
         }
     }
-    let mut correct = 0;
-    for (i, input) in inputs.iter().enumerate() {
-        correct += usize::from(report(&model, &names, input, !args.no_render));
-        if let Some(dir) = &args.save_prepared {
-            let path = dir.join(format!("{i:04}.png"));
-            image::save_buffer(
-                &path,
-                &input.pixels,
-                SIDE as u32,
-                SIDE as u32,
-                image::ExtendedColorType::L8,
-            )
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+    let (mut correct, mut doubted) = (0, 0);
+    for input in &inputs {
+        let answer = report(&model, novelty.as_ref(), &names, input, !args.no_render);
+        correct += usize::from(answer.correct);
+        doubted += usize::from(answer.doubted);
+    }
+    if let Some(dir) = &args.save_prepared {
+        save_prepared(dir, &inputs)?;
     }
     if args.images.is_empty() {
         println!("{correct} of {} correct", inputs.len());
+        let share = |n: usize| 100.0 * n as f64 / inputs.len().max(1) as f64;
+        match &novelty {
+            Some(n) => println!(
+                "{doubted} of {} doubted ({:.2}%; the novelty score was calibrated to doubt {:.2}% of the test split)",
+                inputs.len(),
+                share(doubted),
+                100.0 * n.flagged_share()
+            ),
+            None => println!(
+                "{doubted} of {} doubted ({:.2}%)",
+                inputs.len(),
+                share(doubted)
+            ),
+        }
     }
     Ok(all_ok)
 }
 
+/// Write each input's prepared 28×28 picture into `dir` under its name (a second input of
+/// the same name gets `-2`, `-3`, …), and say where they went.
+fn save_prepared(dir: &Path, inputs: &[Sample]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut taken = std::collections::HashSet::new();
+    for input in inputs {
+        let stem = input.name.trim_end_matches(".png");
+        let name = (1..)
+            .map(|k| match k {
+                1 => format!("{stem}.png"),
+                _ => format!("{stem}-{k}.png"),
+            })
+            .find(|n| taken.insert(n.clone()))
+            .expect("an unused name");
+        let path = dir.join(name);
+        image::save_buffer(
+            &path,
+            &input.pixels,
+            SIDE as u32,
+            SIDE as u32,
+            image::ExtendedColorType::L8,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    eprintln!(
+        "wrote {} prepared 28×28 input(s) to {}",
+        inputs.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
 fn prepare(path: &Path, invert: Invert) -> Result<Sample, Box<dyn std::error::Error>> {
     let gray = preprocess::load_gray(path)?;
-    let prepared =
-        preprocess::to_mnist(&gray, invert).map_err(|e| format!("{}: {e}", path.display()))?;
+    let prepared = preprocess::to_mnist(&gray, invert).map_err(|e| match e {
+        preprocess::PreprocessError::Blank if invert != Invert::Never => format!(
+            "{}: {e}; for light ink on a dark picture, --invert never keeps the polarity",
+            path.display()
+        ),
+        e => format!("{}: {e}", path.display()),
+    })?;
+    let stem = path
+        .file_stem()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
     Ok(Sample {
+        name: format!("{stem}.png"),
         title: format!(
             "{} ({}×{}{})",
             path.display(),
@@ -163,7 +243,7 @@ fn prepare(path: &Path, invert: Invert) -> Result<Sample, Box<dyn std::error::Er
         ),
         pixels: prepared.pixels,
         truth: None,
-        unlike: prepared.unlike,
+        rules: prepared.unlike,
     })
 }
 

@@ -12,6 +12,7 @@ use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::Dataset;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::SimdChoice;
+use mnist_logreg::novelty::Novelty;
 use mnist_logreg::run::{self, DataSource, LoadedData, RunSpec};
 use mnist_logreg::serve::{self, App, ServeOptions};
 
@@ -75,14 +76,19 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
             eval.accuracy
         );
         let LoadedData { dataset, names, .. } = data;
+        let novelty = Novelty::fit(dataset.train.pixels(), dataset.test.pixels()).ok();
         return Ok(App::new(
             outcome.model,
+            novelty,
             names,
             Some(dataset.test),
             Some(eval.accuracy),
         ));
     };
-    let (model, meta) = run::load_picture_model(path)?;
+    let (model, novelty, meta) = run::load_picture_model(path)?;
+    if novelty.is_none() {
+        eprintln!("{}", run::NO_NOVELTY_NOTE);
+    }
     let names = ClassNames::resolve(args.class_names.as_deref(), &dir, model.classes())?;
     let accuracy = RunSpec::recorded_accuracy(&meta);
     let test = match Dataset::open_test(&dir, &LoadOptions::default()) {
@@ -92,7 +98,7 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
             None
         }
     };
-    Ok(App::new(model, names, test, accuracy))
+    Ok(App::new(model, novelty, names, test, accuracy))
 }
 
 /// The shutdown signal: SIGINT or SIGTERM. The handlers are registered here, when it is

@@ -15,6 +15,7 @@ use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{ClipGradient, Kernel, KernelKind, SimdChoice};
 use mnist_logreg::metrics::{MetricsEvent, MetricsLog};
 use mnist_logreg::model::Model;
+use mnist_logreg::novelty::Novelty;
 use mnist_logreg::plot;
 use mnist_logreg::preprocess::SIDE;
 use mnist_logreg::render::image_to_text;
@@ -224,6 +225,31 @@ struct Setup {
     kernel: Box<dyn Kernel>,
     model: Model,
     from: Progress,
+    /// The novelty score saved with the model: fitted at the first save, for 28×28 data.
+    novelty: std::cell::OnceCell<Option<Novelty>>,
+}
+
+impl Setup {
+    /// The novelty score of this data set (fitted on the first call; `None` for data that is
+    /// not 28×28 pictures or has no test split to calibrate on).
+    fn novelty(&self) -> Option<&Novelty> {
+        self.novelty
+            .get_or_init(|| {
+                let (train, test) = (&self.data.dataset.train, &self.data.dataset.test);
+                if train.features() != mnist_logreg::MNIST_FEATURES || test.is_empty() {
+                    return None;
+                }
+                let started = std::time::Instant::now();
+                let novelty = Novelty::fit(train.pixels(), test.pixels()).ok()?;
+                eprintln!(
+                    "fitted the novelty score in {:.2} s: it flags {:.2}% of the test digits",
+                    started.elapsed().as_secs_f64(),
+                    100.0 * novelty.flagged_share()
+                );
+                Some(novelty)
+            })
+            .as_ref()
+    }
 }
 
 /// Check the outputs, load the data, and build the spec, the start model and the kernel.
@@ -282,6 +308,7 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
         kernel,
         model,
         from,
+        novelty: std::cell::OnceCell::new(),
     })
 }
 
@@ -370,7 +397,12 @@ fn save(
         started_from,
         accuracy,
     );
-    Ok(checkpoint::save(path, &outcome.model, meta)?)
+    Ok(checkpoint::save_with_novelty(
+        path,
+        &outcome.model,
+        s.novelty(),
+        meta,
+    )?)
 }
 
 /// An interrupted run: say so, record it, save the model, evaluate nothing.

@@ -1,8 +1,9 @@
 //! Checkpoints: the model as a safetensors file.
 //!
 //! Tensors: `W`, f32, shape `[features, classes]` (the tutorial's orientation, so
-//! `x @ W + b` in numpy gives the logits) and `b`, f32, shape `[classes]`. The training
-//! configuration goes in the string metadata. Writing goes to a temporary file in the target
+//! `x @ W + b` in numpy gives the logits) and `b`, f32, shape `[classes]`; optionally the five
+//! `novelty.*` tensors of a [`Novelty`] score (about 100 KB), which `train --save` writes for
+//! 28×28 models. The training configuration goes in the string metadata. Writing goes to a temporary file in the target
 //! directory, which is fsynced and then renamed over the target: a crash leaves either the old
 //! file or the new one, never a torn one. Reading validates everything — tensor names, dtypes,
 //! shapes, agreement between `W` and `b`, finite values — and rejects the file otherwise.
@@ -15,6 +16,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::FileError;
 use crate::compute::model::Model;
+use crate::novelty::{self, Novelty, NoveltyError};
 
 /// Largest checkpoint the reader accepts (a 784×10 model is 31 KB; this allows models with
 /// millions of parameters but refuses to read arbitrary large files into memory).
@@ -45,8 +47,10 @@ pub enum CheckpointError {
         /// The limit.
         limit: u64,
     },
-    /// The tensor names are not exactly `W` and `b`.
-    #[error("{path}: expected exactly the tensors W and b, found [{found}]")]
+    /// The tensor names are not `W` and `b`, with or without all the `novelty.*` ones.
+    #[error(
+        "{path}: expected the tensors W and b (and all or none of the novelty.* ones), found [{found}]"
+    )]
     Names {
         /// The file.
         path: PathBuf,
@@ -85,6 +89,14 @@ pub enum CheckpointError {
         /// Flat index of the first bad value.
         index: usize,
     },
+    /// Novelty tensors that cannot be a fitted score.
+    #[error("{path}: {source}")]
+    Novelty {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: NoveltyError,
+    },
 }
 
 /// Name prefix of the temporary file a save writes before renaming it over the checkpoint.
@@ -110,6 +122,16 @@ pub fn save(
     model: &Model,
     metadata: HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
+    save_with_novelty(path, model, None, metadata)
+}
+
+/// [`save`], with the novelty score `novelty` beside the model when given.
+pub fn save_with_novelty(
+    path: &Path,
+    model: &Model,
+    novelty: Option<&Novelty>,
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
     let (d, k) = (model.features(), model.classes());
     // Class-major in memory, [features, classes] in the file.
     let mut w = vec![0f32; d * k];
@@ -124,7 +146,15 @@ pub fn save(
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let tensors = [
+    let extra: Vec<(&str, Vec<usize>, Vec<u8>)> = novelty
+        .map(|n| {
+            n.tensors()
+                .into_iter()
+                .map(|(name, shape, v)| (name, shape, le(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tensors = vec![
         (
             "W",
             TensorView::new(Dtype::F32, vec![d, k], &w_bytes).map_err(fmt_err)?,
@@ -134,6 +164,12 @@ pub fn save(
             TensorView::new(Dtype::F32, vec![k], &b_bytes).map_err(fmt_err)?,
         ),
     ];
+    for (name, shape, bytes) in &extra {
+        tensors.push((
+            name,
+            TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(fmt_err)?,
+        ));
+    }
     let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(fmt_err)?;
 
     let io = |action| FileError::on(path, action);
@@ -166,8 +202,18 @@ pub fn save(
     Ok(())
 }
 
-/// Read and validate the checkpoint at `path`.
+/// Read and validate the checkpoint at `path` (a novelty score in it is checked and dropped;
+/// [`load_with_novelty`] keeps it).
 pub fn load(path: &Path) -> Result<(Model, HashMap<String, String>), CheckpointError> {
+    let (model, _, metadata) = load_with_novelty(path)?;
+    Ok((model, metadata))
+}
+
+/// A checkpoint's model, its novelty score if it has one, and its metadata.
+pub type Loaded = (Model, Option<Novelty>, HashMap<String, String>);
+
+/// Read and validate the checkpoint at `path`, with its novelty score if it has one.
+pub fn load_with_novelty(path: &Path) -> Result<Loaded, CheckpointError> {
     let io = |action| FileError::on(path, action);
     let len = std::fs::metadata(path).map_err(io("cannot stat"))?.len();
     if len > MAX_CHECKPOINT_BYTES {
@@ -178,7 +224,7 @@ pub fn load(path: &Path) -> Result<(Model, HashMap<String, String>), CheckpointE
         });
     }
     let bytes = std::fs::read(path).map_err(io("cannot read"))?;
-    from_bytes(path, &bytes)
+    from_bytes_with_novelty(path, &bytes)
 }
 
 /// Validate checkpoint bytes (`path` is only used in messages).
@@ -186,6 +232,13 @@ pub fn from_bytes(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(Model, HashMap<String, String>), CheckpointError> {
+    let (model, _, metadata) = from_bytes_with_novelty(path, bytes)?;
+    Ok((model, metadata))
+}
+
+/// Validate checkpoint bytes, with the novelty score if there is one (`path` is only used in
+/// messages).
+pub fn from_bytes_with_novelty(path: &Path, bytes: &[u8]) -> Result<Loaded, CheckpointError> {
     let p = || path.to_path_buf();
     let fmt_err = |e: safetensors::SafeTensorError| CheckpointError::Format {
         path: p(),
@@ -194,7 +247,10 @@ pub fn from_bytes(
     let st = SafeTensors::deserialize(bytes).map_err(fmt_err)?;
     let mut names = st.names();
     names.sort_unstable();
-    if names != ["W", "b"] {
+    let mut with_novelty: Vec<&str> = ["W", "b"].into_iter().chain(novelty::TENSORS).collect();
+    with_novelty.sort_unstable();
+    let has_novelty = names == with_novelty;
+    if names != ["W", "b"] && !has_novelty {
         return Err(CheckpointError::Names {
             path: p(),
             found: names.join(", "),
@@ -257,8 +313,23 @@ pub fn from_bytes(
         }
     }
     model.b_mut().copy_from_slice(&b);
+    let novelty = if has_novelty {
+        let get = |name: &'static str| {
+            let t = st.tensor(name).ok().filter(|t| t.dtype() == Dtype::F32)?;
+            let v = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            Some((t.shape().to_vec(), v.collect()))
+        };
+        let n = Novelty::from_tensors(get)
+            .map_err(|source| CheckpointError::Novelty { path: p(), source })?;
+        Some(n)
+    } else {
+        None
+    };
     let metadata = SafeTensors::read_metadata(bytes)
         .map(|(_, m)| m.metadata().clone().unwrap_or_default())
         .map_err(fmt_err)?;
-    Ok((model, metadata))
+    Ok((model, novelty, metadata))
 }

@@ -51,6 +51,11 @@ pub use verdict::{
 
 use std::path::PathBuf;
 
+/// What `predict` and `serve` say of a model saved without a novelty score.
+pub const NO_NOVELTY_NOTE: &str = "note: this model has no novelty score (it was saved before \
+     there was one): hand-made rules decide which answers to doubt; save it again with \
+     train --save to get the calibrated score";
+
 use crate::compute::kernels::{Isa, SimdChoice, SimdError};
 use crate::compute::train::TrainError;
 use crate::data::classes::ClassNamesError;

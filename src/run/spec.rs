@@ -186,21 +186,22 @@ pub fn check_shape(
     })
 }
 
-/// A checkpoint whose model reads 28×28 pictures (`predict`, `serve`), with its metadata.
-pub fn load_picture_model(path: &Path) -> Result<(Model, HashMap<String, String>), RunError> {
+/// A checkpoint whose model reads 28×28 pictures (`predict`, `serve`), with its novelty score
+/// (if it was saved with one) and its metadata.
+pub fn load_picture_model(path: &Path) -> Result<checkpoint::Loaded, RunError> {
     if !path.exists() {
         return Err(RunError::NoModel {
             path: path.to_path_buf(),
         });
     }
-    let (model, meta) = checkpoint::load(path)?;
+    let (model, novelty, meta) = checkpoint::load_with_novelty(path)?;
     if model.features() != crate::MNIST_FEATURES {
         return Err(RunError::NotPictures {
             path: path.to_path_buf(),
             features: model.features(),
         });
     }
-    Ok((model, meta))
+    Ok((model, novelty, meta))
 }
 
 /// A run to continue: the model, its spec and progress, from a checkpoint written by a run.

@@ -117,7 +117,7 @@ async fn predict(
     match content_type.as_str() {
         "application/json" | "" => {
             let pixels = parse_pixels(&body)?;
-            Ok(axum::Json(app.predict_pixels(&pixels, Vec::new())))
+            Ok(axum::Json(app.predict_pixels(&pixels)?))
         }
         "image/png" | "image/jpeg" | "image/x-portable-graymap" => {
             let bytes = body.to_vec();
@@ -166,7 +166,7 @@ async fn test_digit(
             })?,
     };
     let truth = test.labels()[index] as usize;
-    let answer = app.predict_pixels(test.image(index), Vec::new());
+    let answer = app.predict_test_digit(test.image(index));
     Ok(axum::Json(json!({
         "index": index,
         "truth": truth,

@@ -7,11 +7,14 @@ use serde_json::{Value, json};
 use crate::compute::model::Model;
 use crate::data::classes::ClassNames;
 use crate::data::dataset::Split;
+use crate::novelty::{self, Novelty};
 use crate::preprocess::{self, DecodeError, Invert, PreprocessError, SIDE};
 
-/// Everything a request needs: the model, its names, the test split for sample digits.
+/// Everything a request needs: the model, its novelty score, its names, the test split for
+/// sample digits.
 pub struct App {
     model: Model,
+    novelty: Option<Novelty>,
     pub(super) names: ClassNames,
     pub(super) test: Option<Split>,
     test_accuracy: Option<f64>,
@@ -38,18 +41,21 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
     /// The 28×28 input the model saw, row-major (for image bodies: after preprocessing).
     pub prepared: Vec<u8>,
-    /// How an image body is unlike an MNIST digit (empty for pixels).
+    /// Why the answer deserves doubt (see [`novelty::doubts`]); empty when it does not.
     pub warnings: Vec<String>,
 }
 
 impl App {
-    /// An app serving `model` (784 features) through [`Model::predict`]. `test` (the test
-    /// split) enables `/api/test-digit`; `test_accuracy` is reported by `/api/model`.
+    /// An app serving `model` (784 features) through [`Model::predict`], doubting what
+    /// `novelty` finds unlike the training digits (without one, the hand-made rules of
+    /// [`preprocess`] decide). `test` (the test split) enables `/api/test-digit`;
+    /// `test_accuracy` is reported by `/api/model`.
     ///
     /// # Panics
     /// When the model does not read 28×28 pictures.
     pub fn new(
         model: Model,
+        novelty: Option<Novelty>,
         names: ClassNames,
         test: Option<Split>,
         test_accuracy: Option<f64>,
@@ -57,18 +63,40 @@ impl App {
         assert_eq!(model.features(), SIDE * SIDE, "the page draws 28×28 digits");
         Self {
             model,
+            novelty,
             names,
             test,
             test_accuracy,
         }
     }
 
-    /// The model's answer for 784 pixels (MNIST polarity, 0 = background).
-    pub fn predict_pixels(&self, pixels: &[u8], warnings: Vec<String>) -> Prediction {
+    /// The model's answer for 784 pixels (MNIST polarity, 0 = background), refused like a
+    /// blank picture when they are all of one level.
+    pub fn predict_pixels(&self, pixels: &[u8]) -> Result<Prediction, ImageError> {
+        preprocess::check_pixels(pixels)?;
+        Ok(self.answer(pixels, &preprocess::unlike_mnist(pixels)))
+    }
+
+    /// The model's answer for a test digit (no refusal: the test split's images are digits).
+    pub fn predict_test_digit(&self, pixels: &[u8]) -> Prediction {
+        self.answer(pixels, &preprocess::unlike_mnist(pixels))
+    }
+
+    /// The model's answer for an image file's bytes, prepared like `predict` does.
+    pub fn predict_image(&self, bytes: &[u8]) -> Result<Prediction, ImageError> {
+        let gray = preprocess::decode_gray(bytes, preprocess::MAX_PIXELS)?;
+        let prepared = preprocess::to_mnist(&gray, Invert::Auto)?;
+        Ok(self.answer(&prepared.pixels, &prepared.unlike))
+    }
+
+    /// The answer for 784 prepared pixels, with the doubts of the novelty score and `rules`.
+    fn answer(&self, pixels: &[u8], rules: &[preprocess::Unlike]) -> Prediction {
         let p = self
             .model
             .predict(pixels)
             .expect("the page's inputs have the model's 784 pixels");
+        let warnings = novelty::doubts(self.novelty.as_ref(), pixels, rules)
+            .expect("the page's inputs are 784 pixels");
         let class = p.class;
         Prediction {
             class,
@@ -77,14 +105,6 @@ impl App {
             prepared: pixels.to_vec(),
             warnings,
         }
-    }
-
-    /// The model's answer for an image file's bytes, prepared like `predict` does.
-    pub fn predict_image(&self, bytes: &[u8]) -> Result<Prediction, ImageError> {
-        let gray = preprocess::decode_gray(bytes, preprocess::MAX_PIXELS)?;
-        let prepared = preprocess::to_mnist(&gray, Invert::Auto)?;
-        let warnings = prepared.unlike.iter().map(|u| u.to_string()).collect();
-        Ok(self.predict_pixels(&prepared.pixels, warnings))
     }
 
     /// What `/api/model` reports.
@@ -97,6 +117,7 @@ impl App {
             "kernel": "reference",
             "simd": "scalar",
             "test_images": self.test.as_ref().map_or(0, |t| t.len()),
+            "novelty_flagged_share": self.novelty.as_ref().map(|n| n.flagged_share()),
         })
     }
 }
