@@ -213,3 +213,54 @@ fn a_closed_stdout_ends_train_quietly() {
         out.status
     );
 }
+
+#[test]
+fn a_killed_run_keeps_its_periodic_checkpoint_and_resumes_to_the_same_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("part.safetensors");
+    // kill -9 once step 350 was printed: nothing runs at exit, only the periodic
+    // checkpoints (every 100 steps) are there.
+    let (code, _, stderr) = interrupt(
+        &[
+            "--steps",
+            "1000000",
+            "--display-step",
+            "10",
+            "--save-every",
+            "100",
+            "--save",
+            part.to_str().unwrap(),
+        ],
+        35,
+        libc::SIGKILL,
+    );
+    assert_eq!(code, None, "killed: {stderr}");
+    let (_, meta) = checkpoint::load(&part).unwrap();
+    let step: usize = meta["step"].parse().unwrap();
+    // Steps 100, 200 and 300 were handed to the writer before the kill: at most the one
+    // being written (or waiting) is lost.
+    assert!(step % 100 == 0 && step >= 200, "checkpoint at step {step}");
+
+    let end = (step + 45).to_string();
+    run_ok(train_cmd().args([
+        "--resume",
+        part.to_str().unwrap(),
+        "--steps",
+        &end,
+        "--save",
+        part.to_str().unwrap(),
+    ]));
+    let whole = dir.path().join("whole.safetensors");
+    run_ok(train_cmd().args([
+        "--steps",
+        &end,
+        "--display-step",
+        "10",
+        "--save",
+        whole.to_str().unwrap(),
+    ]));
+    assert!(
+        weight_bits(&part) == weight_bits(&whole),
+        "resumed weights differ"
+    );
+}

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -119,6 +120,15 @@ struct Args {
     /// continue it). Written atomically; also written when the run is interrupted.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
+    /// With --save, also write the checkpoint every N steps while training, so a killed run
+    /// (kill -9, out of memory, a reboot) loses at most N steps: `train --resume FILE`
+    /// continues it bit-identically.
+    #[arg(long, value_name = "N", requires = "save", value_parser = at_least_one)]
+    save_every: Option<usize>,
+    /// With --save, also write the checkpoint after every S seconds of training (0: never).
+    /// Each write takes a few milliseconds.
+    #[arg(long, value_name = "S", default_value_t = 60.0, requires = "save", value_parser = seconds)]
+    save_every_secs: f64,
     /// Keep training when the loss, gradients or weights become NaN/Inf (default: stop with
     /// an error naming the step).
     #[arg(long)]
@@ -155,6 +165,14 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Err(_) => Err(format!(
             "`{s}` is not a whole number (it must be at least 1)"
         )),
+    }
+}
+
+/// Parse a duration in seconds: finite and not negative.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds (0 or more)")),
     }
 }
 
@@ -337,30 +355,64 @@ fn run(args: Args) -> Result<Ended, BoxError> {
         .map(MetricsLog::create)
         .transpose()?;
     let bar = progress_bar(&args, s.spec.train.steps, s.from.step);
-    let mut printer = Printer {
-        out: &mut out,
-        bar: &bar,
-        quiet: args.quiet,
-        metrics: metrics.as_mut(),
-        metrics_error: None,
-        reports: Vec::new(),
-        batch_size: s.spec.train.batch_size,
-        train_samples: s.data.dataset.train.len(),
+    // Fitted now rather than at the first save, which may be a periodic one.
+    let saving = Saving {
+        args: &args,
+        spec: &s.spec,
+        data_dir: &s.data.dataset.dir,
+        novelty: args.save.as_ref().and_then(|_| s.novelty()),
     };
-    let data = s.data.train_data();
-    let result = train::resume(
-        &s.spec.train,
-        s.kernel.as_ref(),
-        data,
-        s.model.clone(),
-        s.from,
-        &mut printer,
-    );
+    let (result, reports, metrics_error) = std::thread::scope(|scope| {
+        // Periodic checkpoints are written by a thread of their own: the loop only hands it
+        // a copy of the model, and its fsync waits there.
+        let periodic = args.save.as_deref().map(|path| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(Model, Progress)>(1);
+            let saving = &saving;
+            scope.spawn(move || {
+                let mut failed = false;
+                for (model, progress) in rx {
+                    if let (Err(e), false) = (saving.save(&model, progress, path, None), failed) {
+                        eprintln!(
+                            "warning: the periodic checkpoint at step {} failed: {}; training goes on",
+                            progress.step,
+                            run::cli_message(e.as_ref())
+                        );
+                        failed = true;
+                    }
+                }
+            });
+            Periodic {
+                every_steps: args.save_every,
+                every: (args.save_every_secs > 0.0)
+                    .then(|| Duration::from_secs_f64(args.save_every_secs)),
+                last: Instant::now(),
+                writer: tx,
+            }
+        });
+        let mut printer = Printer {
+            out: &mut out,
+            bar: &bar,
+            quiet: args.quiet,
+            metrics: metrics.as_mut(),
+            metrics_error: None,
+            reports: Vec::new(),
+            batch_size: s.spec.train.batch_size,
+            train_samples: s.data.dataset.train.len(),
+            periodic,
+        };
+        let result = train::resume(
+            &s.spec.train,
+            s.kernel.as_ref(),
+            s.data.train_data(),
+            s.model.clone(),
+            s.from,
+            &mut printer,
+        );
+        // Dropping the printer closes the writer's channel; the scope waits for its last
+        // write, so the final save below comes after it.
+        (result, printer.reports, printer.metrics_error)
+    });
     bar.finish_and_clear();
-    let (reports, metrics_error) = (
-        std::mem::take(&mut printer.reports),
-        printer.metrics_error.take(),
-    );
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -382,7 +434,39 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     }
 }
 
-/// The checkpoint of this run at `outcome`, with the test accuracy once evaluated.
+/// What a checkpoint of this run holds besides the model and its progress.
+struct Saving<'a> {
+    args: &'a Args,
+    spec: &'a RunSpec,
+    data_dir: &'a Path,
+    novelty: Option<&'a Novelty>,
+}
+
+impl Saving<'_> {
+    /// Write the checkpoint of this run at `progress` to `path`, with the test accuracy once
+    /// evaluated.
+    fn save(
+        &self,
+        model: &Model,
+        progress: Progress,
+        path: &Path,
+        accuracy: Option<f64>,
+    ) -> Result<(), BoxError> {
+        let args = self.args;
+        let started_from = args.load.as_deref().or(args.resume.as_deref());
+        let meta = self
+            .spec
+            .checkpoint_metadata(progress, self.data_dir, started_from, accuracy);
+        Ok(checkpoint::save_with_novelty(
+            path,
+            model,
+            self.novelty,
+            meta,
+        )?)
+    }
+}
+
+/// The checkpoint of this run at `outcome`.
 fn save(
     args: &Args,
     s: &Setup,
@@ -390,19 +474,13 @@ fn save(
     path: &Path,
     accuracy: Option<f64>,
 ) -> Result<(), BoxError> {
-    let started_from = args.load.as_deref().or(args.resume.as_deref());
-    let meta = s.spec.checkpoint_metadata(
-        outcome.progress,
-        &s.data.dataset.dir,
-        started_from,
-        accuracy,
-    );
-    Ok(checkpoint::save_with_novelty(
-        path,
-        &outcome.model,
-        s.novelty(),
-        meta,
-    )?)
+    let saving = Saving {
+        args,
+        spec: &s.spec,
+        data_dir: &s.data.dataset.dir,
+        novelty: s.novelty(),
+    };
+    saving.save(&outcome.model, outcome.progress, path, accuracy)
 }
 
 /// An interrupted run: say so, record it, save the model, evaluate nothing.
@@ -542,6 +620,32 @@ struct Printer<'a> {
     reports: Vec<Report>,
     batch_size: usize,
     train_samples: usize,
+    periodic: Option<Periodic>,
+}
+
+/// When to hand the model to the periodic checkpoint's writer (--save-every,
+/// --save-every-secs).
+struct Periodic {
+    /// Every this many steps.
+    every_steps: Option<usize>,
+    /// When this much time has passed since the last one (or the start).
+    every: Option<Duration>,
+    last: Instant,
+    /// The writer thread's queue (one slot: when a write is still waiting, this one is
+    /// skipped and the next one due goes).
+    writer: std::sync::mpsc::SyncSender<(Model, Progress)>,
+}
+
+impl Periodic {
+    fn on_step(&mut self, model: &Model, progress: &Progress) {
+        let by_steps = self.every_steps.is_some_and(|n| progress.step % n == 0);
+        let by_time = self.every.is_some_and(|d| self.last.elapsed() >= d);
+        if by_steps || by_time {
+            // A full queue skips this one; a closed one cannot happen while the loop runs.
+            let _ = self.writer.try_send((model.clone(), *progress));
+            self.last = Instant::now();
+        }
+    }
 }
 
 impl Observer for &mut Printer<'_> {
@@ -567,6 +671,12 @@ impl Observer for &mut Printer<'_> {
             self.metrics_error = log.write(&event).err();
         }
         self.reports.push(*r);
+    }
+
+    fn on_step(&mut self, model: &Model, progress: &Progress) {
+        if let Some(periodic) = self.periodic.as_mut() {
+            periodic.on_step(model, progress);
+        }
     }
 
     fn after_step(&mut self, step: usize) -> ControlFlow<()> {

@@ -193,6 +193,10 @@ pub trait Observer {
     fn after_step(&mut self, _step: usize) -> ControlFlow<()> {
         ControlFlow::Continue(())
     }
+
+    /// Called after every step, before [`Observer::after_step`], with the model and the
+    /// progress of that step: what a periodic checkpoint needs (keep it cheap on most steps).
+    fn on_step(&mut self, _model: &Model, _progress: &Progress) {}
 }
 
 impl<F: FnMut(&Report)> Observer for F {
@@ -311,6 +315,7 @@ pub fn resume(
             interval_start = Instant::now();
         }
         progress.step = step;
+        observer.on_step(&model, &progress);
         if observer.after_step(step).is_break() {
             break;
         }
