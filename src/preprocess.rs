@@ -232,6 +232,14 @@ pub fn decode_gray(bytes: &[u8], max_pixels: u64) -> Result<Gray, DecodeError> {
             .with_guessed_format()
             .map_err(|e| DecodeError::Image(e.to_string()))
     };
+    if bytes.is_empty() {
+        return Err(DecodeError::Image("the file is empty".into()));
+    }
+    if reader()?.format().is_none() {
+        return Err(DecodeError::Image(
+            "not an image (PNG, JPEG or PGM/PPM/PBM expected)".into(),
+        ));
+    }
     let (width, height) = reader()?.into_dimensions().map_err(err)?;
     if u64::from(width) * u64::from(height) > max_pixels {
         return Err(DecodeError::TooLarge { width, height });

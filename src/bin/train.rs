@@ -39,7 +39,9 @@ use mnist_logreg::train::{self, Observer, Progress, Report, TrainConfig, TrainOu
 /// data that is not MNIST loads with a note that it was not verified. A `class-names.txt` in
 /// the data directory (one name per line) names the classes in the output and the plots.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
+// The usage line clap prints after an error would list only the flags involved, as if they
+// were the whole command.
+#[command(version, about, long_about, override_usage = "train [OPTIONS]")]
 struct Args {
     /// Directory holding train-images, train-labels, t10k-images, t10k-labels (raw IDX or .gz;
     /// `-` or `.` before idx3-ubyte/idx1-ubyte). Default: data/mnist of this checkout.
@@ -68,9 +70,9 @@ struct Args {
     /// How training batches are drawn.
     #[arg(long, value_enum, default_value = "buffer")]
     shuffle: ShuffleKind,
-    /// Size of the streaming shuffle buffer (--shuffle buffer; at least 1).
-    #[arg(long, default_value_t = 5000, value_parser = at_least_one)]
-    shuffle_buffer: usize,
+    /// Size of the streaming shuffle buffer (--shuffle buffer; at least 1) [default: 5000].
+    #[arg(long, value_parser = at_least_one)]
+    shuffle_buffer: Option<usize>,
     /// What a row whose true-class probability fell below the clip floor (1e-9) passes as
     /// gradient: `zero` is the tutorial (and can stall a class for good), `through` passes
     /// p − onehot like an unclipped cross-entropy. See the README's seed table.
@@ -148,14 +150,56 @@ struct Args {
     /// test images with predicted and true labels), weights.svg (each class's weights).
     #[arg(long, value_name = "DIR")]
     plot_dir: Option<PathBuf>,
-    /// Number of test images in test-grid.svg.
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    /// Number of test images in test-grid.svg (0: no grid; at most 1000, a picture of about 13 MB).
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = grid_size)]
     grid: usize,
     /// Class names, one per line, for the output and plots (default: class-names.txt in the
     /// data directory if present, else the class numbers).
     #[arg(long, value_name = "FILE")]
     class_names: Option<PathBuf>,
 }
+
+/// The streaming shuffle buffer's size without --shuffle-buffer.
+const DEFAULT_SHUFFLE_BUFFER: usize = 5000;
+
+/// Warnings for flags this run ignores or that work against it (the run goes on).
+fn flag_warnings(args: &Args, spec: &RunSpec, train_len: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let parallel = matches!(spec.kernel, KernelKind::Parallel | KernelKind::ParallelU8);
+    if args.threads != 0 && !parallel {
+        out.push(format!(
+            "warning: --threads {} is ignored: --kernel {} runs on one thread (parallel and \
+             parallel_u8 use it)",
+            args.threads, spec.kernel
+        ));
+    }
+    if let (Some(size), false) = (args.shuffle_buffer, args.shuffle == ShuffleKind::Buffer) {
+        out.push(format!(
+            "warning: --shuffle-buffer {size} is ignored: it sizes --shuffle buffer, and this \
+             run shuffles by {}",
+            args.shuffle
+        ));
+    }
+    let batch = spec.train.batch_size;
+    if batch > train_len {
+        out.push(format!(
+            "warning: --batch-size {batch} is above the {train_len} training images: every \
+             batch holds some images more than once"
+        ));
+    }
+    out
+}
+
+/// Parse --grid: 0 to [`MAX_GRID`] images.
+fn grid_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_GRID => Ok(n),
+        _ => Err(format!("`{s}` is not a number of images from 0 to {MAX_GRID}")),
+    }
+}
+
+/// The largest --grid.
+const MAX_GRID: usize = 1000;
 
 /// Parse a count that must be at least 1, saying so.
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -227,7 +271,9 @@ fn spec_and_start(
             learning_rate: args.learning_rate,
             display_step: args.display_step,
             seed: args.seed,
-            shuffle: args.shuffle.with_buffer(args.shuffle_buffer),
+            shuffle: args
+                .shuffle
+                .with_buffer(args.shuffle_buffer.unwrap_or(DEFAULT_SHUFFLE_BUFFER)),
             allow_non_finite: args.allow_non_finite,
         },
         kernel: args.kernel.unwrap_or(KernelKind::ParallelU8),
@@ -304,6 +350,9 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
         Some(_) => spec_and_start(args, data.dataset.train.len())?.0,
         None => spec,
     };
+    for warning in flag_warnings(args, &spec, data.dataset.train.len()) {
+        eprintln!("{warning}");
+    }
     if !data.verified() {
         let dir = data.dataset.dir.display();
         eprintln!("note: {dir} is not verified against the MNIST checksums");
@@ -525,10 +574,19 @@ fn finish(
             ClipGradient::Through => "full",
         };
         let every = spec.train.display_step;
-        eprintln!(
-            "clipped rows (p_true < 1e-9, {passed} gradient) per {every} steps: {}",
-            per_report.join(" ")
-        );
+        if per_report.is_empty() {
+            // No display step was reached: the total is all there is to say.
+            eprintln!(
+                "clipped rows (p_true < 1e-9, {passed} gradient): {} over {} step(s)",
+                outcome.clipped_rows(),
+                outcome.steps_run()
+            );
+        } else {
+            eprintln!(
+                "clipped rows (p_true < 1e-9, {passed} gradient) per {every} steps: {}",
+                per_report.join(" ")
+            );
+        }
     }
     let eval = run::evaluate_test(s.kernel.as_ref(), &outcome.model, data)?;
     writeln!(out, "Test Accuracy: {:.6}", eval.accuracy)?;

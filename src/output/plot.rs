@@ -70,6 +70,7 @@ fn draw_curves(path: &Path, reports: &[Report]) -> Drawn {
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|step| format!("{step:.0}"))
         .y_desc("loss")
         .draw()?;
     chart.draw_series(LineSeries::new(loss, BLUE.stroke_width(2)))?;
@@ -87,6 +88,7 @@ fn draw_curves(path: &Path, reports: &[Report]) -> Drawn {
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|step| format!("{step:.0}"))
         .y_desc("accuracy")
         .draw()?;
     chart.draw_series(LineSeries::new(accuracy, RED.stroke_width(2)))?;
@@ -388,7 +390,7 @@ fn draw_weights(
 }
 
 /// The pictures of a run in `dir`: `curves.svg` (when there are reports), `confusion.svg`,
-/// `test-grid.svg` (the first `grid` test images) and `weights.svg`.
+/// `test-grid.svg` (the first `grid` test images; none when `grid` is 0) and `weights.svg`.
 pub fn run_pictures(
     dir: &Path,
     reports: &[Report],
@@ -411,6 +413,8 @@ pub fn run_pictures(
         })
         .collect();
     let side = crate::preprocess::SIDE;
-    digit_grid(&dir.join("test-grid.svg"), &items, side, names)?;
+    if !items.is_empty() {
+        digit_grid(&dir.join("test-grid.svg"), &items, side, names)?;
+    }
     weight_maps(&dir.join("weights.svg"), model, (side, side), names)
 }
