@@ -22,6 +22,7 @@ screenshot = sys.argv[2] if len(sys.argv) > 2 else None
 
 options = webdriver.ChromeOptions()
 options.binary_location = "/usr/bin/chromium"
+options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
 for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,720",
             "--disable-gpu"]:
     options.add_argument(arg)
@@ -96,7 +97,8 @@ for expected, kind, strokes in digits:
     time.sleep(0.4)  # the last debounced request
     got = text("prediction")
     p = bars()
-    print(f"drew {expected} with {kind}: #prediction = {got}, p = {max(v for _, v in p):.4f}")
+    print(f"drew {expected} with {kind}: #prediction = {got}, p = {max(v for _, v in p):.4f}, "
+          f"#warnings = {text('warnings')!r}")
     check(got == expected, f"drew {expected} with {kind}, the page says {got}")
     check(abs(sum(v for _, v in p) - 1) < 1e-3, f"probabilities sum to {sum(v for _, v in p)}")
     check([c for c, _ in p] == [str(c) for c in range(10)], "bars carry data-class 0..9")
@@ -122,5 +124,8 @@ label = info.split("label ")[1].split(",")[0]
 model = info.split("model ")[1].split(" ")[0]
 check(text("prediction") == model, f"#prediction {text('prediction')} is the model's answer {model}")
 print(f"test digit: {info}")
+# Nothing failed to load (a missing favicon shows here as a 404) and no script error.
+errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+check(errors == [], f"the browser reported {errors}")
 driver.quit()
 print("browser checks passed")
