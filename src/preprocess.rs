@@ -332,9 +332,8 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
     }
     let (bw, bh) = (c1 - c0, r1 - r0);
     // Ink on each edge of the input, in pixels.
-    let on_edge = |pixels: &mut dyn Iterator<Item = usize>| {
-        pixels.filter(|&i| x[i] >= threshold).count()
-    };
+    let on_edge =
+        |pixels: &mut dyn Iterator<Item = usize>| pixels.filter(|&i| x[i] >= threshold).count();
     let counts = [
         (on_edge(&mut (0..w)), "top"),
         (on_edge(&mut ((h - 1) * w..h * w)), "bottom"),

@@ -138,16 +138,72 @@ fn rejects_wrong_names() {
         ("weight", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
     ]));
-    assert!(
-        e.to_string()
-            .contains("expected exactly the tensors W and b, found [b, weight]")
-    );
+    assert!(e.to_string().contains(
+        "expected the tensors W and b (and all or none of the novelty.* ones), found [b, weight]"
+    ));
     let e = err(&file(&[
         ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
         ("extra", Dtype::F32, vec![1], f32s(1, 0.0)),
     ]));
     assert!(matches!(e, CheckpointError::Names { .. }));
+}
+
+/// W and b of a 784 × 10 model and the five novelty tensors, with `scales` as given.
+fn with_novelty(scales: [f32; 4], basis_rows: usize) -> Vec<u8> {
+    let scales: Vec<u8> = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
+    file(&[
+        ("W", Dtype::F32, vec![784, 10], f32s(7840, 0.0)),
+        ("b", Dtype::F32, vec![10], f32s(10, 0.0)),
+        ("novelty.pixel_mean", Dtype::F32, vec![784], f32s(784, 0.0)),
+        (
+            "novelty.pixel_basis",
+            Dtype::F32,
+            vec![basis_rows, 784],
+            f32s(basis_rows * 784, 0.0),
+        ),
+        ("novelty.descriptor_mean", Dtype::F32, vec![5], f32s(5, 0.0)),
+        (
+            "novelty.descriptor_precision",
+            Dtype::F32,
+            vec![5, 5],
+            f32s(25, 1.0),
+        ),
+        ("novelty.scales", Dtype::F32, vec![4], scales),
+    ])
+}
+
+#[test]
+fn novelty_tensors_are_all_there_and_valid_or_the_file_is_refused() {
+    let good = with_novelty([1.0, 1.0, 1.0, 0.005], 32);
+    let (_, novelty, _) = checkpoint::from_bytes_with_novelty(Path::new("m"), &good).unwrap();
+    assert!(novelty.is_some());
+    let e = checkpoint::from_bytes_with_novelty(
+        Path::new("m"),
+        &with_novelty([1.0, 0.0, 1.0, 0.0], 32),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("must be positive"), "{e}");
+    let e = checkpoint::from_bytes_with_novelty(
+        Path::new("m"),
+        &with_novelty([1.0, f32::NAN, 1.0, 0.0], 32),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("non-finite"), "{e}");
+    let e = checkpoint::from_bytes_with_novelty(Path::new("m"), &with_novelty([1.0; 4], 31))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("novelty.pixel_basis has shape [31, 784], expected [32, 784]"),
+        "{e}"
+    );
+    // Some of the five: not a checkpoint of ours.
+    let partial = file(&[
+        ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
+        ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
+        ("novelty.scales", Dtype::F32, vec![4], f32s(4, 1.0)),
+    ]);
+    assert!(matches!(err(&partial), CheckpointError::Names { .. }));
 }
 
 #[test]

@@ -192,11 +192,17 @@ fn unreadable_files_name_the_path() {
     let junk = dir.path().join("junk.png");
     std::fs::write(&junk, b"this is not an image").unwrap();
     let e = load_gray(&junk).unwrap_err().to_string();
-    assert!(e.contains("junk.png: cannot read the image: not an image"), "{e}");
+    assert!(
+        e.contains("junk.png: cannot read the image: not an image"),
+        "{e}"
+    );
     let empty = dir.path().join("empty.png");
     std::fs::write(&empty, b"").unwrap();
     let e = load_gray(&empty).unwrap_err().to_string();
-    assert!(e.contains("empty.png: cannot read the image: the file is empty"), "{e}");
+    assert!(
+        e.contains("empty.png: cannot read the image: the file is empty"),
+        "{e}"
+    );
     let e = load_gray(&dir.path().join("missing.png"))
         .unwrap_err()
         .to_string();

@@ -194,7 +194,9 @@ fn flag_warnings(args: &Args, spec: &RunSpec, train_len: usize) -> Vec<String> {
 fn grid_size(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n <= MAX_GRID => Ok(n),
-        _ => Err(format!("`{s}` is not a number of images from 0 to {MAX_GRID}")),
+        _ => Err(format!(
+            "`{s}` is not a number of images from 0 to {MAX_GRID}"
+        )),
     }
 }
 

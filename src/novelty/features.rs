@@ -35,13 +35,13 @@ pub(crate) enum Tail {
 pub(crate) const TAILS: [Tail; DESCRIPTORS] =
     [Tail::Low, Tail::Both, Tail::High, Tail::High, Tail::High];
 
-/// What each descriptor is, for messages, in the order of [`descriptors`].
+/// What each descriptor measures, for messages, in the order of [`descriptors`].
 pub(crate) const NAMES: [&str; DESCRIPTORS] = [
-    "how bright the ink is",
-    "how much ink there is",
-    "how solid the ink is",
-    "how many separate marks there are",
-    "how thick the strokes are",
+    "ink brightness",
+    "amount of ink",
+    "solidity",
+    "number of separate marks",
+    "stroke thickness",
 ];
 
 /// Whether the pixel at (`r`, `c`) is ink; outside the frame is not.

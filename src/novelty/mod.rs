@@ -88,7 +88,7 @@ impl Score {
             "its shape is far from every combination of training digits".to_string()
         } else {
             format!(
-                "{} is unlike any training digit",
+                "its {} is unlike any training digit's",
                 features::NAMES[self.worst]
             )
         };
