@@ -239,7 +239,10 @@ fn a_killed_run_keeps_its_periodic_checkpoint_and_resumes_to_the_same_bits() {
     let step: usize = meta["step"].parse().unwrap();
     // Steps 100, 200 and 300 were handed to the writer before the kill: at most the one
     // being written (or waiting) is lost.
-    assert!(step % 100 == 0 && step >= 200, "checkpoint at step {step}");
+    assert!(
+        step.is_multiple_of(100) && step >= 200,
+        "checkpoint at step {step}"
+    );
 
     let end = (step + 45).to_string();
     run_ok(train_cmd().args([

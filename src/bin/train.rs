@@ -308,7 +308,7 @@ impl Setup {
                 let started = std::time::Instant::now();
                 let novelty = Novelty::fit(train.pixels(), test.pixels()).ok()?;
                 eprintln!(
-                    "fitted the novelty score in {:.2} s: it flags {:.2}% of the test digits",
+                    "fitted the novelty score in {:.2} s: it flags {:.2}% of the test images",
                     started.elapsed().as_secs_f64(),
                     100.0 * novelty.flagged_share()
                 );
@@ -698,7 +698,9 @@ struct Periodic {
 
 impl Periodic {
     fn on_step(&mut self, model: &Model, progress: &Progress) {
-        let by_steps = self.every_steps.is_some_and(|n| progress.step % n == 0);
+        let by_steps = self
+            .every_steps
+            .is_some_and(|n| progress.step.is_multiple_of(n));
         let by_time = self.every.is_some_and(|d| self.last.elapsed() >= d);
         if by_steps || by_time {
             // A full queue skips this one; a closed one cannot happen while the loop runs.

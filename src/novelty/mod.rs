@@ -122,7 +122,7 @@ pub enum NoveltyError {
 
 /// Check that `images` holds whole 28×28 images, at least one.
 fn pictures(images: &[u8], split: &'static str) -> Result<(), NoveltyError> {
-    if images.len() % PIXELS != 0 {
+    if !images.len().is_multiple_of(PIXELS) {
         return Err(NoveltyError::NotPictures { len: images.len() });
     }
     if images.is_empty() {
