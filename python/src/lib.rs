@@ -1,0 +1,335 @@
+//! `mnist_logreg._core`: the crate's training loop, kernels, checkpoints and IDX loader for
+//! the Python package. The estimator (`mnist_logreg.SoftmaxRegression`) validates its input in
+//! Python and hands this module C-contiguous `uint8` or `float32` arrays; everything here
+//! still checks shapes, since a wrong size must be an exception, never a crash.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use mnist_logreg::batch::ShuffleKind;
+use mnist_logreg::checkpoint;
+use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
+use mnist_logreg::kernels::{ClipGradient, Input, Isa, KernelKind, Pixels, SimdChoice};
+use mnist_logreg::model::Model;
+use mnist_logreg::train::{self, Observer, Progress, Report, TrainConfig, TrainData};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+
+/// Samples × features, as the kernels read them.
+#[derive(FromPyObject)]
+enum Features<'py> {
+    U8(PyReadonlyArray2<'py, u8>),
+    F32(PyReadonlyArray2<'py, f32>),
+}
+
+/// A private copy of `X`, which the kernels read with the GIL released: while it is
+/// released, another Python thread may write to the caller's array, so the kernels must not
+/// read that memory. (The copy of MNIST's 47 MB of training pixels takes a few milliseconds;
+/// it stays uint8 — no float copy.)
+enum Owned {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+}
+
+impl Owned {
+    fn pixels(&self) -> Pixels<'_> {
+        match self {
+            Owned::U8(v) => Pixels::U8(v),
+            Owned::F32(v) => Pixels::F32(v),
+        }
+    }
+}
+
+impl Features<'_> {
+    /// (samples, features, a copy of the values in row-major order).
+    fn copy(&self) -> PyResult<(usize, usize, Owned)> {
+        let contiguous = || PyValueError::new_err("X must be C-contiguous");
+        Ok(match self {
+            Features::U8(a) => {
+                let [n, d] = a.shape().try_into().expect("2-D");
+                (
+                    n,
+                    d,
+                    Owned::U8(a.as_slice().map_err(|_| contiguous())?.to_vec()),
+                )
+            }
+            Features::F32(a) => {
+                let [n, d] = a.shape().try_into().expect("2-D");
+                (
+                    n,
+                    d,
+                    Owned::F32(a.as_slice().map_err(|_| contiguous())?.to_vec()),
+                )
+            }
+        })
+    }
+}
+
+fn value_error(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// The model `coef` (classes × features, row-major) and `intercept` (classes) describe.
+fn model_of(coef: &PyReadonlyArray2<f32>, intercept: &PyReadonlyArray1<f32>) -> PyResult<Model> {
+    let [k, d]: [usize; 2] = coef.shape().try_into().expect("2-D");
+    let b = intercept.as_slice().map_err(value_error)?;
+    if b.len() != k || k == 0 || d == 0 {
+        return Err(PyValueError::new_err(format!(
+            "coef has shape ({k}, {d}) and intercept {} values: expected (classes, features) and classes, both at least 1",
+            b.len()
+        )));
+    }
+    let mut model = Model::tutorial_init(d, k);
+    model
+        .w_mut()
+        .copy_from_slice(coef.as_slice().map_err(value_error)?);
+    model.b_mut().copy_from_slice(b);
+    Ok(model)
+}
+
+/// The kernel for `x`: `name` ("auto": the parallel kernel for its dtype) on `simd`.
+fn kernel_for(
+    name: &str,
+    simd: &str,
+    threads: usize,
+    clip: ClipGradient,
+    x: &Pixels,
+) -> PyResult<Box<dyn mnist_logreg::kernels::Kernel>> {
+    let input = match x {
+        Pixels::U8(_) => Input::U8,
+        Pixels::F32(_) => Input::F32,
+    };
+    let kind = match name {
+        "auto" => match input {
+            Input::U8 => KernelKind::ParallelU8,
+            Input::F32 => KernelKind::Parallel,
+        },
+        other => other.parse::<KernelKind>().map_err(value_error)?,
+    };
+    if kind.input() != input {
+        let dtype = if input == Input::U8 { "uint8" } else { "float" };
+        return Err(PyValueError::new_err(format!(
+            "kernel {kind:?} does not read {dtype} X: use kernel=\"auto\", or one for that dtype (the *_u8 kernels read uint8)"
+        )));
+    }
+    let isa = Isa::select(simd.parse::<SimdChoice>().map_err(value_error)?).map_err(value_error)?;
+    Ok(kind.build_with(isa, threads, clip))
+}
+
+/// The observer of a fit: the progress callback, and Python's signals after every step.
+struct Watch {
+    callback: Option<Py<PyAny>>,
+    /// What stopped the run (KeyboardInterrupt, or the callback's exception).
+    error: Option<PyErr>,
+}
+
+impl Observer for &mut Watch {
+    fn on_report(&mut self, r: &Report) {
+        if let (Some(callback), None) = (&self.callback, &self.error) {
+            let result =
+                Python::attach(|py| callback.call1(py, (r.step, r.loss, r.accuracy)).map(drop));
+            self.error = result.err();
+        }
+    }
+
+    fn after_step(&mut self, _step: usize) -> ControlFlow<()> {
+        if self.error.is_none() {
+            self.error = Python::attach(|py| py.check_signals()).err();
+        }
+        match self.error {
+            Some(_) => ControlFlow::Break(()),
+            None => ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// What `fit` returns: coef, intercept, the step reached, and what stopped it early.
+type Fitted<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray1<f32>>,
+    usize,
+    Option<PyErr>,
+);
+
+/// What `load` returns: coef, intercept, metadata.
+type Checkpoint<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray1<f32>>,
+    HashMap<String, String>,
+);
+
+/// Train `coef`/`intercept` on `x`, `y` (class indices) from step `start_step` up to `steps`,
+/// with the GIL released. Returns the new coef and intercept, the step reached, and the
+/// exception that stopped it early (KeyboardInterrupt, or the callback's), or None.
+#[pyfunction]
+#[pyo3(signature = (x, y, coef, intercept, *, steps, start_step, batch_size, learning_rate, seed,
+    shuffle, shuffle_buffer, clip_gradient, kernel, simd, threads, callback, callback_every))]
+#[allow(clippy::too_many_arguments)]
+fn fit<'py>(
+    py: Python<'py>,
+    x: Features<'py>,
+    y: PyReadonlyArray1<'py, u8>,
+    coef: PyReadonlyArray2<'py, f32>,
+    intercept: PyReadonlyArray1<'py, f32>,
+    steps: usize,
+    start_step: usize,
+    batch_size: usize,
+    learning_rate: f32,
+    seed: u64,
+    shuffle: &str,
+    shuffle_buffer: usize,
+    clip_gradient: &str,
+    kernel: &str,
+    simd: &str,
+    threads: usize,
+    callback: Option<Py<PyAny>>,
+    callback_every: usize,
+) -> PyResult<Fitted<'py>> {
+    let (n, d, owned) = x.copy()?;
+    let pixels = owned.pixels();
+    let labels = y.as_slice().map_err(value_error)?.to_vec();
+    if labels.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "X has {n} samples and y {}",
+            labels.len()
+        )));
+    }
+    let model = model_of(&coef, &intercept)?;
+    let clip = clip_gradient.parse::<ClipGradient>().map_err(value_error)?;
+    let kernel = kernel_for(kernel, simd, threads, clip, &pixels)?;
+    let cfg = TrainConfig {
+        steps,
+        batch_size,
+        learning_rate,
+        display_step: callback_every.max(1),
+        seed,
+        shuffle: shuffle
+            .parse::<ShuffleKind>()
+            .map_err(value_error)?
+            .with_buffer(shuffle_buffer),
+        allow_non_finite: false,
+    };
+    let data = TrainData {
+        pixels,
+        labels: &labels,
+        features: d,
+    };
+    let from = Progress {
+        step: start_step,
+        ..Progress::default()
+    };
+    let mut watch = Watch {
+        callback,
+        error: None,
+    };
+    let outcome = py
+        .detach(|| train::resume(&cfg, kernel.as_ref(), data, model, from, &mut watch))
+        .map_err(value_error)?;
+    let (k, d) = (outcome.model.classes(), outcome.model.features());
+    let coef = PyArray1::from_slice(py, outcome.model.w()).reshape([k, d])?;
+    let intercept = PyArray1::from_slice(py, outcome.model.b());
+    Ok((coef, intercept, outcome.progress.step, watch.error))
+}
+
+/// The class index the model gives each row of `x` (first index on ties), computed by the
+/// same kernel `fit` uses, with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (x, coef, intercept, *, kernel, simd, threads))]
+fn predict<'py>(
+    py: Python<'py>,
+    x: Features<'py>,
+    coef: PyReadonlyArray2<'py, f32>,
+    intercept: PyReadonlyArray1<'py, f32>,
+    kernel: &str,
+    simd: &str,
+    threads: usize,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let (n, d, owned) = x.copy()?;
+    let pixels = owned.pixels();
+    let model = model_of(&coef, &intercept)?;
+    if model.features() != d {
+        return Err(PyValueError::new_err(format!(
+            "X has {d} features, the model reads {}",
+            model.features()
+        )));
+    }
+    if model.classes() > 256 {
+        return Err(PyValueError::new_err("at most 256 classes"));
+    }
+    let kernel = kernel_for(kernel, simd, threads, ClipGradient::Zero, &pixels)?;
+    let labels = vec![0u8; n];
+    let predictions = py
+        .detach(|| train::evaluate(kernel.as_ref(), &model, pixels, &labels))
+        .map_err(value_error)?
+        .1;
+    Ok(PyArray1::from_vec(py, predictions))
+}
+
+/// Write `coef`/`intercept` as the crate's safetensors checkpoint, with `metadata`.
+#[pyfunction]
+fn save(
+    path: PathBuf,
+    coef: PyReadonlyArray2<f32>,
+    intercept: PyReadonlyArray1<f32>,
+    metadata: HashMap<String, String>,
+) -> PyResult<()> {
+    let model = model_of(&coef, &intercept)?;
+    checkpoint::save(&path, &model, metadata).map_err(|e| PyOSError::new_err(e.to_string()))
+}
+
+/// Read a checkpoint written by `train --save` or `save`: (coef, intercept, metadata).
+#[pyfunction]
+fn load(py: Python<'_>, path: PathBuf) -> PyResult<Checkpoint<'_>> {
+    let (model, metadata) =
+        checkpoint::load(&path).map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let (k, d) = (model.classes(), model.features());
+    let coef = PyArray1::from_slice(py, model.w()).reshape([k, d])?;
+    Ok((coef, PyArray1::from_slice(py, model.b()), metadata))
+}
+
+/// The four IDX files of `dir`, checked as `train` checks them (shapes, labels, checksums when
+/// they claim to be MNIST), `.gz` ones decompressed into the cache: for each of train images,
+/// train labels, test images, test labels, the raw file holding its bytes, the header length,
+/// the item count and the bytes per item. Python maps them read-only with `numpy.memmap`.
+#[pyfunction]
+fn mnist_files(dir: PathBuf) -> PyResult<Vec<(PathBuf, usize, usize, usize)>> {
+    let data = Dataset::open(&dir, &Default::default(), ChecksumPolicy::Auto)
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let entry = |f: &mnist_logreg::idx::IdxFile| {
+        let h = f.header();
+        (
+            f.bytes_path().to_path_buf(),
+            h.kind.header_len(),
+            h.count,
+            h.item_len(),
+        )
+    };
+    Ok(vec![
+        entry(&data.train.images),
+        entry(&data.train.labels),
+        entry(&data.test.images),
+        entry(&data.test.labels),
+    ])
+}
+
+/// The SIMD path `simd` ("auto": the widest) resolves to on this CPU.
+#[pyfunction]
+fn simd_path(simd: &str) -> PyResult<String> {
+    let isa = Isa::select(simd.parse::<SimdChoice>().map_err(value_error)?).map_err(value_error)?;
+    Ok(isa.to_string())
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_function(wrap_pyfunction!(predict, m)?)?;
+    m.add_function(wrap_pyfunction!(save, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(mnist_files, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_path, m)?)?;
+    Ok(())
+}
