@@ -38,12 +38,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     learning_rate : float, default=0.001
-        SGD step per sample. The tutorial's 0.01 trains MNIST pixels but diverges on
-        standardised features; 0.001 trains both.
+        SGD step per sample.
     epochs : int, default=20
-        Passes over the training set (``steps = ceil(epochs × n_samples / batch_size)``).
+        Passes over the training set: ``ceil(epochs × n_samples / batch_size)`` steps, and at
+        least ``min_steps``.
+    min_steps : int, default=1000
+        The fewest steps ``epochs`` gives: a small data set needs more passes than a large one
+        (150 samples, 20 epochs: 20 steps).
     steps : int or None, default=None
-        SGD steps; overrides ``epochs`` when given (the tutorial: 1000).
+        SGD steps; overrides ``epochs`` and ``min_steps`` when given (the tutorial: 1000).
     batch_size : int, default=256
         Samples per step (at most the number of samples).
     shuffle : {"epoch", "buffer", "sequential"}, default="epoch"
@@ -94,6 +97,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         *,
         learning_rate=0.001,
         epochs=20,
+        min_steps=1000,
         steps=None,
         batch_size=256,
         shuffle="epoch",
@@ -109,6 +113,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     ):
         self.learning_rate = learning_rate
         self.epochs = epochs
+        self.min_steps = min_steps
         self.steps = steps
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -158,6 +163,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(f"learning_rate must be a finite number above 0, got {rate!r}")
         if self.steps is None:
             count("epochs", self.epochs, 1)
+            count("min_steps", self.min_steps, 0)
         else:
             count("steps", self.steps, 1)
         count("batch_size", self.batch_size, 1)
@@ -204,7 +210,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _steps_for(self, n_samples, batch):
         if self.steps is not None:
             return int(self.steps)
-        return -(-int(self.epochs) * n_samples // batch)
+        return max(int(self.min_steps), -(-int(self.epochs) * n_samples // batch))
 
     # -- training ---------------------------------------------------------------------
 

@@ -147,3 +147,17 @@ def test_concurrent_predictions_are_the_same_as_one():
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: est.predict(X), range(32)))
     assert all(np.array_equal(r, want) for r in results)
+
+
+def test_the_defaults_train_small_and_unscaled_data():
+    # Measured 2026-12-02: digits 0.967 (the tutorial's recipe 0.693), iris standardised 0.978.
+    from sklearn.datasets import load_digits, load_iris
+    from sklearn.model_selection import train_test_split
+
+    for loader, scale, floor in [(load_digits, False, 0.95), (load_iris, True, 0.9)]:
+        X, y = loader(return_X_y=True)
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+        if scale:
+            scaler = StandardScaler().fit(Xtr)
+            Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+        assert SoftmaxRegression().fit(Xtr, ytr).score(Xte, yte) > floor, loader.__name__
