@@ -17,7 +17,9 @@ use mnist_logreg::run;
 /// your own image files (PNG, JPEG, PGM/PPM, any size).
 ///
 /// Each input is shown in the terminal as the model sees it, followed by the probability of
-/// every class. Image files are converted like MNIST's digits: dark-on-light images are
+/// every class. An answer for an input unlike the training digits gets a warning: the
+/// novelty score `train --save` stores with the model (calibrated to doubt 0.5% of the test
+/// digits) and the conversion's notes on the input (cut off at its edges, tiny) decide. Image files are converted like MNIST's digits: dark-on-light images are
 /// inverted (--invert), the background level is subtracted, the digit's bounding box is scaled
 /// so its longer side is 20 pixels and placed in a 28×28 frame with its centre of mass at the
 /// centre.
