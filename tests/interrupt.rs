@@ -50,6 +50,32 @@ fn interrupt(args: &[&str], wait_for: usize, signal: i32) -> (Option<i32>, Strin
     (status.code(), seen, stderr)
 }
 
+/// Resume the run saved in `part` up to step `end` (saving it back into `part`), and run
+/// the same `--shuffle` to `end` without a stop into `dir/whole.safetensors`: (the resumed
+/// run's stdout, the whole run's stdout, the whole run's checkpoint).
+fn resume_and_run_whole(
+    dir: &Path,
+    part: &Path,
+    end: usize,
+    shuffle: &str,
+) -> (String, String, std::path::PathBuf) {
+    let (end, part) = (end.to_string(), part.to_str().unwrap());
+    let (resumed, _) =
+        run_ok(train_cmd().args(["--resume", part, "--steps", &end, "--save", part]));
+    let whole = dir.join("whole.safetensors");
+    let (full, _) = run_ok(train_cmd().args([
+        "--steps",
+        &end,
+        "--display-step",
+        "10",
+        "--shuffle",
+        shuffle,
+        "--save",
+        whole.to_str().unwrap(),
+    ]));
+    (resumed, full, whole)
+}
+
 #[test]
 fn an_interrupt_while_loading_says_so_and_records_it() {
     // A fresh cache directory: the run has to decompress the training images (47 MB), which
@@ -129,26 +155,7 @@ fn an_interrupted_run_resumes_to_the_same_bits_and_lines() {
         assert_eq!(last["step"], step);
 
         // Continue to step + 45 and compare with a run of step + 45 that never stopped.
-        let end = (step + 45).to_string();
-        let (second, _) = run_ok(train_cmd().args([
-            "--resume",
-            part.to_str().unwrap(),
-            "--steps",
-            &end,
-            "--save",
-            part.to_str().unwrap(),
-        ]));
-        let whole = dir.path().join("whole.safetensors");
-        let (full, _) = run_ok(train_cmd().args([
-            "--steps",
-            &end,
-            "--display-step",
-            "10",
-            "--shuffle",
-            shuffle,
-            "--save",
-            whole.to_str().unwrap(),
-        ]));
+        let (second, full, whole) = resume_and_run_whole(dir.path(), &part, step + 45, shuffle);
         assert!(
             weight_bits(&part) == weight_bits(&whole),
             "{shuffle}: resumed weights differ"
@@ -244,24 +251,7 @@ fn a_killed_run_keeps_its_periodic_checkpoint_and_resumes_to_the_same_bits() {
         "checkpoint at step {step}"
     );
 
-    let end = (step + 45).to_string();
-    run_ok(train_cmd().args([
-        "--resume",
-        part.to_str().unwrap(),
-        "--steps",
-        &end,
-        "--save",
-        part.to_str().unwrap(),
-    ]));
-    let whole = dir.path().join("whole.safetensors");
-    run_ok(train_cmd().args([
-        "--steps",
-        &end,
-        "--display-step",
-        "10",
-        "--save",
-        whole.to_str().unwrap(),
-    ]));
+    let (_, _, whole) = resume_and_run_whole(dir.path(), &part, step + 45, "buffer");
     assert!(
         weight_bits(&part) == weight_bits(&whole),
         "resumed weights differ"

@@ -47,6 +47,11 @@ fn redrawn(test: &Split, i: usize, frame: usize) -> Gray {
             }
         })
         .collect();
+    square(side, pixels)
+}
+
+/// A `side` × `side` picture of `pixels`.
+fn square(side: usize, pixels: Vec<u8>) -> Gray {
     Gray {
         width: side,
         height: side,
@@ -65,11 +70,7 @@ fn drawn(side: usize, ink: impl Fn(f64, f64) -> bool) -> Gray {
             }
         })
         .collect();
-    Gray {
-        width: side,
-        height: side,
-        pixels,
-    }
+    square(side, pixels)
 }
 
 /// xorshift64: the tests' fixed pseudo-random bytes.

@@ -24,6 +24,13 @@ fn standard_normal(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
+/// At most [`MAX_FIT_IMAGES`] of `images` (`count × 784` pixels), evenly spaced: the images
+/// the subspace and the descriptors are fitted on.
+pub(crate) fn fit_sample(images: &[u8]) -> Vec<&[u8]> {
+    let step = (images.len() / PIXELS).div_ceil(MAX_FIT_IMAGES).max(1);
+    images.chunks_exact(PIXELS).step_by(step).collect()
+}
+
 /// The mean canonical picture and the covariance of the canonical pictures of `images`
 /// (`count × 784` pixels), from at most [`MAX_FIT_IMAGES`] of them evenly spaced.
 ///
@@ -31,9 +38,7 @@ fn standard_normal(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
 /// products in f32: a relative error near 1e-4, far below what separates the subspace's
 /// directions) turned into f64.
 pub(crate) fn covariance(images: &[u8]) -> (Vec<f64>, DMatrix<f64>) {
-    let count = images.len() / PIXELS;
-    let step = count.div_ceil(MAX_FIT_IMAGES).max(1);
-    let chosen: Vec<&[u8]> = images.chunks_exact(PIXELS).step_by(step).collect();
+    let chosen = fit_sample(images);
     let n = chosen.len();
     let mut rows = vec![0f32; n * PIXELS];
     for (row, image) in rows.chunks_exact_mut(PIXELS).zip(&chosen) {
@@ -114,10 +119,10 @@ pub(crate) fn top_eigenvectors(
 
 /// The descriptors' mean and the inverse of their covariance (through a Cholesky factor; a
 /// ridge of 1e-9 × the largest variance keeps a constant descriptor from making it singular).
-pub(crate) fn descriptor_model(images: &[u8]) -> ([f64; DESCRIPTORS], DMatrix<f64>) {
+pub(crate) fn descriptor_model(images: &[&[u8]]) -> ([f64; DESCRIPTORS], DMatrix<f64>) {
     let all: Vec<[f64; DESCRIPTORS]> = images
-        .par_chunks_exact(PIXELS)
-        .map(features::descriptors)
+        .par_iter()
+        .map(|image| features::descriptors(image))
         .collect();
     let n = all.len() as f64;
     let mut mean = [0f64; DESCRIPTORS];

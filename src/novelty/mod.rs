@@ -177,14 +177,7 @@ impl Novelty {
                 .zip(vectors.column(k).iter())
                 .for_each(|(b, &v)| *b = v as f32);
         }
-        let step = (train.len() / PIXELS).div_ceil(MAX_FIT_IMAGES).max(1);
-        let sample: Vec<u8> = train
-            .chunks_exact(PIXELS)
-            .step_by(step)
-            .flatten()
-            .copied()
-            .collect();
-        let (descriptor_mean, precision) = fit::descriptor_model(&sample);
+        let (descriptor_mean, precision) = fit::descriptor_model(&fit::fit_sample(train));
         let mut novelty = Novelty {
             pixel_mean: mean.iter().map(|&m| m as f32).collect(),
             basis,
