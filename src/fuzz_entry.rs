@@ -73,7 +73,7 @@ pub fn dataset_dir(data: &[u8]) -> bool {
         rest = &rest[n..];
     }
     parts.push(rest);
-    let Ok(dir) = tempfile::tempdir() else {
+    let Ok(dir) = ScratchDir::new() else {
         return false;
     };
     let sep = if flags & 16 != 0 { "." } else { "-" };
@@ -101,7 +101,7 @@ pub fn dataset_dir(data: &[u8]) -> bool {
                     split
                         .labels()
                         .iter()
-                        .all(|&l| (l as usize) < crate::MNIST_CLASSES)
+                        .all(|&l| (l as usize) < crate::mnist::MNIST_CLASSES)
                 );
             }
             true
@@ -123,32 +123,46 @@ pub fn checkpoint(data: &[u8]) -> bool {
     }
 }
 
-/// Bytes as an image file for `predict`: decoded and converted to 28×28, or refused. Returns
-/// whether it decoded.
-pub fn image_file(data: &[u8]) -> bool {
-    // 1 Mpixel: big enough for any real digit photo's structure, small enough to stay fast.
-    match crate::preprocess::decode_gray(data, 1 << 20) {
-        Ok(gray) => {
-            assert_eq!(gray.pixels.len(), gray.width * gray.height);
-            if let Ok(p) = crate::preprocess::to_mnist(&gray, crate::preprocess::Invert::Auto) {
-                assert_eq!(p.pixels.len(), 28 * 28);
-            }
-            true
-        }
-        Err(_) => false,
-    }
-}
-
 /// Bytes as a class-names file (10 classes). Returns whether it parsed.
 pub fn class_names(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
         return false;
     };
-    match crate::data::classes::ClassNames::parse(text, crate::MNIST_CLASSES) {
+    match crate::data::classes::ClassNames::parse(text, crate::mnist::MNIST_CLASSES) {
         Ok(names) => {
-            assert_eq!(names.len(), crate::MNIST_CLASSES);
+            assert_eq!(names.len(), crate::mnist::MNIST_CLASSES);
             (0..names.len()).all(|c| !names.name(c).is_empty())
         }
         Err(_) => false,
+    }
+}
+
+/// A fresh directory under the system temp directory, removed with its contents when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let name = format!("mnist-logreg-fuzz-{}-{n}", std::process::id());
+            let path = std::env::temp_dir().join(name);
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(ScratchDir(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -10,9 +10,15 @@
 //! | stage | modules |
 //! | --- | --- |
 //! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`aligned`], [`classes`], `fetch` (feature `fetch`) |
-//! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch in `kernels::simd`) → [`model`] → [`train`] (the SGD loop) |
-//! | results out (`src/output/`) | [`checkpoint`], [`metrics`], [`plot`], [`render`] |
-//! | around it | `run` (feature `cli`: the pipeline the binaries share), [`preprocess`] (a picture → a 28×28 input), `serve` (feature `serve`) |
+//! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch for AVX-512F, AVX2+FMA, SSE2, NEON and scalar in `kernels::simd`) → [`model`] → [`predict`] (one sample's answer) → [`train`] (the SGD loop) |
+//! | results out (`src/output/`) | [`checkpoint`], [`metrics`] |
+//! | beside them | `file_error.rs` ([`FileError`]), `names.rs` (one spelling per named choice), `mnist.rs` (MNIST's shape), `temporaries.rs` (atomic writes and their sweep), `fuzz_entry.rs` (the fuzz targets' entry points) |
+//!
+//! The command line (`train`, `predict`, `serve`, `fetch`), picture preparation, the novelty
+//! score and the plots live in the workspace's other crate, `mnist-logreg-cli` (`cli/`): a
+//! library user builds none of that. With `default-features = false` this crate pulls 36
+//! others. Feature `clap` derives clap's `ValueEnum` for the named choices (the binaries use
+//! it); feature `fetch` adds the download of MNIST (an HTTPS client).
 //!
 //! ## Use it as a library
 //!
@@ -54,28 +60,19 @@ mod compute;
 mod data;
 mod output;
 
-pub use compute::{kernels, model, train};
+pub use compute::{kernels, model, predict, train};
 #[cfg(feature = "fetch")]
 pub use data::fetch;
 pub use data::{aligned, batch, classes, dataset, idx};
-pub use output::{checkpoint, metrics, plot, render};
+pub use output::{checkpoint, metrics};
 
 mod file_error;
+mod mnist;
 mod names;
 mod temporaries;
 pub use file_error::FileError;
+pub use mnist::{MNIST_CLASSES, MNIST_FEATURES};
 pub use names::UnknownName;
 
 #[doc(hidden)]
 pub mod fuzz_entry;
-pub mod novelty;
-pub mod preprocess;
-#[cfg(feature = "cli")]
-pub mod run;
-#[cfg(feature = "serve")]
-pub mod serve;
-
-/// Number of input features of an MNIST image (28 × 28 pixels).
-pub const MNIST_FEATURES: usize = 784;
-/// Number of classes of MNIST (digits 0..9).
-pub const MNIST_CLASSES: usize = 10;

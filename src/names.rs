@@ -1,9 +1,10 @@
 //! One spelling for every choice the crate takes by name (kernels, SIMD paths, samplers,
 //! checksum policies, …): `name()`, [`std::str::FromStr`] and [`std::fmt::Display`] are
 //! generated from a single list per enum by [`named!`], and the checkpoint format, the
-//! environment variables and the command line all read and write those names. The `cli`
+//! environment variables and the command line all read and write those names. The `clap`
 //! feature derives clap's `ValueEnum` for the same enums (for the `--help` texts of their
-//! doc comments); a test checks that clap spells every value as `name()` does.
+//! doc comments); a test of the binaries' crate checks that clap spells every value as
+//! `name()` does.
 
 /// A name that is not one of an enum's values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,40 +64,8 @@ macro_rules! named {
 }
 pub(crate) use named;
 
-#[cfg(all(test, feature = "cli"))]
+#[cfg(test)]
 mod tests {
-    use clap::ValueEnum;
-
-    /// clap's spelling of every value is `name()`, and `name()` parses back.
-    fn same_names<T: ValueEnum + std::str::FromStr + PartialEq + std::fmt::Debug + Copy>(
-        named: &[T],
-        name: impl Fn(T) -> &'static str,
-    ) where
-        T::Err: std::fmt::Debug,
-    {
-        assert_eq!(named.len(), T::value_variants().len());
-        for &v in named {
-            let clap_name = v.to_possible_value().unwrap().get_name().to_string();
-            assert_eq!(clap_name, name(v));
-            assert_eq!(name(v).parse::<T>().unwrap(), v);
-            assert_eq!(name(v).to_uppercase().parse::<T>().unwrap(), v);
-        }
-    }
-
-    #[test]
-    fn clap_spells_every_value_as_name_does() {
-        use crate::{batch, dataset, kernels, preprocess};
-        same_names(kernels::KernelKind::NAMED, kernels::KernelKind::name);
-        same_names(kernels::SimdChoice::NAMED, kernels::SimdChoice::name);
-        same_names(kernels::ClipGradient::NAMED, kernels::ClipGradient::name);
-        same_names(batch::ShuffleKind::NAMED, batch::ShuffleKind::name);
-        same_names(
-            dataset::ChecksumPolicy::NAMED,
-            dataset::ChecksumPolicy::name,
-        );
-        same_names(preprocess::Invert::NAMED, preprocess::Invert::name);
-    }
-
     #[test]
     fn an_unknown_name_lists_the_choices() {
         let e = "fast"

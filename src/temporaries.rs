@@ -42,3 +42,106 @@ pub(crate) fn remove_stale(dir: &Path, prefix: &str) {
         }
     }
 }
+
+/// A file created under a fresh name `prefix…` in a directory, removed when dropped unless
+/// [`TempFile::persist`] renamed it over its target.
+///
+/// Our own rather than the `tempfile` crate's: it is the only thing the library used that crate
+/// for, and that crate brought six more into every dependent's build (rustix, its syscall
+/// tables, fastrand, getrandom, …). Names come from the process id, a per-process counter and
+/// the clock; `create_new` makes a clash an error that is retried, never a shared file. The file
+/// gets 0666 less the umask, like any other output.
+pub(crate) struct TempFile {
+    path: std::path::PathBuf,
+    file: File,
+    persisted: bool,
+}
+
+impl TempFile {
+    /// Create `dir/prefix<unique>` (the directory must exist).
+    pub(crate) fn new_in(dir: &Path, prefix: &str) -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut attempt = 0;
+        loop {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let name = format!("{prefix}{}-{n}-{nanos:08x}", std::process::id());
+            let path = dir.join(name);
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file,
+                        persisted: false,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The open file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The open file, to write to.
+    pub(crate) fn file_mut(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Rename the file over `target` (the caller synced it first where durability matters).
+    pub(crate) fn persist(mut self, target: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, target)?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Write `bytes` to `target` atomically: a locked temporary file `prefix…` beside it, synced,
+/// renamed over it, and the directory synced where the platform allows. A crash leaves the old
+/// file or the new one, never a torn one; a temporary file a killed writer left is swept by the
+/// next write ([`remove_stale`]).
+pub(crate) fn write_atomic(
+    target: &Path,
+    prefix: &str,
+    bytes: &[u8],
+) -> Result<(), crate::file_error::FileError> {
+    use std::io::Write;
+    let io = |action| crate::file_error::FileError::on(target, action);
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    remove_stale(dir, prefix);
+    let mut tmp = TempFile::new_in(dir, prefix)
+        .map_err(io("cannot create a temporary file in its directory"))?;
+    // Held until the rename: a concurrent writer's sweep leaves the file alone.
+    tmp.file()
+        .lock()
+        .map_err(io("cannot lock its temporary file"))?;
+    tmp.file_mut()
+        .write_all(bytes)
+        .map_err(io("cannot write"))?;
+    tmp.file().sync_all().map_err(io("cannot sync"))?;
+    tmp.persist(target)
+        .map_err(io("cannot rename into place"))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

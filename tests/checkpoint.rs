@@ -139,7 +139,7 @@ fn rejects_wrong_names() {
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
     ]));
     assert!(e.to_string().contains(
-        "expected the tensors W and b (and all or none of the novelty.* ones), found [b, weight]"
+        "expected the tensors W and b (and extra ones named namespace.name), found [b, weight]"
     ));
     let e = err(&file(&[
         ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
@@ -149,61 +149,56 @@ fn rejects_wrong_names() {
     assert!(matches!(e, CheckpointError::Names { .. }));
 }
 
-/// W and b of a 784 × 10 model and the five novelty tensors, with `scales` as given.
-fn with_novelty(scales: [f32; 4], basis_rows: usize) -> Vec<u8> {
-    let scales: Vec<u8> = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
-    file(&[
-        ("W", Dtype::F32, vec![784, 10], f32s(7840, 0.0)),
-        ("b", Dtype::F32, vec![10], f32s(10, 0.0)),
-        ("novelty.pixel_mean", Dtype::F32, vec![784], f32s(784, 0.0)),
-        (
-            "novelty.pixel_basis",
-            Dtype::F32,
-            vec![basis_rows, 784],
-            f32s(basis_rows * 784, 0.0),
-        ),
-        ("novelty.descriptor_mean", Dtype::F32, vec![5], f32s(5, 0.0)),
-        (
-            "novelty.descriptor_precision",
-            Dtype::F32,
-            vec![5, 5],
-            f32s(25, 1.0),
-        ),
-        ("novelty.scales", Dtype::F32, vec![4], scales),
-    ])
-}
-
 #[test]
-fn novelty_tensors_are_all_there_and_valid_or_the_file_is_refused() {
-    let good = with_novelty([1.0, 1.0, 1.0, 0.005], 32);
-    let (_, novelty, _) = checkpoint::from_bytes_with_novelty(Path::new("m"), &good).unwrap();
-    assert!(novelty.is_some());
-    let e = checkpoint::from_bytes_with_novelty(
-        Path::new("m"),
-        &with_novelty([1.0, 0.0, 1.0, 0.0], 32),
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("must be positive"), "{e}");
-    let e = checkpoint::from_bytes_with_novelty(
-        Path::new("m"),
-        &with_novelty([1.0, f32::NAN, 1.0, 0.0], 32),
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("non-finite"), "{e}");
-    let e = checkpoint::from_bytes_with_novelty(Path::new("m"), &with_novelty([1.0; 4], 31))
-        .unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("novelty.pixel_basis has shape [31, 784], expected [32, 784]"),
-        "{e}"
+fn extra_tensors_round_trip_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let extra = vec![
+        checkpoint::Extra {
+            name: "mine.a".into(),
+            shape: vec![2, 3],
+            values: (0..6).map(|i| i as f32).collect(),
+        },
+        checkpoint::Extra {
+            name: "mine.b".into(),
+            shape: vec![1],
+            values: vec![-1.5],
+        },
+    ];
+    checkpoint::save_with_extra(&path, &model(4, 2), &extra, HashMap::new()).unwrap();
+    let back = checkpoint::load_with_extra(&path).unwrap();
+    assert_eq!(back.extra, extra);
+    assert_eq!(
+        (back.model.w(), back.model.b()),
+        (model(4, 2).w(), model(4, 2).b())
     );
-    // Some of the five: not a checkpoint of ours.
-    let partial = file(&[
+    // A name without a namespace is refused on save, before anything is written.
+    let bad = [checkpoint::Extra {
+        name: "plain".into(),
+        shape: vec![1],
+        values: vec![0.0],
+    }];
+    let e = checkpoint::save_with_extra(&dir.path().join("n"), &model(4, 2), &bad, HashMap::new())
+        .unwrap_err();
+    assert!(matches!(e, CheckpointError::Names { .. }), "{e}");
+    assert!(!dir.path().join("n").exists());
+    // Non-finite or non-f32 extra tensors are refused on load, naming the tensor.
+    let e = err(&file(&[
         ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
-        ("novelty.scales", Dtype::F32, vec![4], f32s(4, 1.0)),
-    ]);
-    assert!(matches!(err(&partial), CheckpointError::Names { .. }));
+        ("mine.a", Dtype::F32, vec![2], f32s(2, f32::NAN)),
+    ]));
+    assert!(
+        e.to_string()
+            .contains("tensor mine.a holds a non-finite value at index 0"),
+        "{e}"
+    );
+    let e = err(&file(&[
+        ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
+        ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
+        ("mine.a", Dtype::F64, vec![1], vec![0; 8]),
+    ]));
+    assert!(matches!(e, CheckpointError::DType { .. }), "{e}");
 }
 
 #[test]
@@ -234,17 +229,17 @@ fn rejects_wrong_shapes() {
         ("W", Dtype::F32, vec![8], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
     ]));
-    assert!(matches!(e, CheckpointError::Shape { name: "W", .. }));
+    assert!(matches!(e, CheckpointError::Shape { ref name, .. } if name == "W"));
     let e = err(&file(&[
         ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![1, 2], f32s(2, 0.0)),
     ]));
-    assert!(matches!(e, CheckpointError::Shape { name: "b", .. }));
+    assert!(matches!(e, CheckpointError::Shape { ref name, .. } if name == "b"));
     let e = err(&file(&[
         ("W", Dtype::F32, vec![0, 2], vec![]),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
     ]));
-    assert!(matches!(e, CheckpointError::Shape { name: "W", .. }));
+    assert!(matches!(e, CheckpointError::Shape { ref name, .. } if name == "W"));
 }
 
 #[test]

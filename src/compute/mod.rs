@@ -1,5 +1,7 @@
-//! Compute: the kernels (one batch in, loss and gradients out), the model, the training loop.
+//! Compute: the kernels (one batch in, loss and gradients out), the model, one prediction,
+//! the training loop.
 
 pub mod kernels;
 pub mod model;
+pub mod predict;
 pub mod train;

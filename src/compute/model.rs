@@ -158,42 +158,6 @@ impl Model {
         &self.w[c * self.features..(c + 1) * self.features]
     }
 
-    /// The class and the probabilities of one sample of u8 pixels (read as `p / 255`, as the
-    /// kernels read them), computed by the scalar reference.
-    ///
-    /// ```
-    /// use mnist_logreg::model::Model;
-    ///
-    /// let mut m = Model::zeros(2, 2)?;
-    /// m.w_mut().copy_from_slice(&[1.0, 0.0, 0.0, 1.0]); // class c looks at pixel c
-    /// let p = m.predict(&[0, 255])?;
-    /// assert_eq!(p.class, 1);
-    /// assert!((p.probabilities[1] - 0.7311).abs() < 1e-4);
-    /// assert!(m.predict(&[0, 0, 0]).is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn predict(&self, pixels: &[u8]) -> Result<Prediction, PredictError> {
-        if pixels.len() != self.features {
-            return Err(PredictError {
-                got: pixels.len(),
-                features: self.features,
-            });
-        }
-        let probabilities = crate::compute::kernels::reference::probabilities(self, pixels);
-        // First index on ties, as the kernels' argmax.
-        let class = (1..self.classes).fold(0, |best, c| {
-            if probabilities[c] > probabilities[best] {
-                c
-            } else {
-                best
-            }
-        });
-        Ok(Prediction {
-            class,
-            probabilities,
-        })
-    }
-
     /// Plain SGD: `W −= lr·dW`, `b −= lr·db`.
     ///
     /// # Panics
@@ -242,26 +206,6 @@ impl Model {
     pub fn first_non_finite(&self) -> Option<f32> {
         first_non_finite(&self.w).or_else(|| first_non_finite(&self.b))
     }
-}
-
-/// What [`Model::predict`] answers for one sample.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Prediction {
-    /// The most probable class (the first on ties).
-    pub class: usize,
-    /// `softmax(x·W + b)`, one per class.
-    pub probabilities: Vec<f32>,
-}
-
-/// A sample whose pixel count is not the model's feature count.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{got} pixels given, the model reads {features}")]
-pub struct PredictError {
-    /// Pixels given.
-    pub got: usize,
-    /// Features of the model.
-    pub features: usize,
 }
 
 /// Gradient of the batch loss with respect to `W` (class-major, like [`Model::w`]) and `b`.

@@ -255,12 +255,7 @@ pub fn resume(
     check_data(&model, data.pixels, data.features, data.labels, &all)?;
     drop(all);
 
-    let mut sampler = Sampler::new(cfg.shuffle, data.labels.len(), cfg.seed);
-    // The batches of the steps already taken, drawn and dropped: the sampler's state is a
-    // function of the seed and the number of draws (256 000 draws take about a millisecond).
-    for _ in 0..from.step.saturating_mul(cfg.batch_size) {
-        sampler.next_index();
-    }
+    let mut sampler = sampler_after(cfg, data.labels.len(), from.step);
     let mut grads = Grads::zeros_like(&model);
     // The sampler runs one batch ahead: the kernels prefetch the next step's rows while this
     // step computes. The batches drawn are the same as without the look-ahead.
@@ -271,8 +266,7 @@ pub fn resume(
     }
     let mut progress = from;
     let start = Instant::now();
-    let mut interval_start = start;
-    let mut interval_images = 0usize;
+    let mut interval = Interval { start, images: 0 };
     for step in from.step + 1..=cfg.steps {
         std::mem::swap(&mut rows, &mut next_rows);
         next_rows.clear();
@@ -286,7 +280,7 @@ pub fn resume(
         let stats = kernel.forward_backward(&model, &batch, &mut grads);
         progress.clipped_since_report += stats.clipped;
         progress.clipped_rows += stats.clipped;
-        interval_images += rows.len();
+        interval.images += rows.len();
         // One pass over `dW`: the update, and whether it was finite (a run that stops on a
         // non-finite value returns no model, so updating first changes nothing it shows).
         let finite = model.sgd_step_checked(&grads, cfg.learning_rate);
@@ -301,18 +295,7 @@ pub fn resume(
                     value,
                 });
             }
-            let secs = interval_start.elapsed().as_secs_f64();
-            let after: Stats = kernel.forward(&model, &batch, None);
-            observer.on_report(&Report {
-                step,
-                loss: after.loss,
-                accuracy: after.correct as f32 / rows.len() as f32,
-                clipped_rows: progress.clipped_since_report,
-                images_per_sec: interval_images as f64 / secs.max(1e-12),
-            });
-            progress.clipped_since_report = 0;
-            interval_images = 0;
-            interval_start = Instant::now();
+            observer.on_report(&interval.report(kernel, &model, &batch, step, &mut progress));
         }
         progress.step = step;
         observer.on_step(&model, &progress);
@@ -326,6 +309,52 @@ pub fn resume(
         progress,
         started_after: from.step,
     })
+}
+
+/// A sampler of `cfg` over `n` samples that has drawn the batches of the first `steps` steps
+/// and dropped them: its state is a function of the seed and the number of draws (256 000
+/// draws take about a millisecond), so a resumed run draws the batches it would have drawn.
+fn sampler_after(cfg: &TrainConfig, n: usize, steps: usize) -> Sampler {
+    let mut sampler = Sampler::new(cfg.shuffle, n, cfg.seed);
+    for _ in 0..steps.saturating_mul(cfg.batch_size) {
+        sampler.next_index();
+    }
+    sampler
+}
+
+/// The steps between two reports: when they started and how many images they read.
+struct Interval {
+    start: Instant,
+    images: usize,
+}
+
+impl Interval {
+    /// The report at `step`: the loss and accuracy on the step's `batch` after its update, the
+    /// rows clipped and the speed since the last report; starts the next interval.
+    fn report(
+        &mut self,
+        kernel: &dyn Kernel,
+        model: &Model,
+        batch: &Batch,
+        step: usize,
+        progress: &mut Progress,
+    ) -> Report {
+        let secs = self.start.elapsed().as_secs_f64();
+        let after: Stats = kernel.forward(model, batch, None);
+        let report = Report {
+            step,
+            loss: after.loss,
+            accuracy: after.correct as f32 / batch.rows().len() as f32,
+            clipped_rows: progress.clipped_since_report,
+            images_per_sec: self.images as f64 / secs.max(1e-12),
+        };
+        progress.clipped_since_report = 0;
+        *self = Interval {
+            start: Instant::now(),
+            images: 0,
+        };
+        report
+    }
 }
 
 /// Stop at the first step whose loss or gradient is not finite. `db` is the column sum of the

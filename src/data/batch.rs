@@ -23,7 +23,7 @@ pub enum Shuffle {
 
 /// The three ways of drawing batches, without the buffer size (what `--shuffle` names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ShuffleKind {
     /// The tutorial's `repeat().shuffle(N)` streaming buffer (N = --shuffle-buffer).
     Buffer,

@@ -2,14 +2,18 @@
 //! (`fetch`) compute it: over the **decompressed** IDX bytes, with the same gzip decoder
 //! ([`idx::gunzip`](crate::data::idx::gunzip), multi-member like `gzip -d`), so a file that
 //! `fetch` accepts is one the loader verifies, and the other way round.
+//!
+//! The hash is `hmac-sha256`'s: one crate without dependencies, where `sha2` brought eight
+//! (digest, typenum, …) into every dependent's build. It has no SHA-NI path, which costs once:
+//! the four MNIST files are hashed when first seen and the result is recorded.
 
 use std::io::{self, Read};
 
-use sha2::{Digest, Sha256};
+use hmac_sha256::Hash;
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    to_hex(&Sha256::digest(bytes))
+    to_hex(&Hash::hash(bytes))
 }
 
 /// Lower-case hex of a digest.
@@ -22,7 +26,7 @@ pub(crate) fn to_hex(digest: &[u8]) -> String {
 #[cfg_attr(not(feature = "fetch"), allow(dead_code))]
 pub(crate) fn gunzipped_sha256(compressed: impl Read, limit: u64) -> io::Result<(String, u64)> {
     let mut decoder = crate::data::idx::gunzip(compressed).take(limit.saturating_add(1));
-    let mut hasher = Sha256::new();
+    let mut hasher = Hash::new();
     let mut buf = vec![0u8; 256 << 10];
     let mut total = 0u64;
     loop {

@@ -1,17 +1,16 @@
 //! A dataset directory: the four IDX files of MNIST (or any dataset of the same shape), paired,
 //! checked against each other and against the known MNIST checksums, and converted to `f32`.
 //!
-//! rayon is used here (and not in the kernels, which have their own spinning team, see
-//! `share.rs`): hashing four files once and filling huge-page copies are one-off jobs of
-//! milliseconds, where a sleeping worker's wake-up is noise.
+//! Hashing the four files and filling huge-page copies run on scoped threads (one per file, one
+//! per core): one-off jobs of milliseconds, where a thread's start is noise. (rayon did this
+//! until the library's dependencies were cut; it brought six crates for these two loops.)
 
 use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
 
 use crate::data::aligned::AlignedF32;
 pub use crate::data::checksum::sha256_hex;
 use crate::data::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
+pub use crate::data::pixels::pixels_to_f32;
 
 /// SHA-256 of the decompressed MNIST files (the table in `docs/SEMANTICS.md`).
 pub const MNIST_SHA256: [(&str, &str); 4] = [
@@ -93,7 +92,7 @@ pub enum DatasetError {
 
 /// When to verify checksums.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ChecksumPolicy {
     /// Verify when the data claims to be MNIST (its label files have MNIST's counts and first
     /// labels); other datasets of the same shape load unverified. A successful verification is
@@ -226,10 +225,20 @@ impl<T: bytemuck::Pod> Resident<T> {
         T: Send,
     {
         let piece = HUGE_PAGE / size_of::<T>();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Whole pieces per thread, so no two threads share a huge page.
+        let share = pixels.len().div_ceil(piece).div_ceil(threads).max(1) * piece;
         Self::new(pixels.len(), |out| {
-            out.par_chunks_mut(piece)
-                .zip(pixels.par_chunks(piece))
-                .for_each(|(o, i)| convert(i, o));
+            std::thread::scope(|scope| {
+                for (o, i) in out.chunks_mut(share).zip(pixels.chunks(share)) {
+                    let convert = &convert;
+                    scope.spawn(move || {
+                        for (o, i) in o.chunks_mut(piece).zip(i.chunks(piece)) {
+                            convert(i, o);
+                        }
+                    });
+                }
+            });
         })
     }
 
@@ -250,13 +259,6 @@ impl<T: bytemuck::Pod> std::ops::Deref for Resident<T> {
 impl<T> std::fmt::Debug for Resident<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resident").field("len", &self.len).finish()
-    }
-}
-
-/// Convert u8 pixels to `f32` as the tutorial does: `x as f32 / 255`.
-pub fn pixels_to_f32(pixels: &[u8], out: &mut [f32]) {
-    for (o, &p) in out.iter_mut().zip(pixels) {
-        *o = p as f32 / 255.0;
     }
 }
 
@@ -292,7 +294,7 @@ fn open_split(
     check_split(Split { images, labels })
 }
 
-/// Check that a split's files agree: equal counts, labels below [`MNIST_CLASSES`](crate::MNIST_CLASSES).
+/// Check that a split's files agree: equal counts, labels below [`MNIST_CLASSES`](crate::mnist::MNIST_CLASSES).
 pub(crate) fn check_split(split: Split) -> Result<Split, DatasetError> {
     if split.images.count() != split.labels.count() {
         return Err(DatasetError::CountMismatch {
@@ -306,13 +308,13 @@ pub(crate) fn check_split(split: Split) -> Result<Split, DatasetError> {
         .labels()
         .iter()
         .enumerate()
-        .find(|&(_, &l)| l as usize >= crate::MNIST_CLASSES)
+        .find(|&(_, &l)| l as usize >= crate::mnist::MNIST_CLASSES)
     {
         return Err(DatasetError::BadLabel {
             path: split.labels.path().to_path_buf(),
             index,
             label,
-            classes: crate::MNIST_CLASSES,
+            classes: crate::mnist::MNIST_CLASSES,
         });
     }
     Ok(split)
@@ -399,10 +401,16 @@ fn verify(
     if policy == ChecksumPolicy::Auto && all_recorded {
         return Ok(Verification::Mnist);
     }
-    let hashes: Vec<String> = files
-        .par_iter()
-        .map(|f| sha256_hex(f.raw_bytes()))
-        .collect();
+    let hashes: Vec<String> = std::thread::scope(|scope| {
+        let running: Vec<_> = files
+            .iter()
+            .map(|f| scope.spawn(|| sha256_hex(f.raw_bytes())))
+            .collect();
+        running
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     for ((file, found), (name, expected)) in files.iter().zip(hashes).zip(MNIST_SHA256) {
         if found != expected {
             return Err(DatasetError::Checksum {
@@ -441,9 +449,6 @@ fn stamp_key(path: &Path) -> Option<String> {
 fn write_stamps(path: &Path, contents: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, contents.as_bytes())?;
-    std::io::Write::write_all(&mut tmp, b"\n")?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::temporaries::write_atomic(path, ".stamps-", format!("{contents}\n").as_bytes())
+        .map_err(|e| e.source)
 }

@@ -14,8 +14,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::FileError;
 use crate::data::dataset::MNIST_SHA256;
+use crate::file_error::FileError;
 
 /// The public MNIST mirrors, in the order they are tried (the torchvision list; LeCun's
 /// original site last, as it often refuses downloads).
@@ -301,7 +301,6 @@ fn download(
     let response = request
         .call()
         .map_err(|e| AttemptError::Network(e.to_string()))?;
-    let status = response.status();
     let header = |name: &str| {
         response
             .headers()
@@ -311,12 +310,9 @@ fn download(
     };
     let content_type = header("content-type").unwrap_or_default();
     let announced: Option<u64> = header("content-length").and_then(|v| v.trim().parse().ok());
-    let append = match status.as_u16() {
-        206 if have > 0
-            && header("content-range").and_then(|v| content_range_start(&v)) == Some(have) =>
-        {
-            true
-        }
+    let resumed = header("content-range").and_then(|v| content_range_start(&v)) == Some(have);
+    let append = match response.status().as_u16() {
+        206 if have > 0 && resumed => true,
         200 | 206 => false,
         // The partial file is already complete (or longer than the file): start over.
         416 if have > 0 => {
@@ -326,7 +322,11 @@ fn download(
         code => {
             return Err(AttemptError::Status {
                 status: code,
-                reason: status.canonical_reason().unwrap_or("").to_string(),
+                reason: response
+                    .status()
+                    .canonical_reason()
+                    .unwrap_or("")
+                    .to_string(),
             });
         }
     };
@@ -341,31 +341,55 @@ fn download(
             limit: opts.max_download_bytes,
         });
     }
+    let body = response
+        .into_body()
+        .into_with_config()
+        .limit(opts.max_download_bytes - start)
+        .reader();
+    let received = write_body(body, partial, start, announced, opts)?;
+    if let Some(len) = announced
+        && received < len
+    {
+        return Err(AttemptError::Truncated {
+            received: start + received,
+            expected: start + len,
+        });
+    }
+    Ok(())
+}
+
+/// Copy a response body into `partial`: appended when `start` > 0 (a resumed download), from
+/// scratch otherwise; `announced` is the length the server announced. Returns the bytes
+/// received; an HTML page or a body over the size limit removes the file, a broken connection
+/// leaves it for the next attempt to resume.
+fn write_body(
+    mut body: impl Read,
+    partial: &Path,
+    start: u64,
+    announced: Option<u64>,
+    opts: &FetchOptions,
+) -> Result<u64, AttemptError> {
+    let append = start > 0;
+    let io_error = |e: std::io::Error| AttemptError::Io(format!("{}: {e}", partial.display()));
     let mut file = OpenOptions::new()
         .create(true)
         .write(true)
         .append(append)
         .truncate(!append)
         .open(partial)
-        .map_err(|e| AttemptError::Io(format!("{}: {e}", partial.display())))?;
-    let mut body = response
-        .into_body()
-        .into_with_config()
-        .limit(opts.max_download_bytes - start)
-        .reader();
+        .map_err(io_error)?;
     let mut buf = vec![0u8; 64 << 10];
     let mut received = 0u64;
     loop {
         match body.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(received),
             Ok(n) => {
                 if start == 0 && received == 0 && looks_like_html(&buf[..n]) {
                     drop(file);
                     let _ = std::fs::remove_file(partial);
                     return Err(AttemptError::Html);
                 }
-                file.write_all(&buf[..n])
-                    .map_err(|e| AttemptError::Io(format!("{}: {e}", partial.display())))?;
+                file.write_all(&buf[..n]).map_err(io_error)?;
                 received += n as u64;
             }
             Err(e) => {
@@ -388,15 +412,6 @@ fn download(
             }
         }
     }
-    if let Some(len) = announced
-        && received < len
-    {
-        return Err(AttemptError::Truncated {
-            received: start + received,
-            expected: start + len,
-        });
-    }
-    Ok(())
 }
 
 fn looks_like_html(first: &[u8]) -> bool {

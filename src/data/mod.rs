@@ -9,3 +9,4 @@ pub mod dataset;
 #[cfg(feature = "fetch")]
 pub mod fetch;
 pub mod idx;
+pub(crate) mod pixels;

@@ -1,22 +1,21 @@
 //! Checkpoints: the model as a safetensors file.
 //!
 //! Tensors: `W`, f32, shape `[features, classes]` (the tutorial's orientation, so
-//! `x @ W + b` in numpy gives the logits) and `b`, f32, shape `[classes]`; optionally the five
-//! `novelty.*` tensors of a [`Novelty`] score (about 100 KB), which `train --save` writes for
-//! 28×28 models. The training configuration goes in the string metadata. Writing goes to a temporary file in the target
+//! `x @ W + b` in numpy gives the logits) and `b`, f32, shape `[classes]`; optionally further
+//! f32 tensors named `namespace.name` ([`Extra`]), such as the five `novelty.*` tensors of the
+//! binaries' novelty score (about 100 KB), which `train --save` writes for 28×28 models. The
+//! training configuration goes in the string metadata. Writing goes to a temporary file in the target
 //! directory, which is fsynced and then renamed over the target: a crash leaves either the old
 //! file or the new one, never a torn one. Reading validates everything — tensor names, dtypes,
 //! shapes, agreement between `W` and `b`, finite values — and rejects the file otherwise.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use crate::FileError;
 use crate::compute::model::Model;
-use crate::novelty::{self, Novelty, NoveltyError};
+use crate::file_error::FileError;
 
 /// Largest checkpoint the reader accepts (a 784×10 model is 31 KB; this allows models with
 /// millions of parameters but refuses to read arbitrary large files into memory).
@@ -47,9 +46,9 @@ pub enum CheckpointError {
         /// The limit.
         limit: u64,
     },
-    /// The tensor names are not `W` and `b`, with or without all the `novelty.*` ones.
+    /// The tensor names are not `W` and `b`, with or without extra `namespace.name` ones.
     #[error(
-        "{path}: expected the tensors W and b (and all or none of the novelty.* ones), found [{found}]"
+        "{path}: expected the tensors W and b (and extra ones named namespace.name), found [{found}]"
     )]
     Names {
         /// The file.
@@ -63,7 +62,7 @@ pub enum CheckpointError {
         /// The file.
         path: PathBuf,
         /// The tensor.
-        name: &'static str,
+        name: String,
         /// Its dtype.
         found: String,
     },
@@ -73,7 +72,7 @@ pub enum CheckpointError {
         /// The file.
         path: PathBuf,
         /// The tensor.
-        name: &'static str,
+        name: String,
         /// The shape found.
         found: Vec<usize>,
         /// The shape expected, in words.
@@ -85,18 +84,41 @@ pub enum CheckpointError {
         /// The file.
         path: PathBuf,
         /// The tensor.
-        name: &'static str,
+        name: String,
         /// Flat index of the first bad value.
         index: usize,
     },
-    /// Novelty tensors that cannot be a fitted score.
-    #[error("{path}: {source}")]
-    Novelty {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        source: NoveltyError,
-    },
+}
+
+/// A named f32 tensor stored beside the model: what a program keeps with it (the binaries'
+/// novelty score, for one). Its name is `namespace.name`; the checkpoint checks its dtype and
+/// that every value is finite, its owner checks the rest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Extra {
+    /// `namespace.name`, e.g. `novelty.scales`.
+    pub name: String,
+    /// The tensor's shape; the product of its dimensions is `values.len()`.
+    pub shape: Vec<usize>,
+    /// The values, row-major.
+    pub values: Vec<f32>,
+}
+
+/// Whether `name` can name an [`Extra`]: `namespace.name`, both parts non-empty.
+fn extra_name(name: &str) -> bool {
+    matches!(name.split_once('.'), Some((a, b)) if !a.is_empty() && !b.is_empty())
+}
+
+/// A checkpoint read back: the model, the extra tensors saved with it (sorted by name) and the
+/// metadata.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// The extra tensors, sorted by name.
+    pub extra: Vec<Extra>,
+    /// The string metadata.
+    pub metadata: HashMap<String, String>,
 }
 
 /// Name prefix of the temporary file a save writes before renaming it over the checkpoint.
@@ -122,16 +144,23 @@ pub fn save(
     model: &Model,
     metadata: HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    save_with_novelty(path, model, None, metadata)
+    save_with_extra(path, model, &[], metadata)
 }
 
-/// [`save`], with the novelty score `novelty` beside the model when given.
-pub fn save_with_novelty(
+/// [`save`], with the tensors `extra` beside the model (each named `namespace.name`, other
+/// than `W` and `b`; a name that is not is refused with [`CheckpointError::Names`]).
+pub fn save_with_extra(
     path: &Path,
     model: &Model,
-    novelty: Option<&Novelty>,
+    extra: &[Extra],
     metadata: HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
+    if let Some(bad) = extra.iter().find(|e| !extra_name(&e.name)) {
+        return Err(CheckpointError::Names {
+            path: path.to_path_buf(),
+            found: bad.name.clone(),
+        });
+    }
     let (d, k) = (model.features(), model.classes());
     // Class-major in memory, [features, classes] in the file.
     let mut w = vec![0f32; d * k];
@@ -146,14 +175,10 @@ pub fn save_with_novelty(
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let extra: Vec<(&str, Vec<usize>, Vec<u8>)> = novelty
-        .map(|n| {
-            n.tensors()
-                .into_iter()
-                .map(|(name, shape, v)| (name, shape, le(v)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let extra: Vec<(&str, &[usize], Vec<u8>)> = extra
+        .iter()
+        .map(|e| (e.name.as_str(), e.shape.as_slice(), le(&e.values)))
+        .collect();
     let mut tensors = vec![
         (
             "W",
@@ -167,53 +192,25 @@ pub fn save_with_novelty(
     for (name, shape, bytes) in &extra {
         tensors.push((
             name,
-            TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(fmt_err)?,
+            TensorView::new(Dtype::F32, shape.to_vec(), bytes).map_err(fmt_err)?,
         ));
     }
-    let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(fmt_err)?;
+    let bytes =
+        safetensors::serialize(tensors, Some(metadata.into_iter().collect())).map_err(fmt_err)?;
 
-    let io = |action| FileError::on(path, action);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // What a save killed before its rename left here (see `crate::temporaries`).
-    crate::temporaries::remove_stale(dir, TEMP_PREFIX);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX);
-    // Like any other output: 0666 less the umask (a temporary file defaults to 0600).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(io("cannot create a temporary file beside the checkpoint"))?;
-    // Held until the rename: a concurrent save's sweep leaves the file alone.
-    tmp.as_file()
-        .lock()
-        .map_err(io("cannot lock the temporary file beside the checkpoint"))?;
-    tmp.write_all(&bytes).map_err(io("cannot write"))?;
-    tmp.as_file().sync_all().map_err(io("cannot sync"))?;
-    tmp.persist(path)
-        .map_err(|e| io("cannot rename into place")(e.error))?;
-    // Make the rename itself durable where the platform allows syncing a directory.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    crate::temporaries::write_atomic(path, TEMP_PREFIX, &bytes)?;
     Ok(())
 }
 
-/// Read and validate the checkpoint at `path` (a novelty score in it is checked and dropped;
-/// [`load_with_novelty`] keeps it).
+/// Read and validate the checkpoint at `path` (extra tensors in it are checked and dropped;
+/// [`load_with_extra`] keeps them).
 pub fn load(path: &Path) -> Result<(Model, HashMap<String, String>), CheckpointError> {
-    let (model, _, metadata) = load_with_novelty(path)?;
-    Ok((model, metadata))
+    let loaded = load_with_extra(path)?;
+    Ok((loaded.model, loaded.metadata))
 }
 
-/// A checkpoint's model, its novelty score if it has one, and its metadata.
-pub type Loaded = (Model, Option<Novelty>, HashMap<String, String>);
-
-/// Read and validate the checkpoint at `path`, with its novelty score if it has one.
-pub fn load_with_novelty(path: &Path) -> Result<Loaded, CheckpointError> {
+/// Read and validate the checkpoint at `path`, with its extra tensors.
+pub fn load_with_extra(path: &Path) -> Result<Loaded, CheckpointError> {
     let io = |action| FileError::on(path, action);
     let len = std::fs::metadata(path).map_err(io("cannot stat"))?.len();
     if len > MAX_CHECKPOINT_BYTES {
@@ -224,7 +221,7 @@ pub fn load_with_novelty(path: &Path) -> Result<Loaded, CheckpointError> {
         });
     }
     let bytes = std::fs::read(path).map_err(io("cannot read"))?;
-    from_bytes_with_novelty(path, &bytes)
+    from_bytes_with_extra(path, &bytes)
 }
 
 /// Validate checkpoint bytes (`path` is only used in messages).
@@ -232,65 +229,84 @@ pub fn from_bytes(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(Model, HashMap<String, String>), CheckpointError> {
-    let (model, _, metadata) = from_bytes_with_novelty(path, bytes)?;
-    Ok((model, metadata))
+    let loaded = from_bytes_with_extra(path, bytes)?;
+    Ok((loaded.model, loaded.metadata))
 }
 
-/// Validate checkpoint bytes, with the novelty score if there is one (`path` is only used in
-/// messages).
-pub fn from_bytes_with_novelty(path: &Path, bytes: &[u8]) -> Result<Loaded, CheckpointError> {
-    let p = || path.to_path_buf();
-    let fmt_err = |e: safetensors::SafeTensorError| CheckpointError::Format {
-        path: p(),
-        reason: e.to_string(),
-    };
-    let st = SafeTensors::deserialize(bytes).map_err(fmt_err)?;
-    let mut names = st.names();
+/// Validate checkpoint bytes, with the extra tensors (`path` is only used in messages).
+pub fn from_bytes_with_extra(path: &Path, bytes: &[u8]) -> Result<Loaded, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(format_error(path))?;
+    let reader = Reader { path, st };
+    let mut names = reader.st.names();
     names.sort_unstable();
-    let mut with_novelty: Vec<&str> = ["W", "b"].into_iter().chain(novelty::TENSORS).collect();
-    with_novelty.sort_unstable();
-    let has_novelty = names == with_novelty;
-    if names != ["W", "b"] && !has_novelty {
+    let extra_names: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|&n| n != "W" && n != "b")
+        .collect();
+    let has = |n: &str| names.contains(&n);
+    if !has("W") || !has("b") || !extra_names.iter().all(|n| extra_name(n)) {
         return Err(CheckpointError::Names {
-            path: p(),
+            path: path.to_path_buf(),
             found: names.join(", "),
         });
     }
-    let tensor = |name: &'static str| -> Result<TensorView<'_>, CheckpointError> {
-        let t = st.tensor(name).map_err(fmt_err)?;
+    let model = reader.model()?;
+    let extra = extra_names
+        .iter()
+        .map(|&name| {
+            let t = reader.tensor(name)?;
+            Ok(Extra {
+                name: name.to_string(),
+                shape: t.shape().to_vec(),
+                values: reader.floats(&t, name)?,
+            })
+        })
+        .collect::<Result<Vec<_>, CheckpointError>>()?;
+    let metadata = SafeTensors::read_metadata(bytes)
+        .map(|(_, m)| {
+            // safetensors' own map type (std's or hashbrown's, by its features) into std's.
+            let m = m.metadata().clone().unwrap_or_default();
+            m.into_iter().collect::<HashMap<_, _>>()
+        })
+        .map_err(format_error(path))?;
+    Ok(Loaded {
+        model,
+        extra,
+        metadata,
+    })
+}
+
+/// safetensors' complaint about the file at `path`.
+fn format_error(path: &Path) -> impl Fn(safetensors::SafeTensorError) -> CheckpointError + '_ {
+    move |e| CheckpointError::Format {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// The parsed file, read tensor by tensor with every check.
+struct Reader<'a> {
+    path: &'a Path,
+    st: SafeTensors<'a>,
+}
+
+impl Reader<'_> {
+    /// The tensor `name`, which must be f32.
+    fn tensor(&self, name: &str) -> Result<TensorView<'_>, CheckpointError> {
+        let t = self.st.tensor(name).map_err(format_error(self.path))?;
         if t.dtype() != Dtype::F32 {
             return Err(CheckpointError::DType {
-                path: p(),
-                name,
+                path: self.path.to_path_buf(),
+                name: name.to_string(),
                 found: format!("{:?}", t.dtype()),
             });
         }
         Ok(t)
-    };
-    let (w, b) = (tensor("W")?, tensor("b")?);
-    let k = match b.shape() {
-        [k] if *k >= 1 => *k,
-        found => {
-            return Err(CheckpointError::Shape {
-                path: p(),
-                name: "b",
-                found: found.to_vec(),
-                expected: "[classes] with classes ≥ 1".into(),
-            });
-        }
-    };
-    let d = match w.shape() {
-        [d, kk] if *kk == k && *d >= 1 => *d,
-        found => {
-            return Err(CheckpointError::Shape {
-                path: p(),
-                name: "W",
-                found: found.to_vec(),
-                expected: format!("[features, {k}] (classes from b), features ≥ 1"),
-            });
-        }
-    };
-    let floats = |t: &TensorView, name: &'static str| -> Result<Vec<f32>, CheckpointError> {
+    }
+
+    /// The values of `t` (named `name`), which must all be finite.
+    fn floats(&self, t: &TensorView, name: &str) -> Result<Vec<f32>, CheckpointError> {
         let v: Vec<f32> = t
             .data()
             .chunks_exact(4)
@@ -298,38 +314,46 @@ pub fn from_bytes_with_novelty(path: &Path, bytes: &[u8]) -> Result<Loaded, Chec
             .collect();
         match v.iter().position(|x| !x.is_finite()) {
             Some(index) => Err(CheckpointError::NonFinite {
-                path: p(),
-                name,
+                path: self.path.to_path_buf(),
+                name: name.to_string(),
                 index,
             }),
             None => Ok(v),
         }
-    };
-    let (w, b) = (floats(&w, "W")?, floats(&b, "b")?);
-    let mut model = Model::tutorial_init(d, k);
-    for c in 0..k {
-        for j in 0..d {
-            model.w_mut()[c * d + j] = w[j * k + c];
+    }
+
+    /// `name` has shape `found`, not `expected` (in words).
+    fn shape_error(&self, name: &str, found: &[usize], expected: String) -> CheckpointError {
+        CheckpointError::Shape {
+            path: self.path.to_path_buf(),
+            name: name.to_string(),
+            found: found.to_vec(),
+            expected,
         }
     }
-    model.b_mut().copy_from_slice(&b);
-    let novelty = if has_novelty {
-        let get = |name: &'static str| {
-            let t = st.tensor(name).ok().filter(|t| t.dtype() == Dtype::F32)?;
-            let v = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-            Some((t.shape().to_vec(), v.collect()))
+
+    /// The model from `W` (`[features, classes]`) and `b` (`[classes]`).
+    fn model(&self) -> Result<Model, CheckpointError> {
+        let (w, b) = (self.tensor("W")?, self.tensor("b")?);
+        let k = match b.shape() {
+            [k] if *k >= 1 => *k,
+            found => return Err(self.shape_error("b", found, "[classes] with classes ≥ 1".into())),
         };
-        let n = Novelty::from_tensors(get)
-            .map_err(|source| CheckpointError::Novelty { path: p(), source })?;
-        Some(n)
-    } else {
-        None
-    };
-    let metadata = SafeTensors::read_metadata(bytes)
-        .map(|(_, m)| m.metadata().clone().unwrap_or_default())
-        .map_err(fmt_err)?;
-    Ok((model, novelty, metadata))
+        let d = match w.shape() {
+            [d, kk] if *kk == k && *d >= 1 => *d,
+            found => {
+                let expected = format!("[features, {k}] (classes from b), features ≥ 1");
+                return Err(self.shape_error("W", found, expected));
+            }
+        };
+        let (w, b) = (self.floats(&w, "W")?, self.floats(&b, "b")?);
+        let mut model = Model::tutorial_init(d, k);
+        for c in 0..k {
+            for j in 0..d {
+                model.w_mut()[c * d + j] = w[j * k + c];
+            }
+        }
+        model.b_mut().copy_from_slice(&b);
+        Ok(model)
+    }
 }

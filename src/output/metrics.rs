@@ -32,8 +32,8 @@ pub enum MetricsEvent<'a> {
     },
     /// The end of the run.
     Summary(&'a Summary),
-    /// The run was stopped by a signal after `step` (the summary that follows covers the
-    /// steps taken).
+    /// The run was stopped by a signal after `step`: the last event of an interrupted run (no
+    /// summary follows; the checkpoint, when saved, holds the steps taken).
     Interrupted {
         /// The last step completed.
         step: usize,

@@ -1,6 +1,4 @@
-//! Results out: checkpoints, the metrics file, SVG plots, images as terminal text.
+//! Results out: checkpoints and the metrics file.
 
 pub mod checkpoint;
 pub mod metrics;
-pub mod plot;
-pub mod render;

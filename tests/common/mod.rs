@@ -60,39 +60,6 @@ pub fn mnist_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
 }
 
-/// A command running one of the crate's binaries from the crate directory.
-pub fn bin(path: &str) -> std::process::Command {
-    let mut c = std::process::Command::new(path);
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-/// The `train` binary.
-pub fn train_cmd() -> std::process::Command {
-    bin(env!("CARGO_BIN_EXE_train"))
-}
-
-/// The `predict` binary.
-pub fn predict_cmd() -> std::process::Command {
-    bin(env!("CARGO_BIN_EXE_predict"))
-}
-
-/// Run `cmd`; fail the test with its stderr unless it succeeds. Returns (stdout, stderr).
-pub fn run_ok(cmd: &mut std::process::Command) -> (String, String) {
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{cmd:?} failed:\n{stderr}");
-    (String::from_utf8(out.stdout).unwrap(), stderr)
-}
-
-/// Run `cmd`, which must fail; returns its stderr.
-pub fn run_err(cmd: &mut std::process::Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(!out.status.success(), "{cmd:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-pub mod http;
-
 /// Create the empty file `dir/name`, last written a minute ago when `old` (a temporary file a
 /// killed process left behind), now otherwise; the open file is returned (to lock it).
 pub fn temporary_file(dir: &Path, name: &str, old: bool) -> std::fs::File {

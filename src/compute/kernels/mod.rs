@@ -9,15 +9,15 @@
 //! | `fused` | `fused/` | explicit SIMD, forward + softmax + backward per block of rows |
 //! | `parallel` | `parallel.rs` | `fused` on the caller + helper threads, fixed-size chunks, fixed-order reduction |
 //!
-//! Only [`KernelKind::build`] (and `build_on`, `build_with`) makes them: the kernel types
-//! themselves are internal. The design notes of each (layout, register tiles, prefetch, the
+//! Only [`KernelKind::build`] (and `build_on`, `build_with`) makes them: the fast kernel types
+//! are internal, and [`mod@reference`] is public as the definition the others are tested against. The design notes of each (layout, register tiles, prefetch, the
 //! measurements behind them) are the module docs of its file in the repository, next to the
 //! code they explain.
 //!
 //! The `_u8` variants are the same kernels fed with the u8 pixels of the mapped file
 //! (each row converted to `f32` once per call, the 1/255 folded into the logits and the
 //! gradient) instead of the `f32` buffer. The fused kernels run on the instruction set chosen at run
-//! time ([`simd::Isa`]): AVX-512F, AVX2+FMA, SSE2 or scalar.
+//! time ([`simd::Isa`]): AVX-512F, AVX2+FMA or SSE2 on x86-64, NEON on aarch64, or scalar.
 
 pub(crate) mod fused;
 pub(crate) mod gemm;
@@ -60,7 +60,7 @@ impl Pixels<'_> {
         let d = out.len();
         match self {
             Pixels::F32(x) => out.copy_from_slice(&x[row * d..(row + 1) * d]),
-            Pixels::U8(x) => crate::data::dataset::pixels_to_f32(&x[row * d..(row + 1) * d], out),
+            Pixels::U8(x) => crate::data::pixels::pixels_to_f32(&x[row * d..(row + 1) * d], out),
         }
     }
 }
@@ -404,8 +404,8 @@ pub(crate) fn check_backward(model: &Model, batch: &Batch, grads: &Grads) {
 /// before they park (a 50 µs step cannot wait for a sleeping thread to wake): a library
 /// caller that calls them now and then pays that CPU time between calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[cfg_attr(feature = "cli", value(rename_all = "snake_case"))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", value(rename_all = "snake_case"))]
 #[allow(clippy::enum_variant_names)]
 pub enum KernelKind {
     /// Plain scalar loops (the definition of correct).

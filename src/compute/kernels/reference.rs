@@ -31,7 +31,7 @@ pub fn probabilities(model: &Model, pixels: &[u8]) -> Vec<f32> {
         "sample length is not the feature count"
     );
     let mut x = vec![0.0; model.features()];
-    crate::data::dataset::pixels_to_f32(pixels, &mut x);
+    crate::data::pixels::pixels_to_f32(pixels, &mut x);
     let mut p = vec![0.0; model.classes()];
     logits_row(model, &x, &mut p);
     softmax_in_place(&mut p);

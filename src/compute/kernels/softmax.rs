@@ -19,7 +19,7 @@ pub const P_FLUSH: f32 = 1e-30;
 /// What the clip does to the gradient of a row whose true-class probability is below
 /// the clip floor `1e-9`. The loss is clipped the same way in both modes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ClipGradient {
     /// The tutorial's rule: the clip's derivative is 0 below the floor, so such a row passes
     /// no gradient at all. A row the model is confidently wrong about then never corrects it,

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use crate::FileError;
+use crate::file_error::FileError;
 
 use super::{DTYPE_U8, GZIP_MAGIC, IdxError, IdxKind, LoadOptions, check_len, hex, parse_header};
 
@@ -84,10 +84,7 @@ pub fn cache_dir_for(data_dir: &Path, opts: &LoadOptions) -> PathBuf {
 }
 
 fn is_writable_dir(dir: &Path) -> bool {
-    tempfile::Builder::new()
-        .prefix(".probe")
-        .tempfile_in(dir)
-        .is_ok()
+    crate::temporaries::TempFile::new_in(dir, ".probe-").is_ok()
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -143,31 +140,27 @@ pub(crate) fn decompress_cached(
     }
     std::fs::create_dir_all(&dir)
         .map_err(FileError::on(&dir, "cannot create the cache directory"))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(PARTIAL_PREFIX)
-        .tempfile_in(&dir)
-        .map_err(FileError::on(
-            &dir,
-            "cannot create a file in the cache directory",
-        ))?;
+    let mut tmp = crate::temporaries::TempFile::new_in(&dir, PARTIAL_PREFIX).map_err(
+        FileError::on(&dir, "cannot create a file in the cache directory"),
+    )?;
     // Held until the entry is renamed into place (or the file is deleted on an error): a
     // concurrent run's sweep sees the lock and leaves the file alone.
-    tmp.as_file().lock().map_err(FileError::on(
+    tmp.file().lock().map_err(FileError::on(
         &dir,
         "cannot lock a file in the cache directory",
     ))?;
     {
         file.rewind().map_err(FileError::on(gz, "cannot read"))?;
-        let mut out = io::BufWriter::new(tmp.as_file_mut());
+        let mut out = io::BufWriter::new(tmp.file_mut());
         decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, &mut out)?;
         out.flush()
             .map_err(FileError::on(&cached, "cannot write"))?;
     }
-    tmp.as_file()
+    tmp.file()
         .sync_all()
         .map_err(FileError::on(&cached, "cannot sync"))?;
     tmp.persist(&cached)
-        .map_err(|e| FileError::on(&cached, "cannot rename into place")(e.error))?;
+        .map_err(FileError::on(&cached, "cannot rename into place"))?;
     // Older entries for the same file are stale now.
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let prefix = format!("{raw_name}.");

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use memmap2::Mmap;
 
-use crate::FileError;
+use crate::file_error::FileError;
 
 /// The element type byte of u8 data, the only type MNIST uses.
 pub(crate) const DTYPE_U8: u8 = 0x08;

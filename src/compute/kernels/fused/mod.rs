@@ -86,7 +86,8 @@ use pass::{Out, Pass};
 /// Rows per block: the block's rows (12.5 KB as u8, 50 KB as `f32`) are read by the forward
 /// and again by the backward, from L1/L2.
 pub(crate) const BLOCK_ROWS: usize = 32;
-/// The 1/255 of the tutorial's normalisation, applied to sums of raw u8 pixels.
+/// The 1/255 of the tutorial's normalisation (`data/pixels.rs`), applied to sums of raw u8
+/// pixels rather than to each pixel.
 const U8_SCALE: f32 = 1.0 / 255.0;
 
 /// The single-threaded fused kernel (reads `f32` or u8 pixels).

@@ -154,7 +154,7 @@ pub trait WithSimd {
 
 /// A request for an instruction set, as `train --simd` and `MNIST_LOGREG_SIMD` spell it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[non_exhaustive]
 pub enum SimdChoice {
     /// The widest path this CPU has.
