@@ -506,7 +506,7 @@ fn predict_reports_bad_inputs_and_keeps_going() {
 
 #[test]
 fn a_stalled_run_is_reported_in_stderr_and_metrics() {
-    // Seed 3 is one of the tutorial's stalling seeds (README: class 8 is never predicted);
+    // Seed 3 is one of the tutorial's stalling seeds (docs/cli.md: class 8 is never predicted);
     // the scalar reference kernel makes this independent of the SIMD width.
     let (_, stderr, mut events) =
         train_with_metrics(&["--seed", "3", "--kernel", "reference", "--quiet"]);

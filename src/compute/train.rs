@@ -422,7 +422,8 @@ fn check_data<'a>(
     Ok(Batch::new(pixels, features, labels, rows, model.classes())?)
 }
 
-/// Classes that never appear in `predictions` (a stalled class, see the README).
+/// Classes that never appear in `predictions` (a stalled class, see `docs/cli.md`, "Seeds,
+/// stalls, and a recipe that never stalls").
 pub fn never_predicted(predictions: &[u8], classes: usize) -> Vec<usize> {
     let mut seen = vec![false; classes];
     for &p in predictions {

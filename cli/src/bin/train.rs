@@ -77,7 +77,7 @@ struct Args {
     shuffle_buffer: Option<usize>,
     /// What a row whose true-class probability fell below the clip floor (1e-9) passes as
     /// gradient: `zero` is the tutorial (and can stall a class for good), `through` passes
-    /// p − onehot like an unclipped cross-entropy. See the README's seed table.
+    /// p − onehot like an unclipped cross-entropy. See the seed table in docs/cli.md.
     #[arg(long, value_enum, default_value = "zero")]
     clip_gradient: ClipGradient,
     /// Show the first N test images with the model's prediction.
