@@ -206,7 +206,7 @@ impl<F: FnMut(&Report)> Observer for F {
 }
 
 /// Check a configuration before running it.
-pub fn validate(cfg: &TrainConfig, samples: usize) -> Result<(), TrainError> {
+pub(crate) fn validate(cfg: &TrainConfig, samples: usize) -> Result<(), TrainError> {
     let bad = |field, reason| Err(TrainError::Config { field, reason });
     if cfg.batch_size == 0 {
         return bad("batch_size", "must be at least 1");

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 /// The file name looked for in a data directory.
-pub const DEFAULT_FILE: &str = "class-names.txt";
+pub(crate) const DEFAULT_FILE: &str = "class-names.txt";
 
 /// Longest accepted class name, in characters.
-pub const MAX_NAME_CHARS: usize = 64;
+pub(crate) const MAX_NAME_CHARS: usize = 64;
 
 /// One name per class.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl ClassNames {
     }
 
     /// Parse one name per line (surrounding whitespace trimmed, trailing empty lines ignored);
-    /// there must be exactly `classes` non-empty names of at most [`MAX_NAME_CHARS`].
+    /// there must be exactly `classes` non-empty names of at most 64 characters.
     pub fn parse(text: &str, classes: usize) -> Result<Self, String> {
         let lines: Vec<&str> = text.trim_end().lines().map(str::trim).collect();
         if lines.len() != classes {

@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::data::aligned::AlignedF32;
+#[doc(hidden)]
 pub use crate::data::checksum::sha256_hex;
 use crate::data::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
 pub use crate::data::pixels::pixels_to_f32;
 
 /// SHA-256 of the decompressed MNIST files (the table in `docs/SEMANTICS.md`).
-pub const MNIST_SHA256: [(&str, &str); 4] = [
+pub(crate) const MNIST_SHA256: [(&str, &str); 4] = [
     (
         "train-images",
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -33,8 +34,10 @@ pub const MNIST_SHA256: [(&str, &str); 4] = [
 ];
 
 /// The first ten training labels of MNIST.
+#[doc(hidden)]
 pub const MNIST_FIRST_TRAIN_LABELS: [u8; 10] = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4];
 /// The first ten test labels of MNIST.
+#[doc(hidden)]
 pub const MNIST_FIRST_TEST_LABELS: [u8; 10] = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9];
 
 /// Faults of a dataset as a whole (its files are checked by [`IdxError`]).

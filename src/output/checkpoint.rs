@@ -19,7 +19,7 @@ use crate::file_error::FileError;
 
 /// Largest checkpoint the reader accepts (a 784×10 model is 31 KB; this allows models with
 /// millions of parameters but refuses to read arbitrary large files into memory).
-pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
 
 /// Everything that can be wrong with a checkpoint.
 #[derive(Debug, thiserror::Error)]

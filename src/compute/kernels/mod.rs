@@ -22,6 +22,9 @@
 pub(crate) mod fused;
 pub(crate) mod gemm;
 pub(crate) mod parallel;
+// Public for the integration tests (the f64 twin is their ground truth) and hidden from the
+// docs: a user builds the reference through `KernelKind::Reference`.
+#[doc(hidden)]
 pub mod reference;
 pub(crate) mod share;
 pub mod simd;

@@ -5,7 +5,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `mod.rs` | the format: errors, [`IdxKind`], header parsing, [`IdxFile`] (mapped or read) |
-//! | `locate.rs` | which file of a directory holds a stem ([`locate`]) |
+//! | `locate.rs` | which file of a directory holds a stem (`locate`) |
 //! | `cache.rs` | `.gz` decompressed once into a cache directory, written atomically, swept |
 //!
 //! IDX is big-endian: two zero bytes, an element-type byte (0x08 = u8), a dimension-count byte,
@@ -32,7 +32,10 @@ mod cache;
 mod locate;
 
 pub(crate) use cache::decompress_cached;
+// Used by the tests and benches; what a user calls is `IdxFile::open` and `Dataset::open`.
+#[doc(hidden)]
 pub use cache::{cache_dir_for, decompress_idx};
+#[doc(hidden)]
 pub use locate::locate;
 
 use std::fs::File;

@@ -69,6 +69,7 @@ use x86::{Avx2, Avx512, Sse2};
 
 pub(crate) mod sealed {
     /// Only the tokens of this module implement [`super::Simd`].
+    #[doc(hidden)]
     pub trait Sealed {}
 }
 
@@ -183,7 +184,7 @@ crate::names::named!(SimdChoice, "SIMD path", [
 
 /// The environment variable that forces a path in tests, benches and binaries
 /// (`auto`, `avx512`, `avx2`, `sse2`, `neon`, `scalar`).
-pub const SIMD_ENV: &str = "MNIST_LOGREG_SIMD";
+pub(crate) const SIMD_ENV: &str = "MNIST_LOGREG_SIMD";
 
 /// An instruction set that was asked for but cannot run here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
