@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`aligned`], [`classes`], `fetch` (feature `fetch`) |
 //! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch for AVX-512F, AVX2+FMA, SSE2, NEON and scalar in `kernels::simd`) → [`model`] → [`predict`] (one sample's answer) → [`train`] (the SGD loop) |
-//! | results out (`src/output/`) | [`checkpoint`], [`metrics`] |
+//! | results out (`src/output/`) | [`checkpoint`] |
 //! | beside them | `file_error.rs` ([`FileError`]), `names.rs` (one spelling per named choice), `mnist.rs` (MNIST's shape), `temporaries.rs` (atomic writes and their sweep), `fuzz_entry.rs` (the fuzz targets' entry points) |
 //!
 //! The command line (`train`, `predict`, `serve`, `fetch`), picture preparation, the novelty
@@ -64,7 +64,7 @@ pub use compute::{kernels, model, predict, train};
 #[cfg(feature = "fetch")]
 pub use data::fetch;
 pub use data::{aligned, batch, classes, dataset, idx};
-pub use output::{checkpoint, metrics};
+pub use output::checkpoint;
 
 mod file_error;
 mod mnist;

@@ -11,6 +11,7 @@
 //! | [`run`] | the pipeline the binaries share: data, start model, evaluation, verdict, metadata |
 //! | [`preprocess`] | a picture file → a 28×28 MNIST-style input, and the hand-made doubt rules |
 //! | [`novelty`] | the calibrated novelty score: fitted on the training split, stored in checkpoints |
+//! | [`metrics`] | `--metrics FILE.jsonl`: one JSON object per report, the summary at the end |
 //! | [`plot`] | SVG pictures of a run: curves, weights, test grid, confusion matrix |
 //! | [`render`] | 28×28 images as terminal text |
 //! | `serve` (feature `serve`) | the drawing page and its JSON API |
@@ -20,6 +21,7 @@
 pub mod answer;
 #[doc(hidden)]
 pub mod fuzz_entry;
+pub mod metrics;
 pub mod novelty;
 pub mod plot;
 pub mod preprocess;

@@ -1,4 +1,3 @@
-//! Results out: checkpoints and the metrics file.
+//! Results out: checkpoints.
 
 pub mod checkpoint;
-pub mod metrics;

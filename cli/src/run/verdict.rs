@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::metrics::Summary;
 use mnist_logreg::classes::ClassNames;
 use mnist_logreg::kernels::{Isa, Kernel, Stats};
-use mnist_logreg::metrics::Summary;
 use mnist_logreg::model::Model;
 use mnist_logreg::train::{self, TrainOutcome};
 

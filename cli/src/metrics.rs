@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::compute::train::Report;
+use mnist_logreg::train::Report;
 
 /// One line of the metrics file.
 #[derive(Clone, Debug, Serialize)]
