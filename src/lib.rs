@@ -11,6 +11,7 @@
 //! | --- | --- |
 //! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`aligned`], [`classes`], `fetch` (feature `fetch`) |
 //! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch in `kernels::simd`) → [`model`] → [`train`] (the SGD loop) |
+//! | to the optimum (`src/solve/`) | [`solve`] (the L2-regularised objective, preconditioned full-batch L-BFGS) |
 //! | results out (`src/output/`) | [`checkpoint`], [`metrics`], [`plot`], [`render`] |
 //! | around it | `run` (feature `cli`: the pipeline the binaries share), [`preprocess`] (a picture → a 28×28 input), `serve` (feature `serve`) |
 //!
@@ -74,6 +75,7 @@ pub mod preprocess;
 pub mod run;
 #[cfg(feature = "serve")]
 pub mod serve;
+pub mod solve;
 
 /// Number of input features of an MNIST image (28 × 28 pixels).
 pub const MNIST_FEATURES: usize = 784;
