@@ -6,7 +6,9 @@
 //!
 //! Run with `cargo bench --bench solver` (`MNIST_LOGREG_SIMD` picks the SIMD path,
 //! `SOLVER_BENCH_THREADS` the threads, 0 = one per core; `SOLVER_BENCH_RUNS` repeats each
-//! configuration and reports the median time).
+//! configuration and reports the median time; `SOLVER_BENCH_ALPHA` and
+//! `SOLVER_BENCH_SAMPLE` change the preconditioner's `alpha` and `sample_rows`;
+//! `SOLVER_BENCH_ONLY=gaps|defaults|pass` runs one part).
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -56,6 +58,18 @@ fn main() {
     let runs: usize = std::env::var("SOLVER_BENCH_RUNS")
         .ok()
         .map_or(1, |s| s.parse().expect("SOLVER_BENCH_RUNS"));
+    let env = |name: &str| std::env::var(name).ok();
+    let mut precondition = Precondition::default();
+    if let Precondition::SecondMoment { alpha, sample_rows } = &mut precondition {
+        if let Some(a) = env("SOLVER_BENCH_ALPHA") {
+            *alpha = a.parse().expect("SOLVER_BENCH_ALPHA");
+        }
+        if let Some(m) = env("SOLVER_BENCH_SAMPLE") {
+            *sample_rows = m.parse().expect("SOLVER_BENCH_SAMPLE");
+        }
+    }
+    let only = env("SOLVER_BENCH_ONLY");
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let data = Dataset::open(&dir, &LoadOptions::default(), ChecksumPolicy::Skip)
         .expect("load data/mnist");
@@ -65,6 +79,7 @@ fn main() {
     let base = SolverConfig {
         isa,
         threads,
+        precondition,
         ..SolverConfig::default()
     };
     println!(
@@ -76,14 +91,34 @@ fn main() {
             threads
         }
     );
-    println!("reference optimum (f64, scipy): {best:.12}");
+    println!("reference optimum (f64, scipy): {best:.12}; preconditioner: {precondition:?}");
+    if part("pass") {
+        let mut objective = solve::Objective::new(problem, 1.0 / 60000.0, isa, threads).unwrap();
+        let theta = vec![0.0; problem.dim()];
+        let mut grad = vec![0.0; problem.dim()];
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let t = std::time::Instant::now();
+            std::hint::black_box(objective.eval(&theta, &mut grad));
+            times.push(t.elapsed());
+        }
+        println!(
+            "one evaluation (a fused pass over 60000 rows, gradient reduced): median of 21 {:.2?}",
+            median(times)
+        );
+    }
     println!();
     println!("| coordinates | gap ≤ | iterations | passes | time |");
     println!("| --- | --- | --- | --- | --- |");
     for (name, precondition) in [
         ("plain", Precondition::None),
-        ("second moment", Precondition::default()),
+        ("second moment", precondition),
     ] {
+        if !part("gaps")
+            || (name == "plain" && env("SOLVER_BENCH_PLAIN").is_none() && only.is_some())
+        {
+            continue;
+        }
         let cfg = SolverConfig {
             tol: 0.0,
             max_iter: 1000,
@@ -119,6 +154,9 @@ fn main() {
                 println!("| {name} | {gap:.0e} | {it} | {ev} | {t:.2?} |");
             }
         }
+    }
+    if !part("defaults") {
+        return;
     }
     println!();
     println!("| settings | iterations | passes | gap | time | test accuracy | stop |");

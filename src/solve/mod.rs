@@ -41,7 +41,7 @@
 //! let data = Dataset::open("data/mnist".as_ref(), &Default::default(), ChecksumPolicy::Auto)?;
 //! let train = &data.train;
 //! let problem = Problem::u8(train.pixels(), train.features(), train.labels(), 10)?;
-//! let cfg = SolverConfig::default(); // λ = 1/n, tol 1e-4 (largest gradient entry), preconditioned
+//! let cfg = SolverConfig::default(); // λ = 1/n, tol 1e-5 (largest gradient entry), preconditioned
 //! let solution = solve::solve(&problem, &cfg, None, |it| {
 //!     println!(
 //!         "iteration {:3}  objective {:.8}  |grad|max {:.2e}  step {:.3}  {:.2?}",
@@ -467,12 +467,12 @@ pub struct SolverConfig {
 }
 
 impl Default for SolverConfig {
-    /// λ = 1/Σsᵢ, `tol = 1e-4`, 500 iterations, 10 pairs, [`Precondition::default`], one
+    /// λ = 1/Σsᵢ, `tol = 1e-5`, 500 iterations, 10 pairs, [`Precondition::default`], one
     /// thread per core, the widest SIMD of this CPU.
     fn default() -> Self {
         Self {
             l2: None,
-            tol: 1e-4,
+            tol: 1e-5,
             max_iter: 500,
             memory: 10,
             precondition: Precondition::default(),
