@@ -59,7 +59,7 @@ fn small_problem(n: usize, d: usize, k: usize) -> Small {
         .collect();
     let labels = (0..n)
         .map(|i| {
-            if splitmix64(1_000_000 + i as u64) % 5 == 0 {
+            if splitmix64(1_000_000 + i as u64).is_multiple_of(5) {
                 return (splitmix64(3_000_000 + i as u64) % k as u64) as u8;
             }
             let score = |c: usize| -> i64 {

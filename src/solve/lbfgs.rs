@@ -248,7 +248,7 @@ pub fn minimize<F: Function, C: Coordinates>(
         hist.direction(&gu, &mut du);
         coords.direction_to_x(&du, &mut dx);
         let mut slope = dot(&g, &dx);
-        if !(slope < 0.0) {
+        if slope.is_nan() || slope >= 0.0 {
             // Not a descent direction (lost curvature information): restart from −g.
             hist.len = 0;
             du.iter_mut().zip(&gu).for_each(|(d, g)| *d = -g);

@@ -181,7 +181,7 @@ impl<'a> Problem<'a> {
             return Err(SolveError::Weights(format!("weight {i} is {w}")));
         }
         let weight_sum: f64 = weights.iter().map(|&w| f64::from(w)).sum();
-        if !(weight_sum > 0.0) {
+        if weight_sum.is_nan() || weight_sum <= 0.0 {
             return Err(SolveError::Weights("they sum to 0".into()));
         }
         Ok(Self {

@@ -127,7 +127,7 @@ fn cholesky_upper(a: &mut [f64], n: usize) -> Result<(), NotPositiveDefinite> {
         let (head, tail) = a.split_at_mut((k + 1) * n);
         let row_k = &mut head[k * n..];
         let pivot = row_k[k];
-        if !(pivot > 0.0) || !pivot.is_finite() {
+        if pivot.is_nan() || pivot <= 0.0 || !pivot.is_finite() {
             return Err(NotPositiveDefinite {
                 index: k,
                 value: pivot,
