@@ -11,6 +11,7 @@
 //! | --- | --- |
 //! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`aligned`], [`classes`], `fetch` (feature `fetch`) |
 //! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch for AVX-512F, AVX2+FMA, SSE2, NEON and scalar in `kernels::simd`) → [`model`] → [`predict`] (one sample's answer) → [`train`] (the SGD loop) |
+//! | to the optimum (`src/solve/`) | [`solve`] (the L2-regularised objective, preconditioned full-batch L-BFGS) |
 //! | results out (`src/output/`) | [`checkpoint`] |
 //! | beside them | `file_error.rs` ([`FileError`]), `names.rs` (one spelling per named choice), `mnist.rs` (MNIST's shape), `temporaries.rs` (atomic writes and their sweep), `fuzz_entry.rs` (the fuzz targets' entry points) |
 //!
@@ -76,3 +77,4 @@ pub use names::UnknownName;
 
 #[doc(hidden)]
 pub mod fuzz_entry;
+pub mod solve;

@@ -153,6 +153,11 @@ pub(crate) mod lanes {
         pub clipped: usize,
         /// Predicted class of each row (as `f32`).
         pub predicted: S::V,
+        /// Each row's largest logit.
+        pub max: S::V,
+        /// Each row's `Σ exp(logit − max)` (terms below [`P_FLUSH`] flushed): its exact
+        /// cross-entropy is `ln(sum) + max − logit_y`.
+        pub sum: S::V,
     }
 
     /// Overwrite `l` (one vector of logits per class) with `p`, or with the gradient
@@ -226,6 +231,8 @@ pub(crate) mod lanes {
             correct: correct.count_ones() as usize,
             clipped: clipped.count_ones() as usize,
             predicted,
+            max,
+            sum,
         }
     }
 }

@@ -145,9 +145,53 @@ pub(crate) fn forward_backward_rows(
     isa.run(Pass {
         model,
         batch,
-        out: Out::Backward { dw, db, clip },
+        out: Out::Backward {
+            dw,
+            db,
+            clip,
+            objective: None,
+        },
         s,
     })
+}
+
+/// The full-batch solver's pass (`crate::solve`): forward + backward over `batch` on `isa`
+/// with the gradient of the exact cross-entropy (no clip), each row's gradient times its
+/// sample weight (`weights`, indexed like the split's labels; all 1 when `None`),
+/// **overwriting** `dw` (`padded_classes × features`) and `db` (`classes`) with the weighted
+/// sums, and returning the weighted sum of the rows' exact cross-entropies in `f64`.
+///
+/// # Panics
+/// When `weights` is shorter than the split, or the buffers are not shaped for the model.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn objective_rows(
+    isa: Isa,
+    model: &Model,
+    batch: &Batch,
+    weights: Option<&[f32]>,
+    dw: &mut [f32],
+    db: &mut [f32],
+    s: &mut Scratch,
+) -> (Stats, f64) {
+    if let Some(w) = weights {
+        assert!(w.len() >= batch.labels().len(), "one weight per sample");
+    }
+    let mut loss = 0.0;
+    let stats = isa.run(Pass {
+        model,
+        batch,
+        out: Out::Backward {
+            dw,
+            db,
+            clip: ClipGradient::Through,
+            objective: Some(pass::ObjectiveOut {
+                weights,
+                loss: &mut loss,
+            }),
+        },
+        s,
+    });
+    (stats, loss)
 }
 
 impl Kernel for Fused {

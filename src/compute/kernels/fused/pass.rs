@@ -73,12 +73,23 @@ pub(super) enum Out<'o> {
     /// Forward only, with optional predictions (one per row).
     Forward(Option<&'o mut [u8]>),
     /// Forward + backward: `dw` (`padded_classes × features`) and `db` (`classes`) are
-    /// overwritten.
+    /// overwritten. With `objective`, the full-batch solver's pass (`crate::solve`).
     Backward {
         dw: &'o mut [f32],
         db: &'o mut [f32],
         clip: ClipGradient,
+        objective: Option<ObjectiveOut<'o>>,
     },
+}
+
+/// What the solver's pass adds to a backward pass: each row's gradient `p − onehot(y)` is
+/// multiplied by its sample weight (1 without `weights`), and `loss` accumulates in `f64`
+/// the weighted exact cross-entropy `s·(ln Σ exp(z − max) + max − z_y)` (no clip).
+pub(crate) struct ObjectiveOut<'o> {
+    /// One weight per sample of the split (indexed like the labels), or `None` for all 1.
+    pub(crate) weights: Option<&'o [f32]>,
+    /// Added to: the weighted sum of the rows' exact cross-entropies.
+    pub(crate) loss: &'o mut f64,
 }
 
 /// One pass of the fused kernel over a batch; [`Isa::run`](crate::kernels::Isa::run) runs
@@ -411,6 +422,16 @@ fn epilogue_group<S: Simd>(
         *l = simd.mul_add(simd.add(sums, tails), simd.splat(f.scale), b);
     }
     let valid = (1u32 << group.len()) - 1;
+    // The true class's logit of each row, for the solver's exact cross-entropy.
+    let mut zy = simd.zero();
+    if let Out::Backward {
+        objective: Some(_), ..
+    } = out
+    {
+        for (c, &l) in logits.iter().enumerate() {
+            zy = simd.select(simd.eq(label_v, simd.splat(c as f32)), l, zy);
+        }
+    }
     let o = lanes::epilogue(simd, logits, label_v, valid, f.grad);
     match out {
         Out::Forward(Some(predictions)) => {
@@ -423,7 +444,29 @@ fn epilogue_group<S: Simd>(
             }
         }
         Out::Forward(None) => {}
-        Out::Backward { .. } => {
+        Out::Backward { objective, .. } => {
+            if let Some(obj) = objective {
+                let (mut w, mut parts) = ([1.0f32; 16], [[0.0f32; 16]; 3]);
+                if let Some(weights) = obj.weights {
+                    for (w, &row) in w.iter_mut().zip(group) {
+                        *w = weights[row];
+                    }
+                }
+                for (part, v) in parts.iter_mut().zip([o.max, o.sum, zy]) {
+                    // SAFETY: each part holds 16 ≥ LANES values.
+                    unsafe { simd.store(part.as_mut_ptr(), v) };
+                }
+                let [max, sum, zy] = parts;
+                for i in 0..group.len() {
+                    let ce = f64::from(sum[i]).ln() + (f64::from(max[i]) - f64::from(zy[i]));
+                    *obj.loss += f64::from(w[i]) * ce;
+                }
+                // SAFETY: `w` holds 16 ≥ LANES values.
+                let wv = unsafe { simd.load(w.as_ptr()) };
+                for g in logits.iter_mut() {
+                    *g = simd.mul(*g, wv);
+                }
+            }
             for (c, &g) in logits.iter().enumerate() {
                 // SAFETY: `s.db` holds `kp × LANES` values, `s.g` `kp × BLOCK_ROWS`, `c < k`
                 // and `first + LANES <= BLOCK_ROWS`.

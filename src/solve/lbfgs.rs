@@ -1,0 +1,405 @@
+//! Limited-memory BFGS (Nocedal & Wright, *Numerical Optimization*, 2nd ed., algorithm 7.4,
+//! the two-loop recursion) with the strong Wolfe line search of [`super::line_search`], in
+//! `f64`, optionally in preconditioned coordinates.
+//!
+//! ## Why our own and not `argmin`
+//! `argmin` is a well-kept L-BFGS, but it pulls in about a dozen crates (its math backends,
+//! `rand`, `instant`, …) against the library's budget of 40 normal dependencies, and its
+//! state owns and clones parameter vectors on each iteration. This one is ~250 lines, works
+//! in place on caller buffers (no allocation per iteration), and knows the solver's change
+//! of coordinates. `tests/solve.rs` checks it against `argmin` (a dev-dependency) on small
+//! problems.
+//!
+//! ## Preconditioned coordinates
+//! With a [`Coordinates`] map `x = R⁻¹·u` (`R` invertible), the method runs on
+//! `g(u) = f(R⁻¹·u)` while the caller keeps `x`: the gradient in `u` is `R⁻ᵀ·∇f(x)`
+//! ([`Coordinates::gradient_to_u`]), and a direction `d_u` moves `x` along `R⁻¹·d_u`
+//! ([`Coordinates::direction_to_x`]). Both maps are applied once per iteration; the line
+//! search's trial points `x + α·d_x` and slopes `∇f·d_x` need neither.
+
+use std::ops::ControlFlow;
+
+use super::line_search::{self, Point, SearchFailure, Wolfe};
+
+/// A smooth function of `dim` variables.
+pub trait Function {
+    /// Number of variables.
+    fn dim(&self) -> usize;
+    /// `f(x)`, and its gradient written to `grad` (`dim` values).
+    fn eval(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
+}
+
+/// A linear change of coordinates `x = R⁻¹·u` (see the module docs).
+pub trait Coordinates {
+    /// `out = R⁻ᵀ·g`: a gradient with respect to `x` as a gradient with respect to `u`.
+    fn gradient_to_u(&self, g: &[f64], out: &mut [f64]);
+    /// `out = R⁻¹·d`: a step in `u` as a step in `x`.
+    fn direction_to_x(&self, d: &[f64], out: &mut [f64]);
+}
+
+/// The identity: plain L-BFGS.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Identity;
+
+impl Coordinates for Identity {
+    fn gradient_to_u(&self, g: &[f64], out: &mut [f64]) {
+        out.copy_from_slice(g);
+    }
+    fn direction_to_x(&self, d: &[f64], out: &mut [f64]) {
+        out.copy_from_slice(d);
+    }
+}
+
+/// Settings of [`minimize`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// Correction pairs kept (scipy's `maxcor`, 10).
+    pub memory: usize,
+    /// Iterations at most.
+    pub max_iter: usize,
+    /// Stop when the largest gradient entry (in `x`, the caller's coordinates) is at most
+    /// this (scipy's `gtol`).
+    pub tol: f64,
+    /// The line search's constants.
+    pub wolfe: Wolfe,
+}
+
+impl Default for Settings {
+    /// 10 pairs, 1000 iterations, `tol = 1e-5`, `c1 = 1e-4`, `c2 = 0.9`.
+    fn default() -> Self {
+        Self {
+            memory: 10,
+            max_iter: 1000,
+            tol: 1e-5,
+            wolfe: Wolfe::default(),
+        }
+    }
+}
+
+/// One iteration's report.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    /// Iterations done (1 for the first).
+    pub iteration: usize,
+    /// `f` at the new point.
+    pub value: f64,
+    /// The largest gradient entry there, in absolute value (`x` coordinates).
+    pub grad_max: f64,
+    /// The accepted line-search step `α` (the direction's scale: 1 is the quasi-Newton step).
+    pub step: f64,
+    /// Function evaluations so far, the first included.
+    pub evaluations: usize,
+}
+
+/// Why the solver returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The largest gradient entry reached `tol`.
+    Converged,
+    /// `max_iter` iterations ran.
+    MaxIter,
+    /// The line search found no decrease (typically at the precision limit of `f`).
+    LineSearch,
+    /// The caller's callback asked to stop.
+    Interrupted,
+}
+
+/// What [`minimize`] ends with (the point itself is left in the caller's `x`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outcome {
+    /// Why it stopped.
+    pub stop: Stop,
+    /// `f(x)` at the returned point.
+    pub value: f64,
+    /// Its largest gradient entry.
+    pub grad_max: f64,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Function evaluations, the first included.
+    pub evaluations: usize,
+}
+
+/// The largest absolute value.
+pub(crate) fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    // Four accumulators: vectorisable without reassociation by the compiler.
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
+}
+
+/// The correction pairs `(s, y)` in `u` coordinates, a ring of `memory` slots.
+struct History {
+    s: Vec<Vec<f64>>,
+    y: Vec<Vec<f64>>,
+    rho: Vec<f64>,
+    alpha: Vec<f64>,
+    /// Pairs stored (≤ memory); the newest is at `(head + len − 1) % memory`.
+    len: usize,
+    head: usize,
+}
+
+impl History {
+    fn new(memory: usize, dim: usize) -> Self {
+        Self {
+            s: vec![vec![0.0; dim]; memory],
+            y: vec![vec![0.0; dim]; memory],
+            rho: vec![0.0; memory],
+            alpha: vec![0.0; memory],
+            len: 0,
+            head: 0,
+        }
+    }
+
+    fn slot(&self, i: usize) -> usize {
+        (self.head + i) % self.s.len()
+    }
+
+    /// The slot the next pair goes to (the oldest when full).
+    fn next_slot(&mut self) -> usize {
+        if self.len < self.s.len() {
+            self.len += 1;
+            self.slot(self.len - 1)
+        } else {
+            let at = self.head;
+            self.head = (self.head + 1) % self.s.len();
+            at
+        }
+    }
+
+    /// `d = −H·g` by the two-loop recursion, `H₀ = γ·I` with `γ = sᵀy / yᵀy` of the newest pair.
+    fn direction(&mut self, g: &[f64], d: &mut [f64]) {
+        d.copy_from_slice(g);
+        for i in (0..self.len).rev() {
+            let k = self.slot(i);
+            self.alpha[k] = self.rho[k] * dot(&self.s[k], d);
+            axpy(-self.alpha[k], &self.y[k], d);
+        }
+        if self.len > 0 {
+            let k = self.slot(self.len - 1);
+            let gamma = 1.0 / (self.rho[k] * dot(&self.y[k], &self.y[k]));
+            d.iter_mut().for_each(|v| *v *= gamma);
+        }
+        for i in 0..self.len {
+            let k = self.slot(i);
+            let beta = self.rho[k] * dot(&self.y[k], d);
+            axpy(self.alpha[k] - beta, &self.s[k], d);
+        }
+        d.iter_mut().for_each(|v| *v = -*v);
+    }
+}
+
+/// Minimise `f` from `x` (overwritten with the result) in the coordinates `coords`;
+/// `on_step` sees every iteration and may stop the run with [`ControlFlow::Break`].
+///
+/// Buffers are allocated once, before the first evaluation.
+pub fn minimize<F: Function, C: Coordinates>(
+    f: &mut F,
+    coords: &C,
+    x: &mut [f64],
+    settings: &Settings,
+    mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
+) -> Outcome {
+    let n = f.dim();
+    assert_eq!(x.len(), n, "x must hold dim() values");
+    let memory = settings.memory.max(1);
+    let mut hist = History::new(memory, n);
+    let (mut s_new, mut y_new) = (vec![0.0; n], vec![0.0; n]);
+    let (mut g, mut gu, mut gu_new, mut du, mut dx, mut x0, mut g_trial) = (
+        vec![0.0; n],
+        vec![0.0; n],
+        vec![0.0; n],
+        vec![0.0; n],
+        vec![0.0; n],
+        vec![0.0; n],
+        vec![0.0; n],
+    );
+    let mut value = f.eval(x, &mut g);
+    let mut evaluations = 1;
+    let mut grad_max = max_abs(&g);
+    coords.gradient_to_u(&g, &mut gu);
+    let outcome = |stop, value, grad_max, iterations, evaluations| Outcome {
+        stop,
+        value,
+        grad_max,
+        iterations,
+        evaluations,
+    };
+    if grad_max <= settings.tol {
+        return outcome(Stop::Converged, value, grad_max, 0, evaluations);
+    }
+    for iteration in 1..=settings.max_iter {
+        hist.direction(&gu, &mut du);
+        coords.direction_to_x(&du, &mut dx);
+        let mut slope = dot(&g, &dx);
+        if slope.is_nan() || slope >= 0.0 {
+            // Not a descent direction (lost curvature information): restart from −g.
+            hist.len = 0;
+            du.iter_mut().zip(&gu).for_each(|(d, g)| *d = -g);
+            coords.direction_to_x(&du, &mut dx);
+            slope = dot(&g, &dx);
+        }
+        // The first step of a run without curvature pairs is scaled to length 1 in `u`
+        // (as scipy's L-BFGS-B); afterwards the quasi-Newton step 1.
+        let first = if hist.len == 0 {
+            1.0f64.min(1.0 / dot(&du, &du).sqrt())
+        } else {
+            1.0
+        };
+        x0.copy_from_slice(x);
+        let zero = Point {
+            step: 0.0,
+            value,
+            slope,
+        };
+        let mut at = |step: f64, x: &mut [f64], g_trial: &mut [f64]| {
+            for ((x, x0), d) in x.iter_mut().zip(&x0).zip(&dx) {
+                *x = x0 + step * d;
+            }
+            let v = f.eval(x, g_trial);
+            (v, dot(g_trial, &dx))
+        };
+        let found = line_search::search(zero, first, &settings.wolfe, |step| {
+            evaluations += 1;
+            at(step, x, &mut g_trial)
+        });
+        let accepted = match found {
+            Ok(p) => p,
+            Err(SearchFailure::Exhausted { best: Some(p) }) => {
+                // No Wolfe point, but a decrease: take it (x is at the last trial, so
+                // evaluate the best point again) and drop the curvature pairs.
+                evaluations += 1;
+                at(p.step, x, &mut g_trial);
+                hist.len = 0;
+                p
+            }
+            Err(_) => {
+                x.copy_from_slice(&x0);
+                return outcome(
+                    Stop::LineSearch,
+                    value,
+                    grad_max,
+                    iteration - 1,
+                    evaluations,
+                );
+            }
+        };
+        value = accepted.value;
+        std::mem::swap(&mut g, &mut g_trial);
+        grad_max = max_abs(&g);
+        coords.gradient_to_u(&g, &mut gu_new);
+        // The pair (s, y) in `u`: s = α·d_u, y = Δg_u; kept when sᵀy > 0 (curvature).
+        for ((s, y), (d, (gn, go))) in s_new
+            .iter_mut()
+            .zip(y_new.iter_mut())
+            .zip(du.iter().zip(gu_new.iter().zip(&gu)))
+        {
+            *s = accepted.step * d;
+            *y = gn - go;
+        }
+        let sy = dot(&s_new, &y_new);
+        if sy > f64::EPSILON * dot(&y_new, &y_new) {
+            let k = hist.next_slot();
+            std::mem::swap(&mut hist.s[k], &mut s_new);
+            std::mem::swap(&mut hist.y[k], &mut y_new);
+            hist.rho[k] = 1.0 / sy;
+        }
+        std::mem::swap(&mut gu, &mut gu_new);
+        let step = Step {
+            iteration,
+            value,
+            grad_max,
+            step: accepted.step,
+            evaluations,
+        };
+        if grad_max <= settings.tol {
+            let _ = on_step(&step);
+            return outcome(Stop::Converged, value, grad_max, iteration, evaluations);
+        }
+        if on_step(&step).is_break() {
+            return outcome(Stop::Interrupted, value, grad_max, iteration, evaluations);
+        }
+    }
+    outcome(
+        Stop::MaxIter,
+        value,
+        grad_max,
+        settings.max_iter,
+        evaluations,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The n-dimensional Rosenbrock function.
+    struct Rosenbrock(usize);
+
+    impl Function for Rosenbrock {
+        fn dim(&self) -> usize {
+            self.0
+        }
+        fn eval(&mut self, x: &[f64], g: &mut [f64]) -> f64 {
+            g.fill(0.0);
+            let mut f = 0.0;
+            for i in 0..self.0 - 1 {
+                let (a, b) = (x[i + 1] - x[i] * x[i], 1.0 - x[i]);
+                f += 100.0 * a * a + b * b;
+                g[i] += -400.0 * a * x[i] - 2.0 * b;
+                g[i + 1] += 200.0 * a;
+            }
+            f
+        }
+    }
+
+    #[test]
+    fn minimises_rosenbrock() {
+        let mut x = vec![-1.2, 1.0, -1.2, 1.0, -1.2, 1.0];
+        let settings = Settings {
+            tol: 1e-8,
+            ..Settings::default()
+        };
+        let out = minimize(&mut Rosenbrock(6), &Identity, &mut x, &settings, |_| {
+            ControlFlow::Continue(())
+        });
+        assert_eq!(out.stop, Stop::Converged, "{out:?}");
+        assert!(x.iter().all(|v| (v - 1.0).abs() < 1e-6), "{x:?}");
+        assert!(out.iterations < 100, "{out:?}");
+    }
+
+    #[test]
+    fn the_callback_stops_the_run() {
+        let mut x = vec![-1.2, 1.0];
+        let out = minimize(
+            &mut Rosenbrock(2),
+            &Identity,
+            &mut x,
+            &Settings::default(),
+            |s| {
+                if s.iteration == 3 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        assert_eq!((out.stop, out.iterations), (Stop::Interrupted, 3));
+    }
+}

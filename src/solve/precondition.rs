@@ -1,0 +1,217 @@
+//! The second-moment preconditioner: coordinates `u = R·θ` for each class's column
+//! `θ_c = [W_c; b_c]`, with `RᵀR = M` and
+//!
+//! ```text
+//! M = α · E_s[[x 1]ᵀ[x 1]] + ridge · diag(1, …, 1, 0)
+//! ```
+//!
+//! (`E_s` the sample-weighted mean over a strided sample of rows, `ridge` = λ, floored at
+//! `1e-9` of the mean diagonal so that a feature that is zero in every sampled row still has a
+//! positive pivot). `M/λ` approximates the objective's Hessian in each class's block when the
+//! softmax's curvature `p(1 − p)` is about `α`; L-BFGS in `u` then starts with a good model of
+//! the curvature. The objective and its optimum do not change, only the path to it.
+//!
+//! Cost: `XᵀX` of the sample with `matrixmultiply::sgemm` (`2·m·(d+1)²` flops, about 5 ms
+//! for 2048 MNIST rows), a Cholesky factorisation (`(d+1)³/3` flops), then per iteration one
+//! `R⁻ᵀ·g` and one `R⁻¹·d` for the `K` classes (`2·K·(d+1)²` flops).
+
+use super::lbfgs::Coordinates;
+use crate::compute::kernels::Pixels;
+
+/// `M` was not positive definite: pivot `index` was `value`.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[error("the second-moment matrix is not positive definite (pivot {index} is {value:e})")]
+pub struct NotPositiveDefinite {
+    /// The pivot's index.
+    pub index: usize,
+    /// Its value.
+    pub value: f64,
+}
+
+/// The factor `R` (upper triangular, row-major, `n × n` with `n = features + 1`) and the
+/// class count `K` of the vectors it maps (class-major: `K` blocks of `n` values).
+#[derive(Clone, Debug)]
+pub(crate) struct SecondMoment {
+    n: usize,
+    classes: usize,
+    r: Vec<f64>,
+}
+
+/// `Σ a·b` with four accumulators (vectorisable).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+impl SecondMoment {
+    /// The preconditioner of `alpha`, `ridge` from at most `sample_rows` rows (evenly
+    /// strided) of `pixels` (`features` per row, u8 read as `p/255`), each weighted by
+    /// `weights` (all 1 when `None`).
+    pub(crate) fn new(
+        pixels: Pixels,
+        features: usize,
+        weights: Option<&[f32]>,
+        classes: usize,
+        alpha: f64,
+        ridge: f64,
+        sample_rows: usize,
+    ) -> Result<Self, NotPositiveDefinite> {
+        let rows = pixels.len() / features;
+        let m = rows.min(sample_rows.max(1));
+        let n = features + 1;
+        // The sample, each row scaled by √(s_i / Σs) so that AᵀA is the weighted mean.
+        let picked: Vec<usize> = (0..m).map(|t| t * rows / m).collect();
+        let weight = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
+        let total: f64 = picked.iter().map(|&i| weight(i)).sum();
+        let mut a = vec![0.0f32; m * n];
+        for (row, &i) in a.chunks_exact_mut(n).zip(&picked) {
+            pixels.row_to_f32(i, &mut row[..features]);
+            row[features] = 1.0;
+            let scale = if total > 0.0 {
+                (weight(i) / total).sqrt() as f32
+            } else {
+                0.0
+            };
+            row.iter_mut().for_each(|v| *v *= scale);
+        }
+        let mut gram = vec![0.0f32; n * n];
+        // SAFETY: `a` holds `m × n` values, read as Aᵀ (`n × m`, row stride 1, column
+        // stride n) and as A (`m × n`, row stride n); `gram` holds `n × n` values written
+        // with row stride n: every index the kernel touches is in bounds.
+        unsafe {
+            matrixmultiply::sgemm(
+                n,
+                m,
+                n,
+                1.0,
+                a.as_ptr(),
+                1,
+                n as isize,
+                a.as_ptr(),
+                n as isize,
+                1,
+                0.0,
+                gram.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+        let mut r: Vec<f64> = gram.iter().map(|&g| alpha * f64::from(g)).collect();
+        let mean_diag = (0..n).map(|i| r[i * n + i]).sum::<f64>() / n as f64;
+        let ridge = ridge.max(1e-9 * mean_diag).max(f64::MIN_POSITIVE);
+        for i in 0..features {
+            r[i * n + i] += ridge;
+        }
+        cholesky_upper(&mut r, n)?;
+        Ok(Self { n, classes, r })
+    }
+}
+
+/// In place: the upper triangle of the symmetric `a` (`n × n`, row-major) becomes `R` with
+/// `RᵀR = a` (the strict lower triangle is zeroed).
+fn cholesky_upper(a: &mut [f64], n: usize) -> Result<(), NotPositiveDefinite> {
+    for k in 0..n {
+        let (head, tail) = a.split_at_mut((k + 1) * n);
+        let row_k = &mut head[k * n..];
+        let pivot = row_k[k];
+        if pivot.is_nan() || pivot <= 0.0 || !pivot.is_finite() {
+            return Err(NotPositiveDefinite {
+                index: k,
+                value: pivot,
+            });
+        }
+        let root = pivot.sqrt();
+        row_k[..k].fill(0.0);
+        row_k[k..].iter_mut().for_each(|v| *v /= root);
+        // Trailing update of the upper triangle: a[i][i..] −= r[k][i] · r[k][i..].
+        for (off, row_i) in tail.chunks_exact_mut(n).enumerate() {
+            let i = k + 1 + off;
+            let f = row_k[i];
+            if f != 0.0 {
+                for (x, r) in row_i[i..].iter_mut().zip(&row_k[i..]) {
+                    *x -= f * r;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Coordinates for SecondMoment {
+    /// `out_c = R⁻ᵀ·g_c` for every class (forward substitution, row by row of `R`).
+    fn gradient_to_u(&self, g: &[f64], out: &mut [f64]) {
+        let n = self.n;
+        out.copy_from_slice(g);
+        for i in 0..n {
+            let row = &self.r[i * n..(i + 1) * n];
+            for c in 0..self.classes {
+                let y = &mut out[c * n..(c + 1) * n];
+                let v = y[i] / row[i];
+                y[i] = v;
+                if v != 0.0 {
+                    for (y, r) in y[i + 1..].iter_mut().zip(&row[i + 1..]) {
+                        *y -= v * r;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out_c = R⁻¹·d_c` for every class (back substitution, row by row of `R`).
+    fn direction_to_x(&self, d: &[f64], out: &mut [f64]) {
+        let n = self.n;
+        for i in (0..n).rev() {
+            let row = &self.r[i * n..(i + 1) * n];
+            for c in 0..self.classes {
+                let x = &mut out[c * n..(c + 1) * n];
+                let s = dot(&row[i + 1..], &x[i + 1..]);
+                x[i] = (d[c * n + i] - s) / row[i];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_maps_invert_r_and_its_transpose() {
+        // 7 rows of 3 features, 2 classes.
+        let px: Vec<u8> = (0..21).map(|i| (i * 37 % 251) as u8).collect();
+        let p = SecondMoment::new(Pixels::U8(&px), 3, None, 2, 0.5, 0.1, 100).unwrap();
+        let n = 4;
+        let r = |i: usize, j: usize| p.r[i * n + j];
+        let x: Vec<f64> = (0..8).map(|i| i as f64 * 0.3 - 1.0).collect();
+        // R·x per class, then R⁻¹ must give x back; Rᵀ·x, then R⁻ᵀ.
+        let mut rx = vec![0.0; 8];
+        let mut rtx = vec![0.0; 8];
+        for c in 0..2 {
+            for i in 0..n {
+                rx[c * n + i] = (i..n).map(|j| r(i, j) * x[c * n + j]).sum();
+                rtx[c * n + i] = (0..=i).map(|j| r(j, i) * x[c * n + j]).sum();
+            }
+        }
+        let mut back = vec![0.0; 8];
+        p.direction_to_x(&rx, &mut back);
+        assert!(back.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-12));
+        p.gradient_to_u(&rtx, &mut back);
+        assert!(back.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-12));
+        // RᵀR is M: its bias pivot (mean of 1·1 = 1, times α) has no ridge.
+        let m33: f64 = (0..n).map(|j| r(j, 3) * r(j, 3)).sum();
+        assert!((m33 - 0.5).abs() < 1e-6, "{m33}");
+    }
+}
