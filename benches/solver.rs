@@ -64,6 +64,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench targets too, in the debug profile: the solves
+        // to 1e-5 would take minutes there, and they measure nothing.
+        println!("solver: run with `cargo bench --bench solver`");
+        return;
+    }
     let isa = Isa::from_env().unwrap_or_else(|e| panic!("{e}"));
     let threads: usize = std::env::var("SOLVER_BENCH_THREADS")
         .ok()
