@@ -3,6 +3,9 @@
 # overflow or use-after-free in any kernel, on any SIMD path, aborts the run). Skipped, with a
 # message, where no nightly toolchain is installed. The target is named so that build scripts
 # and proc macros are not instrumented; its own target directory keeps the normal build warm.
+# The property tests run PROPTEST_CASES (default 64) cases each here, not 256: the native run
+# keeps the full count, and ASan looks at the memory accesses of every SIMD path in each case.
+# Line tables (not full debug info) are enough for ASan's reports and compile faster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! cargo +nightly --version >/dev/null 2>&1; then
@@ -13,6 +16,7 @@ host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 echo "ASan: $(cargo +nightly --version), target $host"
 RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \
 ASAN_OPTIONS="detect_leaks=0" \
-CARGO_TARGET_DIR=target/asan \
+CARGO_TARGET_DIR=target/asan CARGO_PROFILE_DEV_DEBUG=line-tables-only \
+PROPTEST_CASES="${PROPTEST_CASES:-64}" \
     cargo +nightly test --target "$host" --no-default-features \
     --test public_api --test kernels

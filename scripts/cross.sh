@@ -13,8 +13,16 @@
 #   x86_64-pc-windows-gnu        Debian's rust-web-src (-Zbuild-std); nothing is linked or run.
 # Installs what it needs from Debian's archive; says SKIPPED (not silently) where it cannot.
 # CROSS_SKIP=1 skips it all with a message.
+# Under qemu the property tests run PROPTEST_CASES (default 32) cases each instead of 256: the
+# native test run keeps the full count; what qemu adds is another CPU, not more inputs.
+# Every build with Debian's toolchain shares one target directory (target/cross), so the
+# build scripts and proc macros are compiled once for all four of its targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source .ci/section.sh
+SECTION_PREFIX="cross: "
+trap section_table EXIT
+export PROPTEST_CASES="${PROPTEST_CASES:-32}"
 
 if [ "${CROSS_SKIP:-0}" = 1 ]; then
     echo "cross: SKIPPED (CROSS_SKIP=1)"
@@ -25,12 +33,14 @@ if [ "$(uname -m)" != x86_64 ] || ! command -v apt-get >/dev/null; then
     exit 0
 fi
 
-echo "== cross: packages (Debian's rustc-web/cargo-web 1.96, arm64 std, cross gcc, qemu-user)"
+section "packages (Debian's rustc-web/cargo-web 1.96, arm64 std, cross gcc, qemu-user)"
 pkgs="rustc-web cargo-web rust-web-clippy rust-web-src libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binutils-mingw-w64-x86-64"
 if ! dpkg -s $pkgs >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     dpkg --add-architecture arm64
-    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends $pkgs; }; then
+    # Wait for a dpkg lock that another apt-get holds instead of failing at once.
+    apt="apt-get -o DPkg::Lock::Timeout=600"
+    if ! { $apt update -q && $apt install -y -q --no-install-recommends $pkgs; }; then
         echo "cross: SKIPPED (Debian's archive could not be reached or lacks: $pkgs)"
         exit 0
     fi
@@ -46,15 +56,21 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 # No `-L /usr/aarch64-linux-gnu`: with it qemu loads the cross ld.so next to the multiarch
 # libc6:arm64 that the arm64 std pulls in, and every thread spawn hangs.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static
+# Line tables are enough for a backtrace under qemu, and compile and link in less time than
+# full debug info (this target directory is only for these checks).
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 "$RUSTC" -V
 
-echo "== cross: clippy for $A64 (-D warnings; code behind cfg(x86_64) must not leave dead code)"
+section "clippy for $A64 (-D warnings; code behind cfg(x86_64) must not leave dead code)"
 CARGO=$DCARGO /usr/bin/cargo-clippy clippy --target $A64 --lib --bins -- -D warnings
 
-echo "== cross: tests for $A64 under qemu-aarch64 (the ones that spawn no binary)"
+section "tests for $A64 built (the ones that spawn no binary)"
 export MNIST_LOGREG_EXPECT_SIMD=neon,scalar
-$DCARGO test --target $A64 --lib --test kernels --test public_api --test idx \
-    --test hostile_input --test preprocess --test checkpoint --test sampler \
+a64_tests=(--target $A64 --lib --test kernels --test public_api --test idx
+    --test hostile_input --test preprocess --test checkpoint --test sampler)
+$DCARGO test "${a64_tests[@]}" --no-run
+section "those tests run under qemu-aarch64 ($PROPTEST_CASES proptest cases)"
+$DCARGO test "${a64_tests[@]}" \
     -- --nocapture 2>&1 | tee target/cross-tests.log \
     | grep -E "SIMD paths under test|^test result|FAILED|panicked"
 grep -q "SIMD paths under test on this CPU: neon, scalar" target/cross-tests.log
@@ -63,29 +79,35 @@ if grep -q "FAILED" target/cross-tests.log; then
     exit 1
 fi
 
-echo "== cross: the tutorial end to end on $A64 (train picks NEON by itself)"
-$DCARGO build --target $A64 --bin train
+section "the tutorial end to end on $A64 (train picks NEON by itself)"
+# The `train` that the test build above built beside the integration tests (a `cargo build
+# --bin train` would build the crate again: without the dev-dependencies, some dependencies'
+# features differ). The same command with --no-run is a no-op that makes sure it is current.
+$DCARGO test "${a64_tests[@]}" --no-run --quiet
 env -u MNIST_LOGREG_SIMD qemu-aarch64-static "$CARGO_TARGET_DIR/$A64/debug/train" \
     --data data/mnist --show 0 | tee target/cross-train.log | grep -E "^Test Accuracy|^timing"
 grep -q "simd neon (4 lanes)" target/cross-train.log
 grep -q "^Test Accuracy: 0\.91" target/cross-train.log
 
-echo "== cross: cargo check --lib --bins for aarch64-apple-darwin and x86_64-pc-windows-gnu"
+section "cargo check --lib --bins for aarch64-apple-darwin and x86_64-pc-windows-gnu"
 # -D warnings: code behind cfg(unix) or cfg(x86_64) must not leave dead code there either.
-for t in aarch64-apple-darwin x86_64-pc-windows-gnu; do
-    RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" CARGO_TARGET_DIR=target/check-$t \
-        $DCARGO check --quiet --target $t -Zbuild-std --lib --bins
-    echo "$t: cargo check passed"
-done
+# One invocation for both targets: the host's build scripts and proc macros are built once,
+# and the two std builds run in parallel.
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" \
+    $DCARGO check --quiet --target aarch64-apple-darwin --target x86_64-pc-windows-gnu \
+    -Zbuild-std --lib --bins
+echo "aarch64-apple-darwin, x86_64-pc-windows-gnu: cargo check passed"
 
-echo "== cross: x86-64 kernel tests on a CPU without AVX (qemu-x86_64 -cpu Nehalem)"
+section "x86-64 kernel tests without AVX (qemu-x86_64 -cpu Nehalem; $PROPTEST_CASES cases)"
 # The host build of CI's own toolchain: the runner does not change fingerprints, so this reuses
 # the test binary that the main test run built.
-unset RUSTC RUSTDOC CARGO_TARGET_DIR
+unset RUSTC RUSTDOC CARGO_TARGET_DIR CARGO_PROFILE_DEV_DEBUG
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64-static -cpu Nehalem" \
 MNIST_LOGREG_EXPECT_SIMD=sse2,scalar \
     cargo test --all-features --test kernels -- --nocapture 2>&1 | tee target/nehalem.log \
     | grep -E "SIMD paths under test|^test result"
 grep -q "SIMD paths under test on this CPU: sse2, scalar" target/nehalem.log
 grep -q "^test result: ok" target/nehalem.log
+section_table
+trap - EXIT
 echo "== cross: passed"

@@ -3,6 +3,9 @@
 # the README's "Use it as a library" section as its src/main.rs, and run it on data/mnist.
 # No RUSTFLAGS: what a user of the crate gets. The dependency has `default-features = false`,
 # and the check below fails if clap (or the other `cli` dependencies) still came along.
+# A dev build with the crate's own dev profile (optimised, debug assertions on), in the
+# crate's target directory: the dependencies that scripts/python.sh also builds (this crate
+# without default features) are compiled once, and no release build is needed for 1000 steps.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -30,10 +33,18 @@ publish = false
 mnist-logreg = { path = "$repo", default-features = false }
 
 [workspace]
+
+[profile.dev]
+opt-level = 2
+
+[profile.dev.package."*"]
+opt-level = 3
 TOML
+# The crate's lock file: the dependencies' versions that its CI tested, not the newest ones.
+cp "$repo/Cargo.lock" "$work/Cargo.lock"
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
-export CARGO_TARGET_DIR="$repo/target/library-example"
-cargo run --quiet --release --manifest-path "$work/Cargo.toml" -- "$repo/data/mnist" | tee "$work/out.txt"
+export CARGO_TARGET_DIR="$repo/target"
+cargo run --quiet --manifest-path "$work/Cargo.toml" -- "$repo/data/mnist" | tee "$work/out.txt"
 grep -q '^step: 1000, ' "$work/out.txt"
 grep -q '^Test Accuracy: 0\.9' "$work/out.txt"
 deps=$(cargo tree --quiet --manifest-path "$work/Cargo.toml" -e normal --prefix none)

@@ -223,7 +223,11 @@ fn scale_strategy() -> impl Strategy<Value = f32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases, or proptest's own PROPTEST_CASES (CI lowers it under qemu and ASan).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").map_or(256, |n| n.parse().expect("PROPTEST_CASES")),
+        ..ProptestConfig::default()
+    })]
 
     /// All kernels agree with the f64 reference on random shapes: batch sizes 1..600, feature
     /// counts 1..1000 (mostly not multiples of the SIMD width), classes 2..16, weights from
