@@ -18,5 +18,5 @@ RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \
 ASAN_OPTIONS="detect_leaks=0" \
 CARGO_TARGET_DIR=target/asan CARGO_PROFILE_DEV_DEBUG=line-tables-only \
 PROPTEST_CASES="${PROPTEST_CASES:-64}" \
-    cargo +nightly test --target "$host" --no-default-features \
+    cargo +nightly test -p mnist-logreg --target "$host" --no-default-features \
     --test public_api --test kernels
