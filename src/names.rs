@@ -20,6 +20,9 @@ pub struct UnknownName {
 
 /// `named!(Type, "what", [Variant => "name", …])`: `Type::name()`, `Type::NAMED` (every value
 /// in list order), `FromStr` (ASCII case-insensitive, surrounding blanks ignored) and `Display`.
+/// Exported (hidden) for the cli crate's own named choices, so they parse and print alike.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! named {
     ($t:ty, $what:literal, [$($v:ident => $n:literal),+ $(,)?]) => {
         impl $t {
@@ -35,7 +38,7 @@ macro_rules! named {
         }
 
         impl std::str::FromStr for $t {
-            type Err = $crate::names::UnknownName;
+            type Err = $crate::UnknownName;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let s = s.trim();
@@ -43,7 +46,7 @@ macro_rules! named {
                     .iter()
                     .copied()
                     .find(|v| v.name().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| $crate::names::UnknownName {
+                    .ok_or_else(|| $crate::UnknownName {
                         got: s.to_string(),
                         what: $what,
                         choices: Self::NAMED
@@ -62,7 +65,7 @@ macro_rules! named {
         }
     };
 }
-pub(crate) use named;
+pub(crate) use crate::named;
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,10 @@ use std::path::Path;
 
 mod common;
 
-use common::temporary_file;
+use common::{f32s, file, temporary_file};
 use mnist_logreg::checkpoint::{self, CheckpointError};
 use mnist_logreg::model::Model;
-use safetensors::{Dtype, tensor::TensorView};
+use safetensors::Dtype;
 
 fn model(d: usize, k: usize) -> Model {
     let mut m = Model::tutorial_init(d, k);
@@ -20,19 +20,6 @@ fn model(d: usize, k: usize) -> Model {
         *b = -(i as f32);
     }
     m
-}
-
-/// safetensors bytes holding the given (name, dtype, shape, f32 values as bytes) tensors.
-fn file(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
-    let views: Vec<(&str, TensorView)> = tensors
-        .iter()
-        .map(|(n, dt, s, b)| (*n, TensorView::new(*dt, s.clone(), b).unwrap()))
-        .collect();
-    safetensors::serialize(views, None).unwrap()
-}
-
-fn f32s(n: usize, v: f32) -> Vec<u8> {
-    (0..n).flat_map(|_| v.to_le_bytes()).collect()
 }
 
 fn err(bytes: &[u8]) -> CheckpointError {

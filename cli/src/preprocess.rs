@@ -43,43 +43,7 @@ pub enum Invert {
     Never,
 }
 
-impl Invert {
-    /// Every value, in the order of its names.
-    pub const NAMED: &'static [Invert] = &[Invert::Auto, Invert::Always, Invert::Never];
-
-    /// The value's name, as the command line and the serve API spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Invert::Auto => "auto",
-            Invert::Always => "always",
-            Invert::Never => "never",
-        }
-    }
-}
-
-impl std::str::FromStr for Invert {
-    type Err = mnist_logreg::UnknownName;
-
-    /// ASCII case-insensitive, surrounding blanks ignored, like the library's named choices.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        Self::NAMED
-            .iter()
-            .copied()
-            .find(|v| v.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| mnist_logreg::UnknownName {
-                got: s.to_string(),
-                what: "inversion rule",
-                choices: "auto, always, never".to_string(),
-            })
-    }
-}
-
-impl std::fmt::Display for Invert {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+mnist_logreg::named!(Invert, "inversion rule", [Auto => "auto", Always => "always", Never => "never"]);
 
 /// A grayscale image, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,10 +7,11 @@ mod common;
 
 use std::path::Path;
 
+use common::{f32s, file};
 use mnist_logreg::dataset::{Dataset, Split};
 use mnist_logreg_cli::novelty::{self, FLAG_SHARE, Novelty};
 use mnist_logreg_cli::preprocess::{Gray, Invert, Unlike, to_mnist};
-use safetensors::{Dtype, tensor::TensorView};
+use safetensors::Dtype;
 
 /// The score fitted on the committed MNIST, and its test split.
 fn fitted() -> (Novelty, Split, Split) {
@@ -301,19 +302,6 @@ fn wrong_sizes_are_errors_not_panics() {
     assert!(Novelty::fit(&[0; 785], &[0; 784]).is_err());
     assert!(Novelty::fit(&[], &[0; 784]).is_err());
     assert!(Novelty::fit(&[0; 784], &[]).is_err());
-}
-
-/// safetensors bytes holding the given (name, dtype, shape, f32 values as bytes) tensors.
-fn file(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
-    let views: Vec<(&str, TensorView)> = tensors
-        .iter()
-        .map(|(n, dt, s, b)| (*n, TensorView::new(*dt, s.clone(), b).unwrap()))
-        .collect();
-    safetensors::serialize(views, None).unwrap()
-}
-
-fn f32s(n: usize, v: f32) -> Vec<u8> {
-    (0..n).flat_map(|_| v.to_le_bytes()).collect()
 }
 
 /// W and b of a 784 × 10 model and the five novelty tensors, with `scales` as given.

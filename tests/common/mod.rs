@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: tiny IDX files built in memory.
+//! Helpers shared by the integration tests of both crates (the cli's include this file): tiny
+//! IDX files built in memory, MNIST's directory, temporary files.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -55,9 +56,20 @@ pub fn tiny_dataset(dir: &Path, n_train: usize, n_test: usize, gz: bool) {
     }
 }
 
+/// The repository's root: this crate's directory (the library), or its parent (the `cli/`
+/// member, whose tests include this file).
+pub fn repo_dir() -> &'static Path {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if here.join("data/mnist").is_dir() {
+        here
+    } else {
+        here.parent().expect("cli/ is a member of the repository")
+    }
+}
+
 /// The repository's copy of MNIST.
 pub fn mnist_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+    repo_dir().join("data/mnist")
 }
 
 /// Create the empty file `dir/name`, last written a minute ago when `old` (a temporary file a
@@ -69,4 +81,21 @@ pub fn temporary_file(dir: &Path, name: &str, old: bool) -> std::fs::File {
         f.set_modified(minute_ago).unwrap();
     }
     f
+}
+
+/// safetensors bytes holding the given (name, dtype, shape, values as bytes) tensors.
+pub fn file(tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, dt, s, b)| {
+            let view = safetensors::tensor::TensorView::new(*dt, s.clone(), b).unwrap();
+            (*n, view)
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// The little-endian bytes of `n` f32 values `v`.
+pub fn f32s(n: usize, v: f32) -> Vec<u8> {
+    (0..n).flat_map(|_| v.to_le_bytes()).collect()
 }
