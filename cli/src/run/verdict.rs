@@ -149,11 +149,17 @@ impl Verdict {
     /// The line to print on stderr, if any; `names` labels the classes, `learning_rate` is
     /// the run's (a stall at a rate above the tutorial's is blamed on the rate).
     pub fn message(&self, names: &ClassNames, learning_rate: f32) -> Option<String> {
+        // "class 8 is", "classes 3, 8 are".
         let list = |cs: &[usize]| {
-            cs.iter()
+            let labels = cs
+                .iter()
                 .map(|&c| names.label(c))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", ");
+            match cs.len() {
+                1 => format!("class {labels} is"),
+                _ => format!("classes {labels} are"),
+            }
         };
         match self {
             Verdict::Trained => None,
@@ -166,21 +172,22 @@ impl Verdict {
                 steps,
                 never_predicted,
             } => Some(format!(
-                "note: after only {steps} step(s), class(es) {} are not predicted yet; the \
-                 tutorial trains 1000 steps",
+                "note: after only {steps} step{}, {} not predicted yet; the tutorial trains \
+                 1000 steps",
+                if *steps == 1 { "" } else { "s" },
                 list(never_predicted)
             )),
             Verdict::Stalled {
                 never_predicted,
                 clipped_rows,
             } => Some(format!(
-                "warning: class(es) {} are never predicted on the test set: training stalled \
+                "warning: {} never predicted on the test set: training stalled \
                  ({clipped_rows} rows had p_true < 1e-9 and passed no gradient). {}",
                 list(never_predicted),
                 stall_advice(learning_rate)
             )),
             Verdict::Collapsed { never_predicted } => Some(format!(
-                "warning: class(es) {} are never predicted on the test set",
+                "warning: {} never predicted on the test set",
                 list(never_predicted)
             )),
         }
