@@ -158,7 +158,8 @@ pub enum Unlike {
         /// The longer side of the ink's box in the input, in pixels.
         side: usize,
     },
-    /// The border of the input is not one level: a frame, a shadow, or a digit cut off?
+    /// The paper's estimated level varies by 96 levels or more across the input: a strong
+    /// shadow or uneven light. The conversion subtracts it, but the ink found may include some.
     UnevenBackground,
     /// The ink reaches two edges of the input, or covers 5 pixels or more of one: part of the
     /// digit may be missing (1% of MNIST's digits touch one edge of their frame, with at most
@@ -200,7 +201,8 @@ impl std::fmt::Display for Unlike {
             Unlike::UnevenBackground => {
                 write!(
                     f,
-                    "the background is uneven (a frame, a shadow, or a cut-off digit?)"
+                    "the background is very uneven (a shadow?): part of it may have been taken \
+                     for ink"
                 )
             }
             Unlike::CutOff { edges } => write!(

@@ -178,7 +178,7 @@ fn the_score_flags_what_is_not_a_digit_and_trusts_what_is() {
         })
         .collect();
     assert_eq!(flagged(&novelty, &noise), 10, "noise");
-    let photos: Vec<Vec<u8>> = (0..10)
+    let photos: Vec<Result<_, _>> = (0..10)
         .map(|k| {
             // Smooth light and shade with grain: a photo of no digit.
             let side = 120;
