@@ -141,7 +141,11 @@ impl Judge {
     /// # Panics
     /// When `pixels` is not 784 values.
     pub fn answer(&self, pixels: &[u8], rules: &[Unlike]) -> Answer {
-        assert_eq!(pixels.len(), SIDE * SIDE, "a judge is asked about 784 pixels");
+        assert_eq!(
+            pixels.len(),
+            SIDE * SIDE,
+            "a judge is asked about 784 pixels"
+        );
         let (class, probabilities) = self.predict(pixels);
         let warnings = novelty::doubts(self.novelty.as_ref(), pixels, rules)
             .expect("a judge is asked about 784 pixels");

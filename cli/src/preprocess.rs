@@ -12,7 +12,8 @@
 //!    the picture, when it is a frame (or the table around a sheet) and the other level is the
 //!    paper. With [`Invert::Auto`] a picture on bright paper is inverted, so ink becomes bright.
 //! 3. **Background**: the paper's level and its gradient are estimated on a coarse grid (the
-//!    median of the paper's pixels in each cell, interpolated between cells) and subtracted.
+//!    median of the paper's pixels near their most common level in each cell, interpolated
+//!    between cells) and subtracted.
 //! 4. **Ink**: pixels standing out from the paper by the histogram's own split of what is left
 //!    (Otsu again, and at least 4× the paper's grain) are ink; connected marks of them (down
 //!    to 3× the grain) are kept, except a mark covering most of the picture's border (a frame)
@@ -561,9 +562,10 @@ fn otsu(x: &[f32]) -> f32 {
     at as f32 + 0.5
 }
 
-/// The paper's level at every pixel: the median of the paper's pixels in each cell of a coarse
-/// grid (cells of an eighth of the longer side, at least 8 pixels), cells with too little paper
-/// filled from their neighbours, interpolated bilinearly between the cells' centres.
+/// The paper's level at every pixel: the level of the paper's pixels in each cell of a coarse
+/// grid ([`paper_level`]; cells of an eighth of the longer side, at least 8 pixels), cells
+/// under half paper or darker than their neighbours filled from them, interpolated bilinearly
+/// between the cells' centres.
 fn background_model(ink: &[f32], is_paper: &[bool], w: usize, h: usize) -> Vec<f32> {
     let cell = (w.max(h) / 8).max(8);
     let (gw, gh) = (w.div_ceil(cell), h.div_ceil(cell));
@@ -580,9 +582,29 @@ fn background_model(ink: &[f32], is_paper: &[bool], w: usize, h: usize) -> Vec<f
                     }
                 }
             }
-            if !values.is_empty() && values.len() * 5 >= n {
-                values.sort_unstable_by(f32::total_cmp);
-                grid[gy * gw + gx] = Some(values[values.len() / 2]);
+            if !values.is_empty() && values.len() * 2 >= n {
+                grid[gy * gw + gx] = Some(paper_level(&mut values));
+            }
+        }
+    }
+    // A cell darker (more ink-like) than its neighbours' median by more than the peak's
+    // width saw mostly the faint edges of a stroke: its neighbours fill it.
+    let measured = grid.clone();
+    for gy in 0..gh {
+        for gx in 0..gw {
+            let Some(level) = measured[gy * gw + gx] else {
+                continue;
+            };
+            let mut near: Vec<f32> = (gy.saturating_sub(1)..(gy + 2).min(gh))
+                .flat_map(|y| (gx.saturating_sub(1)..(gx + 2).min(gw)).map(move |x| (y, x)))
+                .filter(|&(y, x)| (y, x) != (gy, gx))
+                .filter_map(|(y, x)| measured[y * gw + x])
+                .collect();
+            if near.len() >= 3 {
+                near.sort_unstable_by(f32::total_cmp);
+                if level > near[near.len() / 2] + PAPER_PEAK_LEVELS {
+                    grid[gy * gw + gx] = None;
+                }
             }
         }
     }
@@ -635,6 +657,28 @@ fn background_model(ink: &[f32], is_paper: &[bool], w: usize, h: usize) -> Vec<f
     }
     out
 }
+
+/// The level of a cell's paper pixels: the median of those near their most common level (the
+/// histogram's peak, in bins of 4), so the faint edges of strokes, which fall on the paper's
+/// side of the split, do not pull it towards the ink.
+fn paper_level(values: &mut [f32]) -> f32 {
+    let mut bins = [0usize; 64];
+    for &v in values.iter() {
+        bins[(v.clamp(0.0, 255.0) as usize) / 4] += 1;
+    }
+    let peak = (0..64).fold(0, |best, b| if bins[b] > bins[best] { b } else { best });
+    let centre = peak as f32 * 4.0 + 1.5;
+    values.sort_unstable_by(f32::total_cmp);
+    let near: Vec<f32> = values
+        .iter()
+        .copied()
+        .filter(|v| (v - centre).abs() <= PAPER_PEAK_LEVELS)
+        .collect();
+    near.get(near.len() / 2).copied().unwrap_or(centre)
+}
+
+/// How far from the histogram's peak a cell's pixels count as its paper.
+const PAPER_PEAK_LEVELS: f32 = 12.0;
 
 /// The grain of the paper: the spread of its pixels around the background model (median
 /// absolute deviation, scaled to a normal distribution's σ), 0 for clean paper.

@@ -22,12 +22,20 @@ fn named_data(dir: &Path, names: &str) -> PathBuf {
 /// A short run on `data`, saved to `dir/model.safetensors`.
 fn trained(dir: &Path, data: &Path) -> PathBuf {
     let model = dir.join("model.safetensors");
-    run_ok(train_cmd().args(["--steps", "300", "--quiet"]).arg("--data").arg(data).arg("--save").arg(&model));
+    run_ok(
+        train_cmd()
+            .args(["--steps", "300", "--quiet"])
+            .arg("--data")
+            .arg(data)
+            .arg("--save")
+            .arg(&model),
+    );
     model
 }
 
 const LETTERS: &str = "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n";
-const FASHION: &str = "T-shirt/top\nTrouser\nPullover\nDress\nCoat\nSandal\nShirt\nSneaker\nBag\nAnkle boot\n";
+const FASHION: &str =
+    "T-shirt/top\nTrouser\nPullover\nDress\nCoat\nSandal\nShirt\nSneaker\nBag\nAnkle boot\n";
 
 #[test]
 fn class_names_travel_with_the_model_and_win_over_the_data_directory() {
@@ -35,7 +43,13 @@ fn class_names_travel_with_the_model_and_win_over_the_data_directory() {
     let data = named_data(&tmp.path().join("named"), LETTERS);
     let model = trained(tmp.path(), &data);
     // Used with plain MNIST (no names there): the model's names.
-    let (out, _) = run_ok(predict_cmd().arg("--model").arg(&model).args(["--first", "2", "--no-render"]));
+    let (out, _) =
+        run_ok(
+            predict_cmd()
+                .arg("--model")
+                .arg(&model)
+                .args(["--first", "2", "--no-render"]),
+        );
     assert!(out.contains("prediction: 7 (seven)"), "{out}");
     // Used with a directory naming the classes otherwise: still the model's, with a warning.
     let other = named_data(&tmp.path().join("fashion"), FASHION);
@@ -47,7 +61,10 @@ fn class_names_travel_with_the_model_and_win_over_the_data_directory() {
             .arg(&other)
             .args(["--first", "1", "--no-render"]),
     );
-    assert!(out.contains("7 (seven)") && !out.contains("Sneaker"), "{out}");
+    assert!(
+        out.contains("7 (seven)") && !out.contains("Sneaker"),
+        "{out}"
+    );
     assert!(
         err.contains("class-names.txt names the classes 0 (T-shirt/top)")
             && err.contains("the model's names are used"),
@@ -62,7 +79,13 @@ fn a_model_without_a_novelty_score_gets_a_true_note() {
     // As Python's `save` and the library's checkpoint::save write it: W, b, no score.
     let model = mnist_logreg::model::Model::tutorial_init(784, 10);
     mnist_logreg::checkpoint::save(&path, &model, Default::default()).unwrap();
-    let (_, err) = run_ok(predict_cmd().arg("--model").arg(&path).args(["--first", "1", "--no-render"]));
+    let (_, err) =
+        run_ok(
+            predict_cmd()
+                .arg("--model")
+                .arg(&path)
+                .args(["--first", "1", "--no-render"]),
+        );
     assert!(
         err.contains("this model has no novelty score (it was saved without one, e.g. from Python"),
         "{err}"

@@ -15,8 +15,12 @@ use mnist_logreg_cli::run::{self, DataSource};
 /// The tutorial's model with its novelty score, and the test split.
 fn judge() -> (Judge, Split) {
     let run = run::train_tutorial(&DataSource::new(common::mnist_dir()), Isa::best()).unwrap();
-    let data = Dataset::open(&common::mnist_dir(), &Default::default(), Default::default())
-        .unwrap();
+    let data = Dataset::open(
+        &common::mnist_dir(),
+        &Default::default(),
+        Default::default(),
+    )
+    .unwrap();
     let novelty = Novelty::fit(data.train.pixels(), data.test.pixels()).unwrap();
     let judge = Judge::new(run.outcome.model, Some(novelty), run.data.names);
     (judge, data.test)
@@ -136,7 +140,12 @@ fn photographed_digits_are_read_right_without_a_cut_off_note() {
     let (mut right, mut total, mut doubted) = (0, 0, 0);
     let mut wrong = Vec::new();
     for (k, &i) in digits.iter().enumerate() {
-        for (w, h, size) in [(320, 280, 0.7), (640, 480, 0.6), (480, 400, 0.8), (320, 280, 0.5)] {
+        for (w, h, size) in [
+            (320, 280, 0.7),
+            (640, 480, 0.6),
+            (480, 400, 0.8),
+            (320, 280, 0.5),
+        ] {
             for (light, grain) in [(20.0, 10.0), (-20.0, 12.0)] {
                 let img = photo(test.image(i), w, h, size, light, grain, (k * 31 + w) as u64);
                 let (answer, unlike) = read(&judge, &img);
@@ -175,7 +184,13 @@ fn a_framed_digit_is_read_right_or_doubted_never_trusted_wrong() {
             right += usize::from(ok);
             doubted += usize::from(!answer.warnings.is_empty());
         }
-        eprintln!("frame {frame} px: {right} of {} right, {doubted} doubted", digits.len());
-        assert!(right >= digits.len() * 9 / 10, "frame {frame}: {right} right");
+        eprintln!(
+            "frame {frame} px: {right} of {} right, {doubted} doubted",
+            digits.len()
+        );
+        assert!(
+            right >= digits.len() * 9 / 10,
+            "frame {frame}: {right} right"
+        );
     }
 }

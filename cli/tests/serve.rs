@@ -294,10 +294,7 @@ fn simd_is_honoured_with_a_model_and_reported() {
     let model = c.get("/api/model").unwrap().json();
     assert_eq!(model["kernel"], "fused_u8");
     assert_eq!(model["simd"], "scalar (1 lane)");
-    let answer = c
-        .get("/api/test-digit?index=0")
-        .unwrap()
-        .json();
+    let answer = c.get("/api/test-digit?index=0").unwrap().json();
     assert_eq!(answer["prediction"]["class"], 7);
 }
 

@@ -123,8 +123,12 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         eprintln!("{}", run::NO_NOVELTY_NOTE);
     }
     let data_dir = args.data.clone().unwrap_or_else(run::default_data_dir);
-    let (names, warnings) =
-        run::class_names_of(&meta, model.classes(), args.class_names.as_deref(), &data_dir)?;
+    let (names, warnings) = run::class_names_of(
+        &meta,
+        model.classes(),
+        args.class_names.as_deref(),
+        &data_dir,
+    )?;
     for warning in warnings {
         eprintln!("{warning}");
     }
@@ -220,7 +224,12 @@ fn save_prepared(dir: &Path, inputs: &[Sample]) -> Result<(), Box<dyn std::error
         if let Some(s) = &input.stages {
             let background = dir.join(format!("{stem}-1-background.png"));
             write(&background, &s.background, s.width, s.height)?;
-            write(&dir.join(format!("{stem}-2-ink.png")), &s.ink, s.width, s.height)?;
+            write(
+                &dir.join(format!("{stem}-2-ink.png")),
+                &s.ink,
+                s.width,
+                s.height,
+            )?;
             stages += 1;
         }
     }

@@ -45,7 +45,10 @@ pub fn class_names_of(
         .get(CLASS_NAMES)
         .and_then(|text| ClassNames::parse(text, classes).ok());
     let (Some(own), None) = (recorded, explicit) else {
-        return Ok((ClassNames::resolve(explicit, data_dir, classes)?, Vec::new()));
+        return Ok((
+            ClassNames::resolve(explicit, data_dir, classes)?,
+            Vec::new(),
+        ));
     };
     let mut warnings = Vec::new();
     let file = data_dir.join(mnist_logreg::classes::DEFAULT_FILE);
