@@ -61,7 +61,8 @@ impl Judge {
     /// instead of the scalar reference: the class is the kernel's argmax, and the probability
     /// of class `c` is `exp(−loss)` of the kernel's forward pass with label `c` (the kernels
     /// clip the loss at `p = 1e-9`, so a smaller probability reads 0). They agree with
-    /// [`Model::predict`] to 1e-5 (a test).
+    /// [`Model::predict`] to 1e-4 (a test over the 10 000 MNIST test digits; measured 4.7e-5
+    /// on avx512).
     pub fn with_kernel(mut self, kind: KernelKind, isa: Isa) -> Self {
         self.kernel = Some((kind, kind.build_on(isa, 1)));
         self
