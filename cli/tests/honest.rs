@@ -92,3 +92,45 @@ fn a_model_without_a_novelty_score_gets_a_true_note() {
     );
     assert!(!err.contains("saved before there was one"), "{err}");
 }
+
+#[test]
+fn a_photographed_digit_shows_its_stages_and_gets_no_cut_off_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model.safetensors");
+    run_ok(train_cmd().args(["--quiet", "--save"]).arg(&model));
+    let test = mnist_logreg::dataset::Dataset::open_test(&common::mnist_dir(), &Default::default())
+        .unwrap();
+    // Test digit 1 (a 2), written with a dark pen on grey paper with grain and uneven light.
+    let img = common::pictures::photo(test.image(1), 640, 480, 0.6, 20.0, 11.0, 7);
+    let path = tmp.path().join("two.png");
+    image::save_buffer(&path, &img.pixels, 640, 480, image::ExtendedColorType::L8).unwrap();
+    let out_dir = tmp.path().join("prepared");
+    std::fs::create_dir(&out_dir).unwrap();
+    let (out, err) = run_ok(
+        predict_cmd()
+            .arg("--model")
+            .arg(&model)
+            .arg("--save-prepared")
+            .arg(&out_dir)
+            .arg("--no-render")
+            .arg(&path),
+    );
+    assert!(out.contains("(640×480, inverted)"), "{out}");
+    assert!(out.contains("prediction: 2 with"), "{out}");
+    assert!(
+        !out.contains("cut off") && !out.contains("warning"),
+        "{out}"
+    );
+    for (name, side) in [
+        ("two.png", (28, 28)),
+        ("two-1-background.png", (512, 384)),
+        ("two-2-ink.png", (512, 384)),
+    ] {
+        let picture = image::open(out_dir.join(name)).unwrap();
+        assert_eq!((picture.width(), picture.height()), side, "{name}");
+    }
+    assert!(
+        err.contains("background and ink stages of 1 picture file"),
+        "{err}"
+    );
+}

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::pictures::{next, photo};
+
 use mnist_logreg::dataset::{Dataset, Split};
 use mnist_logreg::kernels::Isa;
 use mnist_logreg_cli::answer::{Answer, Judge};
@@ -24,64 +26,6 @@ fn judge() -> (Judge, Split) {
     let novelty = Novelty::fit(data.train.pixels(), data.test.pixels()).unwrap();
     let judge = Judge::new(run.outcome.model, Some(novelty), run.data.names);
     (judge, data.test)
-}
-
-/// xorshift64: the tests' fixed pseudo-random numbers.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
-/// A normal deviate (Box–Muller) from the generator.
-fn normal(state: &mut u64) -> f64 {
-    let u = |s: &mut u64| ((next(s) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    let (a, b) = (u(state), u(state));
-    (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
-}
-
-/// The 28×28 `digit` sampled bilinearly at (y, x) in its own pixels (0 outside).
-fn sample(digit: &[u8], y: f64, x: f64) -> f64 {
-    let at = |r: isize, c: isize| {
-        if (0..28).contains(&r) && (0..28).contains(&c) {
-            f64::from(digit[r as usize * 28 + c as usize])
-        } else {
-            0.0
-        }
-    };
-    let (y, x) = (y - 0.5, x - 0.5);
-    let (r, c) = (y.floor(), x.floor());
-    let (fy, fx) = (y - r, x - c);
-    let (r, c) = (r as isize, c as isize);
-    at(r, c) * (1.0 - fy) * (1.0 - fx)
-        + at(r, c + 1) * (1.0 - fy) * fx
-        + at(r + 1, c) * fy * (1.0 - fx)
-        + at(r + 1, c + 1) * fy * fx
-}
-
-/// A photo of `digit` written with a dark pen (level 40) on grey paper (level 170), `w × h`:
-/// the digit's 28×28 frame scaled to `size` of the shorter side and placed off-centre, light
-/// falling off by ±`light` levels across the sheet, grain of σ = `grain` levels.
-fn photo(digit: &[u8], w: usize, h: usize, size: f64, light: f64, grain: f64, seed: u64) -> Gray {
-    let mut state = seed | 1;
-    let side = size * w.min(h) as f64;
-    let scale = side / 28.0;
-    let (top, left) = (0.45 * (h as f64 - side), 0.55 * (w as f64 - side));
-    let pixels = (0..w * h)
-        .map(|i| {
-            let (r, c) = ((i / w) as f64, (i % w) as f64);
-            let paper = 170.0 + light * ((c / w as f64 - 0.5) * 1.2 + (r / h as f64 - 0.5) * 0.8);
-            let ink = sample(digit, (r + 0.5 - top) / scale, (c + 0.5 - left) / scale) / 255.0;
-            let v = paper * (1.0 - ink) + 40.0 * ink + grain * normal(&mut state);
-            v.round().clamp(0.0, 255.0) as u8
-        })
-        .collect();
-    Gray {
-        width: w,
-        height: h,
-        pixels,
-    }
 }
 
 /// Test digit `i` drawn dark on white at 4× with a 20-pixel margin, inside a black frame
@@ -193,4 +137,112 @@ fn a_framed_digit_is_read_right_or_doubted_never_trusted_wrong() {
             "frame {frame}: {right} right"
         );
     }
+}
+
+/// A `side`² picture of grey paper (level 200) with dark ink (30) where `ink(row, column)`.
+fn drawn(side: usize, ink: impl Fn(f64, f64) -> bool) -> Gray {
+    let pixels = (0..side * side)
+        .map(|k| {
+            if ink((k / side) as f64, (k % side) as f64) {
+                30
+            } else {
+                200
+            }
+        })
+        .collect();
+    Gray {
+        width: side,
+        height: side,
+        pixels,
+    }
+}
+
+#[test]
+fn what_is_not_a_digit_is_refused_or_doubted() {
+    let (judge, test) = judge();
+    let d = |y: f64, x: f64, cy: f64, cx: f64| ((y - cy).powi(2) + (x - cx).powi(2)).sqrt();
+    let mut state = 0x2545_f491_4f6c_dd1d;
+    let mut inputs: Vec<(String, Gray)> = vec![
+        (
+            "frame 6 px alone".into(),
+            drawn(160, |y, x| y.min(x) < 6.0 || y.max(x) >= 154.0),
+        ),
+        (
+            "frame 12 px alone".into(),
+            drawn(160, |y, x| y.min(x) < 12.0 || y.max(x) >= 148.0),
+        ),
+        ("disc".into(), drawn(160, |y, x| d(y, x, 80.0, 80.0) < 40.0)),
+        (
+            "large disc".into(),
+            drawn(160, |y, x| d(y, x, 80.0, 80.0) < 62.0),
+        ),
+        (
+            "checkerboard".into(),
+            drawn(160, |y, x| {
+                ((y / 20.0) as usize + (x / 20.0) as usize) % 2 == 0
+            }),
+        ),
+        (
+            "stripes".into(),
+            drawn(160, |_, x| {
+                (20.0..140.0).contains(&x) && (x / 12.0) as usize % 2 == 0
+            }),
+        ),
+        (
+            "face".into(),
+            drawn(160, |y, x| {
+                let r = d(y, x, 80.0, 80.0);
+                (55.0..62.0).contains(&r)
+                    || d(y, x, 62.0, 58.0) < 8.0
+                    || d(y, x, 62.0, 102.0) < 8.0
+                    || ((30.0..37.0).contains(&d(y, x, 78.0, 80.0)) && y > 90.0)
+            }),
+        ),
+    ];
+    let noise = (0..160 * 160).map(|_| next(&mut state) as u8).collect();
+    inputs.push((
+        "noise".into(),
+        Gray {
+            width: 160,
+            height: 160,
+            pixels: noise,
+        },
+    ));
+    // A line of six test digits, dark on grey paper: text.
+    let (w, h): (usize, usize) = (6 * 28 * 3 + 40, 28 * 3 + 40);
+    let text = (0..w * h)
+        .map(|k| {
+            let (y, x) = ((k / w).wrapping_sub(20) / 3, (k % w).wrapping_sub(20) / 3);
+            if y < 28 && x < 6 * 28 {
+                200 - (170 * u32::from(test.image(x / 28)[y * 28 + x % 28]) / 255) as u8
+            } else {
+                200
+            }
+        })
+        .collect();
+    inputs.push((
+        "text".into(),
+        Gray {
+            width: w,
+            height: h,
+            pixels: text,
+        },
+    ));
+    let mut trusted = Vec::new();
+    for (name, img) in &inputs {
+        match to_mnist(img, Invert::Auto) {
+            Err(e) => eprintln!("{name}: refused ({e})"),
+            Ok(p) => {
+                let a = judge.answer(&p.pixels, &p.unlike);
+                eprintln!(
+                    "{name}: {} with p = {:.2}, doubts {:?}",
+                    a.class, a.probabilities[a.class], a.warnings
+                );
+                if a.warnings.is_empty() {
+                    trusted.push(name.clone());
+                }
+            }
+        }
+    }
+    assert_eq!(trusted, Vec::<String>::new(), "trusted as digits");
 }

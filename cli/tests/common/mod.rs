@@ -97,6 +97,7 @@ pub fn run_err(cmd: &mut std::process::Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 pub mod http;
+pub mod pictures;
 
 /// Create the empty file `dir/name`, last written a minute ago when `old` (a temporary file a
 /// killed process left behind), now otherwise; the open file is returned (to lock it).
