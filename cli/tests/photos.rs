@@ -246,3 +246,28 @@ fn what_is_not_a_digit_is_refused_or_doubted() {
     }
     assert_eq!(trusted, Vec::<String>::new(), "trusted as digits");
 }
+
+#[test]
+fn mnist_test_digits_as_pictures_are_trusted() {
+    // Each test digit as a 28×28 picture file would give it: polarity guessed, background
+    // modelled, ink found, cropped and centred again. At most 1% doubted.
+    let (judge, test) = judge();
+    let (mut doubted, mut inverted, mut right) = (0, 0, 0);
+    for i in 0..test.len() {
+        let img = Gray {
+            width: 28,
+            height: 28,
+            pixels: test.image(i).to_vec(),
+        };
+        let p = to_mnist(&img, Invert::Auto).unwrap();
+        inverted += usize::from(p.inverted);
+        let a = judge.answer(&p.pixels, &p.unlike);
+        doubted += usize::from(!a.warnings.is_empty());
+        right += usize::from(a.class == test.labels()[i] as usize);
+    }
+    eprintln!(
+        "MNIST test digits as pictures: {doubted} doubted, {inverted} inverted, {right} right"
+    );
+    assert_eq!(inverted, 0, "light ink on black is never inverted");
+    assert!(doubted * 100 <= test.len(), "{doubted} doubted");
+}
