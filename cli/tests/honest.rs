@@ -2,6 +2,8 @@
 //! without a novelty score is described as it is, and `--save-prepared` shows each stage of
 //! converting a photographed digit, which gets no cut-off note.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

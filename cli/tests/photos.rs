@@ -179,13 +179,13 @@ fn what_is_not_a_digit_is_refused_or_doubted() {
         (
             "checkerboard".into(),
             drawn(160, |y, x| {
-                ((y / 20.0) as usize + (x / 20.0) as usize) % 2 == 0
+                ((y / 20.0) as usize + (x / 20.0) as usize).is_multiple_of(2)
             }),
         ),
         (
             "stripes".into(),
             drawn(160, |_, x| {
-                (20.0..140.0).contains(&x) && (x / 12.0) as usize % 2 == 0
+                (20.0..140.0).contains(&x) && ((x / 12.0) as usize).is_multiple_of(2)
             }),
         ),
         (
