@@ -240,7 +240,7 @@ pub enum PreprocessError {
     },
     /// Nothing stands out from the background.
     #[error(
-        "the image is blank: no pixel stands out from the background (transparent pixels count as background)"
+        "the image is blank: nothing stands out from the background (transparent pixels, grain and a frame around the picture count as background)"
     )]
     Blank,
 }
