@@ -4,13 +4,24 @@
 //! and placed in a 28×28 frame so that their centre of mass is at the centre. [`to_mnist`]
 //! applies the same recipe to any grayscale image:
 //!
-//! 1. **Polarity**: with [`Invert::Auto`], an image whose border is mostly bright (a dark digit
-//!    on paper) is inverted, so ink becomes bright.
-//! 2. **Background**: the median of the border pixels is subtracted (paper photographed in grey
-//!    light becomes black), and the result is stretched so the brightest ink is 255.
-//! 3. **Crop**: the bounding box of the pixels at least a quarter as bright as the brightest.
-//! 4. **Scale**: the box is resampled by area averaging so its longer side is 20 pixels.
-//! 5. **Centre**: pasted into 28×28 with its centre of mass at (14, 14), moved back inside the
+//! 1. **Working size and grain**: a picture over 512 pixels a side is shrunk to 512 by area
+//!    averaging; one at least 112 pixels on its shorter side is smoothed by a 3×3 median (the
+//!    grain of paper goes, pen strokes stay).
+//! 2. **Polarity**: the histogram is split in two levels where it splits best (Otsu). The
+//!    paper is the level the border mostly has — unless that level covers less than 40% of
+//!    the picture, when it is a frame (or the table around a sheet) and the other level is the
+//!    paper. With [`Invert::Auto`] a picture on bright paper is inverted, so ink becomes bright.
+//! 3. **Background**: the paper's level and its gradient are estimated on a coarse grid (the
+//!    median of the paper's pixels near their most common level in each cell, interpolated
+//!    between cells) and subtracted.
+//! 4. **Ink**: pixels standing out from the paper by the histogram's own split of what is left
+//!    (Otsu again, and at least 4× the paper's grain) are ink; connected marks of them (down
+//!    to 3× the grain) are kept, except a mark covering most of the picture's border (a frame)
+//!    and marks under 2% of the largest (grain, dust). The ink is stretched so its strongest
+//!    pixel is 255.
+//! 5. **Crop**: the bounding box of the ink at least a quarter as bright as the brightest.
+//! 6. **Scale**: the box is resampled by area averaging so its longer side is 20 pixels.
+//! 7. **Centre**: pasted into 28×28 with its centre of mass at (14, 14), moved back inside the
 //!    frame if it would overhang.
 //!
 //! [`load_gray`] decodes PNG, JPEG and PGM/PPM/PBM (by content, not by file name) into 8-bit
@@ -34,7 +45,9 @@ pub const BOX: usize = 20;
 /// Whether to invert the image so the ink is bright.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Invert {
-    /// Invert when the border is mostly bright (mean above mid-grey).
+    /// Invert when the paper is bright: the brighter of the picture's two levels (Otsu) is
+    /// the paper when the border mostly has it and it covers 40% of the picture or more, or
+    /// when it covers over 60% (a dark frame around bright paper).
     #[default]
     Auto,
     /// Always invert (dark ink on light paper).
@@ -65,6 +78,24 @@ pub struct Prepared {
     pub inverted: bool,
     /// How the input differs from MNIST's digits (empty for a digit-like input).
     pub unlike: Vec<Unlike>,
+    /// What the conversion saw on the way, at working size.
+    pub stages: Stages,
+}
+
+/// The stages of preparing one picture, at working size (the input, shrunk so its longer side
+/// is at most 512 pixels), for `predict --save-prepared` to show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stages {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// The paper's level as estimated at each pixel (the background model), in the input's
+    /// polarity.
+    pub background: Vec<u8>,
+    /// The ink found: its strength above the paper, stretched so the strongest is 255, 0
+    /// where there is none (frames, grain and specks removed); white on black.
+    pub ink: Vec<u8>,
 }
 
 /// A way an input is unlike an MNIST digit. The thresholds were set on MNIST's 10 000 test
@@ -92,7 +123,8 @@ pub enum Unlike {
         /// The longer side of the ink's box in the input, in pixels.
         side: usize,
     },
-    /// The border of the input is not one level: a frame, a shadow, or a digit cut off?
+    /// The paper's estimated level varies by 96 levels or more across the input: a strong
+    /// shadow or uneven light. The conversion subtracts it, but the ink found may include some.
     UnevenBackground,
     /// The ink reaches two edges of the input, or covers 5 pixels or more of one: part of the
     /// digit may be missing (1% of MNIST's digits touch one edge of their frame, with at most
@@ -128,12 +160,14 @@ impl std::fmt::Display for Unlike {
             }
             Unlike::Tiny { side } => write!(
                 f,
-                "the ink is only {side} pixel(s) across, blown up to 20 (MNIST digits are drawn at 20)"
+                "the ink is only {side} pixel{} across, blown up to 20 (MNIST digits are drawn at 20)",
+                if *side == 1 { "" } else { "s" }
             ),
             Unlike::UnevenBackground => {
                 write!(
                     f,
-                    "the background is uneven (a frame, a shadow, or a cut-off digit?)"
+                    "the background is very uneven (a shadow?): part of it may have been taken \
+                     for ink"
                 )
             }
             Unlike::CutOff { edges } => write!(
@@ -170,7 +204,7 @@ pub enum PreprocessError {
     },
     /// Nothing stands out from the background.
     #[error(
-        "the image is blank: no pixel stands out from the background (transparent pixels count as background)"
+        "the image is blank: nothing stands out from the background (transparent pixels, grain and a frame around the picture count as background)"
     )]
     Blank,
 }
@@ -277,56 +311,126 @@ pub fn decode_gray(bytes: &[u8], max_pixels: u64) -> Result<Gray, DecodeError> {
     })
 }
 
-/// The pixels of the outermost ring of the image.
-fn border(img: &Gray) -> Vec<u8> {
-    let (w, h) = (img.width, img.height);
-    let mut out = Vec::with_capacity(2 * (w + h));
-    for r in 0..h {
-        for c in 0..w {
-            if r == 0 || c == 0 || r + 1 == h || c + 1 == w {
-                out.push(img.pixels[r * w + c]);
-            }
-        }
-    }
-    out
-}
+/// Longest side of the picture the ink is looked for on: a larger input is first shrunk to it
+/// by area averaging (a 4000×3000 photo to 512×384), which also averages fine grain away.
+const WORK_SIDE: usize = 512;
+
+/// A picture at least this many pixels on its shorter side (at working size) is smoothed by a
+/// 3×3 median before its ink is looked for: the grain of paper goes, strokes drawn at that size
+/// stay.
+const MEDIAN_MIN_SIDE: usize = 112;
+
+/// A connected mark of ink covering this share of the picture's outermost ring or more is a
+/// frame (or the table around a photographed sheet): background, not part of the digit.
+const FRAME_RING_SHARE: f64 = 0.6;
+
+/// The level the border mostly has is the paper unless it covers less than this share of the
+/// picture: then it is a frame around it, and the other level is the paper.
+const PAPER_MIN_SHARE: f64 = 0.4;
+
+/// Marks smaller than this share of the largest one are grain or dust, not part of the digit.
+const SPECK_SHARE: f64 = 0.02;
+
+/// A background model spanning this many levels or more is an uneven background (a shadow, a
+/// frame only partly there): the conversion corrects it, and says so.
+const UNEVEN_LEVELS: f32 = 96.0;
 
 /// Convert a grayscale image to MNIST's 28×28 white-on-black format (see the module docs).
 pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError> {
-    let (w, h) = (img.width, img.height);
-    if w == 0 || h == 0 {
+    let (w0, h0) = (img.width, img.height);
+    if w0 == 0 || h0 == 0 || img.pixels.len() != w0 * h0 {
         return Err(PreprocessError::Blank);
     }
-    let mut ring = border(img);
-    let mean = ring.iter().map(|&p| p as f64).sum::<f64>() / ring.len() as f64;
+    // The working picture: shrunk when large, smoothed when large enough to have grain.
+    let longer = w0.max(h0);
+    let raw: Vec<f32> = img.pixels.iter().map(|&p| f32::from(p)).collect();
+    let (w, h, work) = if longer > WORK_SIDE {
+        let s = WORK_SIDE as f64 / longer as f64;
+        let nw = ((w0 as f64 * s).round() as usize).max(1);
+        let nh = ((h0 as f64 * s).round() as usize).max(1);
+        (nw, nh, resize_area(&raw, w0, h0, nw, nh))
+    } else {
+        (w0, h0, raw)
+    };
+    // Input pixels per working pixel.
+    let factor = longer as f64 / w.max(h) as f64;
+    let work = if w.min(h) >= MEDIAN_MIN_SIDE {
+        median3(&work, w, h)
+    } else {
+        work
+    };
+    let (lo, hi) = work
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    if hi - lo < 0.5 {
+        return Err(PreprocessError::Blank);
+    }
+
+    // Two levels, split where the histogram is best split (Otsu): which is the paper?
+    let split = otsu(&work);
+    let bright: Vec<bool> = work.iter().map(|&v| v > split).collect();
+    let bright_share = bright.iter().filter(|&&b| b).count() as f64 / bright.len() as f64;
+    let ring = ring_indices(w, h);
+    let ring_bright = ring.iter().filter(|&&i| bright[i]).count() as f64 / ring.len() as f64;
     let inverted = match invert {
-        Invert::Auto => mean > 127.5,
+        Invert::Auto if ring_bright >= 0.5 => bright_share >= PAPER_MIN_SHARE,
+        Invert::Auto => bright_share > 1.0 - PAPER_MIN_SHARE,
         Invert::Always => true,
         Invert::Never => false,
     };
-    let ink = |p: u8| if inverted { 255 - p } else { p };
-    ring.iter_mut().for_each(|p| *p = ink(*p));
-    ring.sort_unstable();
-    let background = ring[ring.len() / 2];
-    let mut x: Vec<f32> = img
-        .pixels
+    // Ink is bright from here on.
+    let ink: Vec<f32> = if inverted {
+        work.iter().map(|&v| 255.0 - v).collect()
+    } else {
+        work
+    };
+    let is_paper: Vec<bool> = bright.iter().map(|&b| b == inverted).collect();
+
+    // The paper's level and its gradient: medians of the paper's pixels on a coarse grid.
+    let background = background_model(&ink, &is_paper, w, h);
+    let strength: Vec<f32> = ink
         .iter()
-        .map(|&p| ink(p).saturating_sub(background) as f32)
+        .zip(&background)
+        .map(|(&v, &b)| (v - b).max(0.0))
         .collect();
-    let max = x.iter().copied().fold(0.0, f32::max);
-    if max == 0.0 {
+    let grain = grain_sigma(&ink, &background, &is_paper);
+    // Ink stands out from the paper by the histogram's own split, and well above the grain.
+    let high = otsu(&strength).max(4.0 * grain);
+    let low = (3.0 * grain).min(high / 2.0);
+
+    // Marks: connected pixels above `low`, holding a pixel above `high`; frames and specks go.
+    let marks = components(&strength, w, h, low);
+    let ring_len = ring.len() as f64;
+    let candidates: Vec<&Mark> = marks
+        .iter()
+        .filter(|m| m.peak > high && (m.ring as f64) < FRAME_RING_SHARE * ring_len)
+        .collect();
+    let largest = candidates.iter().map(|m| m.pixels.len()).max().unwrap_or(0);
+    let mut kept = vec![0.0f32; w * h];
+    for m in candidates
+        .iter()
+        .filter(|m| m.pixels.len() as f64 >= SPECK_SHARE * largest as f64)
+    {
+        for &i in &m.pixels {
+            kept[i] = strength[i];
+        }
+    }
+    let max = kept.iter().copied().fold(0.0, f32::max);
+    if max <= 0.0 {
         return Err(PreprocessError::Blank);
     }
-    x.iter_mut().for_each(|v| *v *= 255.0 / max);
+    kept.iter_mut().for_each(|v| *v *= 255.0 / max);
 
     let threshold = 255.0 / 4.0;
-    let (r0, r1, c0, c1) = ink_box(&x, w, h, threshold);
+    let (r0, r1, c0, c1) = ink_box(&kept, w, h, threshold);
     let (bw, bh) = (c1 - c0, r1 - r0);
-    let (edges, cut_off) = edges_with_ink(&x, w, h, threshold);
-    // The border, as ink above the background: one level on a clean input.
-    let uneven = ring[ring.len() * 9 / 10].saturating_sub(ring[ring.len() / 10]) >= 64;
+    let (edges, cut_off) = edges_with_ink(&kept, w, h, threshold, factor);
+    let (bg_lo, bg_hi) = background
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let uneven = bg_hi - bg_lo >= UNEVEN_LEVELS;
     let crop: Vec<f32> = (r0..r1)
-        .flat_map(|r| x[r * w + c0..r * w + c1].iter().copied())
+        .flat_map(|r| kept[r * w + c0..r * w + c1].iter().copied())
         .collect();
 
     // Longer side to BOX pixels, at least one pixel on the shorter side.
@@ -337,8 +441,9 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
 
     let pixels = centred(&small, nw, nh);
     let mut unlike = unlike_mnist(&pixels);
-    if bw.max(bh) < TINY_SIDE {
-        unlike.push(Unlike::Tiny { side: bw.max(bh) });
+    let side = (bw.max(bh) as f64 * factor).round() as usize;
+    if side < TINY_SIDE {
+        unlike.push(Unlike::Tiny { side });
     }
     if uneven {
         unlike.push(Unlike::UnevenBackground);
@@ -346,11 +451,261 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
     if cut_off {
         unlike.push(Unlike::CutOff { edges });
     }
+    let to_u8 = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    let stages = Stages {
+        width: w,
+        height: h,
+        background: background
+            .iter()
+            .map(|&b| to_u8(if inverted { 255.0 - b } else { b }))
+            .collect(),
+        ink: kept.iter().map(|&v| to_u8(v)).collect(),
+    };
     Ok(Prepared {
         pixels,
         inverted,
         unlike,
+        stages,
     })
+}
+
+/// The indices of the outermost ring of a `w × h` picture, each once.
+fn ring_indices(w: usize, h: usize) -> Vec<usize> {
+    (0..h)
+        .flat_map(|r| (0..w).map(move |c| (r, c)))
+        .filter(|&(r, c)| r == 0 || c == 0 || r + 1 == h || c + 1 == w)
+        .map(|(r, c)| r * w + c)
+        .collect()
+}
+
+/// Each pixel replaced by the median of its 3×3 neighbourhood (clamped at the edges).
+fn median3(x: &[f32], w: usize, h: usize) -> Vec<f32> {
+    let mut out = vec![0.0; w * h];
+    let mut window = [0.0f32; 9];
+    for r in 0..h {
+        for c in 0..w {
+            let mut k = 0;
+            for dr in [-1isize, 0, 1] {
+                for dc in [-1isize, 0, 1] {
+                    let rr = (r as isize + dr).clamp(0, h as isize - 1) as usize;
+                    let cc = (c as isize + dc).clamp(0, w as isize - 1) as usize;
+                    window[k] = x[rr * w + cc];
+                    k += 1;
+                }
+            }
+            window.sort_unstable_by(f32::total_cmp);
+            out[r * w + c] = window[4];
+        }
+    }
+    out
+}
+
+/// Otsu's threshold of values in 0–255: the level that best splits their histogram into two
+/// classes (largest between-class variance); values above it are the brighter class.
+fn otsu(x: &[f32]) -> f32 {
+    let mut hist = [0f64; 256];
+    for &v in x {
+        hist[v.round().clamp(0.0, 255.0) as usize] += 1.0;
+    }
+    let total: f64 = hist.iter().sum();
+    let sum: f64 = hist.iter().enumerate().map(|(i, &n)| i as f64 * n).sum();
+    let (mut below, mut below_sum, mut best, mut at) = (0.0, 0.0, -1.0, 0usize);
+    for (t, &n) in hist.iter().enumerate().take(255) {
+        below += n;
+        below_sum += t as f64 * n;
+        let above = total - below;
+        if below == 0.0 || above == 0.0 {
+            continue;
+        }
+        let (m0, m1) = (below_sum / below, (sum - below_sum) / above);
+        let between = below * above * (m0 - m1) * (m0 - m1);
+        if between > best {
+            (best, at) = (between, t);
+        }
+    }
+    at as f32 + 0.5
+}
+
+/// The paper's level at every pixel: the level of the paper's pixels in each cell of a coarse
+/// grid ([`paper_level`]; cells of an eighth of the longer side, at least 8 pixels), cells
+/// under half paper or darker than their neighbours filled from them, interpolated bilinearly
+/// between the cells' centres.
+fn background_model(ink: &[f32], is_paper: &[bool], w: usize, h: usize) -> Vec<f32> {
+    let cell = (w.max(h) / 8).max(8);
+    let (gw, gh) = (w.div_ceil(cell), h.div_ceil(cell));
+    let mut grid: Vec<Option<f32>> = vec![None; gw * gh];
+    for gy in 0..gh {
+        for gx in 0..gw {
+            let mut values: Vec<f32> = Vec::new();
+            let mut n = 0usize;
+            for r in gy * cell..((gy + 1) * cell).min(h) {
+                for c in gx * cell..((gx + 1) * cell).min(w) {
+                    n += 1;
+                    if is_paper[r * w + c] {
+                        values.push(ink[r * w + c]);
+                    }
+                }
+            }
+            if !values.is_empty() && values.len() * 2 >= n {
+                grid[gy * gw + gx] = Some(paper_level(&mut values));
+            }
+        }
+    }
+    // A cell darker (more ink-like) than its neighbours' median by more than the peak's
+    // width saw mostly the faint edges of a stroke: its neighbours fill it.
+    let measured = grid.clone();
+    for gy in 0..gh {
+        for gx in 0..gw {
+            let Some(level) = measured[gy * gw + gx] else {
+                continue;
+            };
+            let mut near: Vec<f32> = (gy.saturating_sub(1)..(gy + 2).min(gh))
+                .flat_map(|y| (gx.saturating_sub(1)..(gx + 2).min(gw)).map(move |x| (y, x)))
+                .filter(|&(y, x)| (y, x) != (gy, gx))
+                .filter_map(|(y, x)| measured[y * gw + x])
+                .collect();
+            if near.len() >= 3 {
+                near.sort_unstable_by(f32::total_cmp);
+                if level > near[near.len() / 2] + PAPER_PEAK_LEVELS {
+                    grid[gy * gw + gx] = None;
+                }
+            }
+        }
+    }
+    if grid.iter().all(Option::is_none) {
+        let mut all: Vec<f32> = ink
+            .iter()
+            .zip(is_paper)
+            .filter_map(|(&v, &p)| p.then_some(v))
+            .collect();
+        all.sort_unstable_by(f32::total_cmp);
+        let level = all.get(all.len() / 2).copied().unwrap_or(0.0);
+        grid.iter_mut().for_each(|g| *g = Some(level));
+    }
+    // Cells with too little paper take the mean of their known neighbours, ring by ring.
+    while grid.iter().any(Option::is_none) {
+        let before = grid.clone();
+        for gy in 0..gh {
+            for gx in 0..gw {
+                if before[gy * gw + gx].is_some() {
+                    continue;
+                }
+                let near: Vec<f32> = [(0, 1), (2, 1), (1, 0), (1, 2)]
+                    .iter()
+                    .filter_map(|&(dy, dx)| {
+                        let (y, x) = ((gy + dy).checked_sub(1)?, (gx + dx).checked_sub(1)?);
+                        (y < gh && x < gw).then(|| before[y * gw + x]).flatten()
+                    })
+                    .collect();
+                if !near.is_empty() {
+                    grid[gy * gw + gx] = Some(near.iter().sum::<f32>() / near.len() as f32);
+                }
+            }
+        }
+    }
+    let grid: Vec<f32> = grid.into_iter().map(|g| g.unwrap_or(0.0)).collect();
+    let axis = |p: usize, cells: usize| {
+        let f = ((p as f32 + 0.5) / cell as f32 - 0.5).clamp(0.0, (cells - 1) as f32);
+        let i = f.floor() as usize;
+        (i, (i + 1).min(cells - 1), f - i as f32)
+    };
+    let mut out = vec![0.0; w * h];
+    for r in 0..h {
+        let (y0, y1, fy) = axis(r, gh);
+        for c in 0..w {
+            let (x0, x1, fx) = axis(c, gw);
+            let top = grid[y0 * gw + x0] * (1.0 - fx) + grid[y0 * gw + x1] * fx;
+            let bottom = grid[y1 * gw + x0] * (1.0 - fx) + grid[y1 * gw + x1] * fx;
+            out[r * w + c] = top * (1.0 - fy) + bottom * fy;
+        }
+    }
+    out
+}
+
+/// The level of a cell's paper pixels: the median of those near their most common level (the
+/// histogram's peak, in bins of 4), so the faint edges of strokes, which fall on the paper's
+/// side of the split, do not pull it towards the ink.
+fn paper_level(values: &mut [f32]) -> f32 {
+    let mut bins = [0usize; 64];
+    for &v in values.iter() {
+        bins[(v.clamp(0.0, 255.0) as usize) / 4] += 1;
+    }
+    let peak = (0..64).fold(0, |best, b| if bins[b] > bins[best] { b } else { best });
+    let centre = peak as f32 * 4.0 + 1.5;
+    values.sort_unstable_by(f32::total_cmp);
+    let near: Vec<f32> = values
+        .iter()
+        .copied()
+        .filter(|v| (v - centre).abs() <= PAPER_PEAK_LEVELS)
+        .collect();
+    near.get(near.len() / 2).copied().unwrap_or(centre)
+}
+
+/// How far from the histogram's peak a cell's pixels count as its paper.
+const PAPER_PEAK_LEVELS: f32 = 12.0;
+
+/// The grain of the paper: the spread of its pixels around the background model (median
+/// absolute deviation, scaled to a normal distribution's σ), 0 for clean paper.
+fn grain_sigma(ink: &[f32], background: &[f32], is_paper: &[bool]) -> f32 {
+    let step = (ink.len() / 50_000).max(1);
+    let mut dev: Vec<f32> = (0..ink.len())
+        .step_by(step)
+        .filter(|&i| is_paper[i])
+        .map(|i| (ink[i] - background[i]).abs())
+        .collect();
+    if dev.is_empty() {
+        return 0.0;
+    }
+    dev.sort_unstable_by(f32::total_cmp);
+    1.4826 * dev[dev.len() / 2]
+}
+
+/// A connected mark (8-neighbour) of pixels above the low threshold.
+struct Mark {
+    /// Its pixels' indices.
+    pixels: Vec<usize>,
+    /// Its strongest pixel.
+    peak: f32,
+    /// How many of its pixels lie on the picture's outermost ring.
+    ring: usize,
+}
+
+/// The connected marks of the pixels of `x` (`w × h`) above `low`.
+fn components(x: &[f32], w: usize, h: usize, low: f32) -> Vec<Mark> {
+    let mut seen = vec![false; w * h];
+    let mut marks = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if seen[start] || x[start] <= low {
+            continue;
+        }
+        let mut mark = Mark {
+            pixels: Vec::new(),
+            peak: 0.0,
+            ring: 0,
+        };
+        seen[start] = true;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            let (r, c) = (i / w, i % w);
+            mark.pixels.push(i);
+            mark.peak = mark.peak.max(x[i]);
+            if r == 0 || c == 0 || r + 1 == h || c + 1 == w {
+                mark.ring += 1;
+            }
+            for nr in r.saturating_sub(1)..=(r + 1).min(h - 1) {
+                for nc in c.saturating_sub(1)..=(c + 1).min(w - 1) {
+                    let j = nr * w + nc;
+                    if !seen[j] && x[j] > low {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        marks.push(mark);
+    }
+    marks
 }
 
 /// The bounding box `(r0, r1, c0, c1)` (end-exclusive) of the values of `x` (`w × h`) at or
@@ -368,8 +723,15 @@ fn ink_box(x: &[f32], w: usize, h: usize, threshold: f32) -> (usize, usize, usiz
 }
 
 /// The edges of `x` (`w × h`) that ink (values at or above `threshold`) touches, and whether
-/// the digit looks cut off: ink on two edges, or [`CUT_EDGE_PIXELS`] pixels of one.
-fn edges_with_ink(x: &[f32], w: usize, h: usize, threshold: f32) -> (Vec<&'static str>, bool) {
+/// the digit looks cut off: ink on two edges, or [`CUT_EDGE_PIXELS`] input pixels of one
+/// (`factor` input pixels per pixel of `x`).
+fn edges_with_ink(
+    x: &[f32],
+    w: usize,
+    h: usize,
+    threshold: f32,
+    factor: f64,
+) -> (Vec<&'static str>, bool) {
     let on_edge =
         |pixels: &mut dyn Iterator<Item = usize>| pixels.filter(|&i| x[i] >= threshold).count();
     let counts = [
@@ -382,7 +744,10 @@ fn edges_with_ink(x: &[f32], w: usize, h: usize, threshold: f32) -> (Vec<&'stati
         .iter()
         .filter_map(|&(n, name)| (n > 0).then_some(name))
         .collect();
-    let cut_off = edges.len() >= 2 || counts.iter().any(|&(n, _)| n >= CUT_EDGE_PIXELS);
+    let cut_off = edges.len() >= 2
+        || counts
+            .iter()
+            .any(|&(n, _)| n as f64 * factor >= CUT_EDGE_PIXELS as f64);
     (edges, cut_off)
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 /// The file name looked for in a data directory.
-pub(crate) const DEFAULT_FILE: &str = "class-names.txt";
+pub const DEFAULT_FILE: &str = "class-names.txt";
 
 /// Longest accepted class name, in characters.
 pub(crate) const MAX_NAME_CHARS: usize = 64;

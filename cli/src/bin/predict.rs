@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::Dataset;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg_cli::answer::Judge;
@@ -18,10 +17,11 @@ use mnist_logreg_cli::run;
 /// Each input is shown in the terminal as the model sees it, followed by the probability of
 /// every class. An answer for an input unlike the training digits gets a warning: the
 /// novelty score `train --save` stores with the model (calibrated to doubt 0.5% of the test
-/// digits) and the conversion's notes on the input (cut off at its edges, tiny) decide. Image files are converted like MNIST's digits: dark-on-light images are
-/// inverted (--invert), the background level is subtracted, the digit's bounding box is scaled
-/// so its longer side is 20 pixels and placed in a 28×28 frame with its centre of mass at the
-/// centre.
+/// digits) and the conversion's notes on the input (cut off at its edges, tiny) decide. Image files are converted like MNIST's digits: the paper's level
+/// and its gradient are estimated and subtracted, pictures on bright paper are inverted
+/// (--invert), grain, specks and a frame around the picture are removed, and the digit's
+/// bounding box is scaled so its longer side is 20 pixels and placed in a 28×28 frame with its
+/// centre of mass at the centre.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {
@@ -41,14 +41,16 @@ struct Args {
     /// Whether to invert image files so the ink is bright.
     #[arg(long, value_enum, default_value = "auto")]
     invert: Invert,
-    /// Class names, one per line (default: class-names.txt in the data directory if present).
+    /// Class names, one per line (default: the names the model was trained with; for a model
+    /// saved without them, class-names.txt in the data directory if present).
     #[arg(long, value_name = "FILE")]
     class_names: Option<PathBuf>,
     /// Do not draw the inputs in the terminal.
     #[arg(long)]
     no_render: bool,
     /// Also write each converted 28×28 input as a PNG into this directory, named after its
-    /// input (`test-00042.png` for test image 42).
+    /// input (`test-00042.png` for test image 42); for a picture file also the stages of its
+    /// conversion, NAME-1-background.png (the paper's level) and NAME-2-ink.png (the ink found).
     #[arg(long, value_name = "DIR")]
     save_prepared: Option<PathBuf>,
 }
@@ -62,6 +64,8 @@ struct Sample {
     truth: Option<u8>,
     /// What the hand-made rules of `preprocess` noted.
     rules: Vec<preprocess::Unlike>,
+    /// The stages of preparing a picture file (none for a test image).
+    stages: Option<preprocess::Stages>,
 }
 
 /// What one answer was.
@@ -114,12 +118,20 @@ fn report(judge: &Judge, sample: &Sample, render: bool) -> Outcome {
 }
 
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
-    let (model, novelty, _) = run::load_picture_model(&args.model)?;
+    let (model, novelty, meta) = run::load_picture_model(&args.model)?;
     if novelty.is_none() {
         eprintln!("{}", run::NO_NOVELTY_NOTE);
     }
     let data_dir = args.data.clone().unwrap_or_else(run::default_data_dir);
-    let names = ClassNames::resolve(args.class_names.as_deref(), &data_dir, model.classes())?;
+    let (names, warnings) = run::class_names_of(
+        &meta,
+        model.classes(),
+        args.class_names.as_deref(),
+        &data_dir,
+    )?;
+    for warning in warnings {
+        eprintln!("{warning}");
+    }
     if let Some(dir) = &args.save_prepared {
         run::check_output_dir(dir)?;
     }
@@ -136,6 +148,7 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
                 title: format!("test image {i}"),
                 name: format!("test-{i:05}.png"),
                 rules: preprocess::unlike_mnist(&pixels),
+                stages: None,
                 pixels,
                 truth: Some(test.labels()[i]),
             });
@@ -182,30 +195,51 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
 }
 
 /// Write each input's prepared 28×28 picture into `dir` under its name (a second input of
-/// the same name gets `-2`, `-3`, …), and say where they went.
+/// the same name gets `-2`, `-3`, …), and for a picture file its stages beside it:
+/// `NAME-1-background.png` (the paper's level the conversion estimated) and `NAME-2-ink.png`
+/// (the ink it found, white on black); say where they went.
 fn save_prepared(dir: &Path, inputs: &[Sample]) -> Result<(), Box<dyn std::error::Error>> {
     let mut taken = std::collections::HashSet::new();
+    let write = |path: &Path, pixels: &[u8], w: usize, h: usize| {
+        image::save_buffer(
+            path,
+            pixels,
+            w as u32,
+            h as u32,
+            image::ExtendedColorType::L8,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let mut stages = 0;
     for input in inputs {
         let stem = input.name.trim_end_matches(".png");
-        let name = (1..)
+        let stem = (1..)
             .map(|k| match k {
-                1 => format!("{stem}.png"),
-                _ => format!("{stem}-{k}.png"),
+                1 => stem.to_string(),
+                _ => format!("{stem}-{k}"),
             })
             .find(|n| taken.insert(n.clone()))
             .expect("an unused name");
-        let path = dir.join(name);
-        image::save_buffer(
-            &path,
-            &input.pixels,
-            SIDE as u32,
-            SIDE as u32,
-            image::ExtendedColorType::L8,
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        write(&dir.join(format!("{stem}.png")), &input.pixels, SIDE, SIDE)?;
+        if let Some(s) = &input.stages {
+            let background = dir.join(format!("{stem}-1-background.png"));
+            write(&background, &s.background, s.width, s.height)?;
+            write(
+                &dir.join(format!("{stem}-2-ink.png")),
+                &s.ink,
+                s.width,
+                s.height,
+            )?;
+            stages += 1;
+        }
     }
+    let and_stages = if stages > 0 {
+        format!(" (and the background and ink stages of {stages} picture file(s))")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "wrote {} prepared 28×28 input(s) to {}",
+        "wrote {} prepared 28×28 input(s){and_stages} to {}",
         inputs.len(),
         dir.display()
     );
@@ -237,6 +271,7 @@ fn prepare(path: &Path, invert: Invert) -> Result<Sample, Box<dyn std::error::Er
         pixels: prepared.pixels,
         truth: None,
         rules: prepared.unlike,
+        stages: Some(prepared.stages),
     })
 }
 

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::Dataset;
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::SimdChoice;
+use mnist_logreg::kernels::{KernelKind, SimdChoice};
 use mnist_logreg_cli::novelty::Novelty;
 use mnist_logreg_cli::run::{self, DataSource, LoadedData, RunSpec};
 use mnist_logreg_cli::serve::{self, App, ServeOptions};
@@ -44,15 +43,22 @@ struct Args {
     /// Seconds a client has to send a request's headers, and a request to complete.
     #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
-    /// Instruction set of the kernel (as for `train`; without the flag, MNIST_LOGREG_SIMD).
+    /// Instruction set of the kernel that trains (without --model) and answers (the fused
+    /// kernel on u8 pixels; /api/model names both). As for `train`; without the flag,
+    /// MNIST_LOGREG_SIMD.
     #[arg(long, value_enum)]
     simd: Option<SimdChoice>,
-    /// Class names, one per line (default: class-names.txt in the data directory if present).
+    /// Class names, one per line (default: the names a --model was trained with; without
+    /// them, class-names.txt in the data directory if present).
     #[arg(long, value_name = "FILE")]
     class_names: Option<PathBuf>,
 }
 
 type BoxError = Box<dyn std::error::Error>;
+
+/// The kernel that answers requests: the fused one on u8 pixels, one thread per request, on
+/// the instruction set of --simd.
+const ANSWERING_KERNEL: KernelKind = KernelKind::FusedU8;
 
 /// The app: the model from --model or trained now, with the test split when there is data.
 fn build_app(args: &Args) -> Result<App, BoxError> {
@@ -83,13 +89,18 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
             names,
             Some(dataset.test),
             Some(eval.accuracy),
-        ));
+        )
+        .with_kernel(ANSWERING_KERNEL, isa));
     };
     let (model, novelty, meta) = run::load_picture_model(path)?;
     if novelty.is_none() {
         eprintln!("{}", run::NO_NOVELTY_NOTE);
     }
-    let names = ClassNames::resolve(args.class_names.as_deref(), &dir, model.classes())?;
+    let (names, warnings) =
+        run::class_names_of(&meta, model.classes(), args.class_names.as_deref(), &dir)?;
+    for warning in warnings {
+        eprintln!("{warning}");
+    }
     let accuracy = RunSpec::recorded_accuracy(&meta);
     let test = match Dataset::open_test(&dir, &LoadOptions::default()) {
         Ok(test) => Some(test),
@@ -98,7 +109,7 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
             None
         }
     };
-    Ok(App::new(model, novelty, names, test, accuracy))
+    Ok(App::new(model, novelty, names, test, accuracy).with_kernel(ANSWERING_KERNEL, isa))
 }
 
 /// The shutdown signal: SIGINT or SIGTERM. The handlers are registered here, when it is

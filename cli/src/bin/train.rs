@@ -406,6 +406,7 @@ fn run(args: Args) -> Result<Ended, BoxError> {
         spec: &s.spec,
         data_dir: &s.data.dataset.dir,
         novelty: args.save.as_ref().and_then(|_| s.novelty()),
+        names: &s.data.names,
     };
     let (result, reports, metrics_error) = std::thread::scope(|scope| {
         let periodic = args
@@ -479,6 +480,7 @@ struct Saving<'a> {
     spec: &'a RunSpec,
     data_dir: &'a Path,
     novelty: Option<&'a Novelty>,
+    names: &'a mnist_logreg::classes::ClassNames,
 }
 
 impl Saving<'_> {
@@ -496,6 +498,7 @@ impl Saving<'_> {
         let meta = self
             .spec
             .checkpoint_metadata(progress, self.data_dir, started_from, accuracy);
+        let meta = run::with_class_names(meta, self.names);
         Ok(mnist_logreg_cli::novelty::save_with_novelty(
             path,
             model,
@@ -518,6 +521,7 @@ fn save(
         spec: &s.spec,
         data_dir: &s.data.dataset.dir,
         novelty: s.novelty(),
+        names: &s.data.names,
     };
     saving.save(&outcome.model, outcome.progress, path, accuracy)
 }

@@ -43,7 +43,10 @@ pub use process::{
     StopSignal, end_quietly_on_closed_stdout, install_stop_handlers, stop_requested,
     threads_warning,
 };
-pub use spec::{RunSpec, check_shape, initial_model, load_picture_model, load_resume};
+pub use spec::{
+    CLASS_NAMES, RunSpec, check_shape, class_names_of, initial_model, load_picture_model,
+    load_resume, with_class_names,
+};
 pub use verdict::{
     Evaluation, SHORT_RUN_STEPS, TutorialRun, Verdict, evaluate_test, summary, train_tutorial,
     verdict,
@@ -51,10 +54,12 @@ pub use verdict::{
 
 use std::path::PathBuf;
 
-/// What `predict` and `serve` say of a model saved without a novelty score.
-pub const NO_NOVELTY_NOTE: &str = "note: this model has no novelty score (it was saved before \
-     there was one): hand-made rules decide which answers to doubt; save it again with \
-     train --save to get the calibrated score";
+/// What `predict` and `serve` say of a model without a novelty score: one saved without it
+/// (from Python's `save`, by a version before the score, or through the library's
+/// `checkpoint::save`).
+pub const NO_NOVELTY_NOTE: &str = "note: this model has no novelty score (it was saved without \
+     one, e.g. from Python or by a version before the score): hand-made rules decide which \
+     answers to doubt; `train --save` on 28×28 pictures stores the calibrated score";
 
 use mnist_logreg::checkpoint::CheckpointError;
 use mnist_logreg::classes::ClassNamesError;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use mnist_logreg::batch::ShuffleKind;
 use mnist_logreg::checkpoint::{self};
+use mnist_logreg::classes::ClassNames;
 use mnist_logreg::kernels::{ClipGradient, Isa, Kernel, KernelKind};
 use mnist_logreg::model::Model;
 use mnist_logreg::train::{Progress, TrainConfig};
@@ -15,6 +16,63 @@ use crate::novelty;
 
 /// The metadata key of the test accuracy.
 const TEST_ACCURACY: &str = "test_accuracy";
+
+/// The metadata key of the class names: one per line, in class order.
+pub const CLASS_NAMES: &str = "class_names";
+
+/// `meta` with the class names `names` recorded under [`CLASS_NAMES`], so the model carries
+/// them wherever it is used ([`class_names_of`] reads them back).
+pub fn with_class_names(
+    mut meta: HashMap<String, String>,
+    names: &ClassNames,
+) -> HashMap<String, String> {
+    let lines: Vec<&str> = (0..names.len()).map(|c| names.name(c)).collect();
+    meta.insert(CLASS_NAMES.to_string(), lines.join("\n"));
+    meta
+}
+
+/// The class names a model answers with, and the warnings to print: `explicit` (a
+/// `--class-names` file) when given; else the names the checkpoint's metadata `meta` records
+/// (the model's own, which win over `data_dir`'s `class-names.txt`, with a warning when that
+/// file names the classes otherwise); else `data_dir`'s file, else numbers.
+pub fn class_names_of(
+    meta: &HashMap<String, String>,
+    classes: usize,
+    explicit: Option<&Path>,
+    data_dir: &Path,
+) -> Result<(ClassNames, Vec<String>), RunError> {
+    let recorded = meta
+        .get(CLASS_NAMES)
+        .and_then(|text| ClassNames::parse(text, classes).ok());
+    let (Some(own), None) = (recorded, explicit) else {
+        return Ok((
+            ClassNames::resolve(explicit, data_dir, classes)?,
+            Vec::new(),
+        ));
+    };
+    let mut warnings = Vec::new();
+    let file = data_dir.join(mnist_logreg::classes::DEFAULT_FILE);
+    if file.is_file() {
+        match ClassNames::load(&file, classes) {
+            Ok(theirs) if theirs != own => warnings.push(format!(
+                "warning: {} names the classes {}, the model {}: the model's names are used \
+                 (--class-names FILE overrides them)",
+                file.display(),
+                first_names(&theirs),
+                first_names(&own)
+            )),
+            _ => {}
+        }
+    }
+    Ok((own, warnings))
+}
+
+/// The first three names of `names`, for a message: `0 (T-shirt/top), 1 (Trouser), …`.
+fn first_names(names: &ClassNames) -> String {
+    let shown: Vec<String> = (0..names.len().min(3)).map(|c| names.label(c)).collect();
+    let more = if names.len() > 3 { ", …" } else { "" };
+    format!("{}{more}", shown.join(", "))
+}
 
 /// Everything that decides a run's result: the training configuration, the kernel and the
 /// gradient rule. [`Default`] is the tutorial's run.

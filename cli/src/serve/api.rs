@@ -68,9 +68,10 @@ pub fn parse_pixels(body: &[u8]) -> Result<Vec<u8>, ApiError> {
         .as_array()
         .ok_or_else(|| ApiError::bad_request(format!("\"pixels\" is not an array: {expected}")))?;
     if pixels.len() != SIDE * SIDE {
+        let n = pixels.len();
         return Err(ApiError::bad_request(format!(
-            "\"pixels\" has {} values: {expected}",
-            pixels.len()
+            "\"pixels\" has {n} value{}: {expected}",
+            if n == 1 { "" } else { "s" }
         )));
     }
     pixels

@@ -8,6 +8,7 @@ use crate::novelty::Novelty;
 use crate::preprocess::{self, DecodeError, Invert, PreprocessError, SIDE};
 use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::Split;
+use mnist_logreg::kernels::{Isa, KernelKind};
 use mnist_logreg::model::Model;
 
 /// Everything a request needs: the judge (the model, its novelty score, its names) and the
@@ -29,7 +30,8 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// An app serving `model` (784 features) through [`Model::predict`], doubting what
+    /// An app serving `model` (784 features) through [`Model::predict`] (see
+    /// [`App::with_kernel`] for a SIMD kernel), doubting what
     /// `novelty` finds unlike the training digits (without one, the hand-made rules of
     /// [`preprocess`] decide). `test` (the test split) enables `/api/test-digit`;
     /// `test_accuracy` is reported by `/api/model`.
@@ -49,6 +51,13 @@ impl App {
             test,
             test_accuracy,
         }
+    }
+
+    /// This app answering through the kernel `kind` on instruction set `isa` (see
+    /// [`Judge::with_kernel`]); `/api/model` names both.
+    pub fn with_kernel(mut self, kind: KernelKind, isa: Isa) -> Self {
+        self.judge = self.judge.with_kernel(kind, isa);
+        self
     }
 
     /// The model's answer for 784 pixels (MNIST polarity, 0 = background), refused like a
@@ -87,8 +96,8 @@ impl App {
             "classes": self.judge.model().classes(),
             "class_names": (0..self.judge.model().classes()).map(|c| self.names().label(c)).collect::<Vec<_>>(),
             "test_accuracy": self.test_accuracy,
-            "kernel": "reference",
-            "simd": "scalar",
+            "kernel": self.judge.kernel_name(),
+            "simd": self.judge.simd(),
             "test_images": self.test.as_ref().map_or(0, |t| t.len()),
             "novelty_flagged_share": self.judge.novelty().map(|n| n.flagged_share()),
         })

@@ -38,3 +38,4 @@ pub fn run_err(cmd: &mut std::process::Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 pub mod http;
+pub mod pictures;
