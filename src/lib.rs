@@ -63,7 +63,7 @@ mod output;
 pub use compute::{kernels, model, predict, train};
 #[cfg(feature = "fetch")]
 pub use data::fetch;
-pub use data::{aligned, batch, classes, dataset, idx};
+pub use data::{aligned, batch, classes, dataset, idx, samples};
 pub use output::{checkpoint, metrics};
 
 mod file_error;

@@ -63,7 +63,7 @@ fn every_test_image_agrees_with_train() {
         assert_eq!(answer.status, 200);
         let json = answer.json();
         doubted += usize::from(!json["warnings"].as_array().unwrap().is_empty());
-        let class = json["class"].as_u64().unwrap() as u8;
+        let class = json["class"].as_u64().unwrap() as u32;
         if class != want.predictions[i] {
             disagree.push((i, class, want.predictions[i]));
         }

@@ -59,7 +59,7 @@ struct Sample {
     /// The file name its prepared picture gets under --save-prepared.
     name: String,
     pixels: Vec<u8>,
-    truth: Option<u8>,
+    truth: Option<u32>,
     /// What the hand-made rules of `preprocess` noted.
     rules: Vec<preprocess::Unlike>,
 }
@@ -108,7 +108,7 @@ fn report(judge: &Judge, sample: &Sample, render: bool) -> Outcome {
     }
     println!();
     Outcome {
-        correct: sample.truth == Some(best as u8),
+        correct: sample.truth == Some(best as u32),
         doubted: !doubts.is_empty(),
     }
 }

@@ -636,7 +636,7 @@ fn print_clipped(spec: &RunSpec, outcome: &TrainOutcome, reports: &[Report]) {
 fn print_test_images(
     out: &mut dyn Write,
     data: &run::LoadedData,
-    predictions: &[u8],
+    predictions: &[u32],
     show: usize,
 ) -> std::io::Result<()> {
     for (i, &predicted) in predictions.iter().enumerate().take(show) {

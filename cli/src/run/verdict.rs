@@ -16,7 +16,7 @@ pub struct Evaluation {
     /// Loss, correct and clipped counts.
     pub stats: Stats,
     /// The predicted class of every test sample.
-    pub predictions: Vec<u8>,
+    pub predictions: Vec<u32>,
     /// `correct / samples`.
     pub accuracy: f64,
     /// Mean loss per sample.
@@ -108,7 +108,7 @@ pub fn verdict(
     steps: usize,
     from_checkpoint: bool,
     clipped_rows: usize,
-    predictions: &[u8],
+    predictions: &[u32],
     classes: usize,
 ) -> Verdict {
     let never_predicted = train::never_predicted(predictions, classes);

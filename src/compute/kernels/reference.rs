@@ -43,7 +43,7 @@ impl Kernel for Reference {
         "scalar".to_string()
     }
 
-    fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u8]>) -> Stats {
+    fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u32]>) -> Stats {
         check_forward(model, batch, predictions.as_deref());
         let mut x = vec![0.0; model.features()];
         let mut logits = vec![0.0; model.classes()];
@@ -54,7 +54,7 @@ impl Kernel for Reference {
             let out = forward_row(&mut logits, batch.label(i));
             stats.add_row(&out, batch.label(i));
             if let Some(p) = predictions.as_deref_mut() {
-                p[i] = out.predicted as u8;
+                p[i] = out.predicted as u32;
             }
         }
         stats
