@@ -55,7 +55,7 @@ fn every_test_image_agrees_with_train() {
     let want = run::evaluate_test(kernel.as_ref(), &model, &data).unwrap();
 
     let mut client = Client::connect(&addr).unwrap();
-    let test = &data.dataset.test;
+    let test = &data.dataset().unwrap().test;
     let mut disagree = Vec::new();
     let mut doubted = 0;
     for i in 0..test.len() {

@@ -32,12 +32,8 @@ pub fn evaluate_test(
     data: &LoadedData,
 ) -> Result<Evaluation, RunError> {
     let start = Instant::now();
-    let (stats, predictions) = train::evaluate(
-        kernel,
-        model,
-        data.test_pixels(),
-        data.dataset.test.labels(),
-    )?;
+    let (stats, predictions) =
+        train::evaluate(kernel, model, data.test_pixels(), data.test_labels())?;
     let n = predictions.len().max(1) as f64;
     Ok(Evaluation {
         accuracy: stats.correct as f64 / n,
@@ -201,7 +197,7 @@ pub fn summary(
     let secs = outcome.elapsed.as_secs_f64();
     Summary {
         steps,
-        epochs: images / data.dataset.train.len().max(1) as f64,
+        epochs: images / data.train_len().max(1) as f64,
         batch_size: spec.train.batch_size,
         learning_rate: spec.train.learning_rate,
         seed: spec.train.seed,

@@ -38,6 +38,20 @@ pub fn probabilities(model: &Model, pixels: &[u8]) -> Vec<f32> {
     p
 }
 
+/// Class probabilities `softmax(x·W + b)` of one sample of `f32` features used as given,
+/// computed as [`probabilities`] computes them after its division.
+pub fn probabilities_f32(model: &Model, x: &[f32]) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        model.features(),
+        "sample length is not the feature count"
+    );
+    let mut p = vec![0.0; model.classes()];
+    logits_row(model, x, &mut p);
+    softmax_in_place(&mut p);
+    p
+}
+
 impl Kernel for Reference {
     fn simd(&self) -> String {
         "scalar".to_string()
