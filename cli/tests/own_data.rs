@@ -105,7 +105,7 @@ fn float_features_with_many_classes_train_and_predict() {
 fn own_files_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let [tx, ty] = float_set(dir.path(), "train", 50, 8, 3);
-    let [vx, _] = float_set(dir.path(), "test", 10, 5, 3);
+    let [vx, vy] = float_set(dir.path(), "test", 10, 5, 3);
     let err = run_err(
         train_cmd()
             .arg("--train-images")
@@ -115,10 +115,11 @@ fn own_files_errors_name_the_file() {
             .arg("--test-images")
             .arg(&vx)
             .arg("--test-labels")
-            .arg(&ty),
+            .arg(&vy),
     );
     assert!(
-        err.contains("train-x.npy") && err.contains("test-x.npy"),
+        err.contains("train-x.npy has 8 features per sample but")
+            && err.contains("test-x.npy has 5"),
         "{err}"
     );
     // A class count below the labels: the first label past it is named.
