@@ -560,8 +560,13 @@ impl FeatureFile {
         let offset = h.offset;
         let values = match elem {
             Elem::U(1) => Values::U8 { bytes, offset },
+            // In place: little-endian data on a little-endian host, 4-byte aligned in the
+            // mapping (a `.npy` body starts at a multiple of 16 or 64; a damaged header may
+            // not, and is then copied).
             Elem::F(4)
-                if h.little && bytemuck::try_cast_slice::<u8, f32>(&bytes[offset..]).is_ok() =>
+                if h.little
+                    && cfg!(target_endian = "little")
+                    && bytemuck::try_cast_slice::<u8, f32>(&bytes[offset..]).is_ok() =>
             {
                 Values::F32InPlace { bytes, offset }
             }
