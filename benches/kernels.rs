@@ -119,7 +119,7 @@ fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("eval_test_10000");
     g.throughput(Throughput::Elements(10_000));
     let all: Vec<usize> = (0..data.test.len()).collect();
-    let mut predictions = vec![0u8; all.len()];
+    let mut predictions = vec![0u32; all.len()];
     for kind in KernelKind::ALL {
         let kernel = kind.build_on(isa, 0);
         let batch = Batch::new(

@@ -18,8 +18,13 @@
 //! The training pixels are held as `train` holds them for long runs (huge-page copies,
 //! `dataset::Resident`).
 //!
+//! Then the same loop at other shapes, on synthetic `f32` data (a seeded generator, 20 000
+//! samples): d = 512 features with K = 100 classes, and d = 256 with K = 1000 (linear probes
+//! on embeddings), for the default kernel on `f32` features (`parallel`, widest path, one
+//! thread per core) and `gemm`, each against the floor at the all-threads FMA peak.
+//!
 //! Options after `--`: `--quick` (fewer repetitions), `--paths avx2,scalar` and
-//! `--kernels fused_u8,parallel_u8` (subsets).
+//! `--kernels fused_u8,parallel_u8` (subsets), `--shapes-only` (skip the MNIST table).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -128,7 +133,7 @@ fn bandwidth(threads: usize) -> f64 {
 /// The training split as `train` holds it for long runs (huge-page copies,
 /// `dataset::Resident`) and as the memory-mapped files (u8 only), and the test split.
 struct Data {
-    labels: Vec<u8>,
+    labels: Vec<u32>,
     u8s: Resident<u8>,
     f32s: Resident<f32>,
     dataset: Dataset,
@@ -301,6 +306,10 @@ fn main() {
     let bw1 = bandwidth(1);
     let bw = bandwidth(cores);
     println!("memory read bandwidth: {bw1:.1} GB/s (1 thread), {bw:.1} GB/s ({cores} threads)");
+    other_shapes(peak_of(Isa::best(), cores), runs);
+    if args.iter().any(|a| a == "--shapes-only") {
+        return;
+    }
     let data = load();
     let images = data.labels.len();
 
@@ -422,5 +431,67 @@ fn main() {
             loop_ms / loop_floor,
             eval_ms / eval_floor,
         );
+    }
+}
+
+/// The 1000-step loop at shapes other than MNIST's, on synthetic `f32` features: `parallel`
+/// (the default kernel for `f32` features) and `gemm`, against the floor at `peak` (the
+/// all-threads FMA peak of the widest path).
+fn other_shapes(peak: f64, runs: usize) {
+    println!();
+    println!(
+        "other shapes: synthetic f32 features, 20 000 samples, 1000 steps of 256 (tutorial shuffle buffer); floor = 2·2·d·K FLOP per row at {peak:.0} GFLOP/s"
+    );
+    println!();
+    println!("| d | K | kernel | 1000-step loop ms | ÷ floor |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (d, k) in [(784usize, 10usize), (512, 100), (256, 1000)] {
+        let n = 20_000;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (d * k) as u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as u32
+        };
+        let labels: Vec<u32> = (0..n).map(|_| next() % k as u32).collect();
+        let features: Vec<f32> = (0..n * d)
+            .map(|_| (next() % 1000) as f32 / 1000.0)
+            .collect();
+        let mut model = Model::zeros(d, k).expect("a model");
+        for (i, w) in model.w_mut().iter_mut().enumerate() {
+            *w = ((i % 17) as f32 - 8.0) * 1e-3;
+        }
+        let floor_ms = 1000.0 * 256.0 * 4.0 * (d * k) as f64 / peak / 1e6;
+        for kind in [KernelKind::Parallel, KernelKind::Gemm] {
+            let kernel = kind.build(0);
+            let ms = median(
+                (0..runs.min(5))
+                    .map(|_| {
+                        let cfg = TrainConfig {
+                            learning_rate: 1e-6,
+                            display_step: 1000,
+                            seed: 3,
+                            ..TrainConfig::default()
+                        };
+                        let data = TrainData {
+                            pixels: Pixels::F32(&features),
+                            labels: &labels,
+                            features: d,
+                        };
+                        train::train(&cfg, kernel.as_ref(), data, model.clone(), |_| {})
+                            .expect("the benchmark's training run")
+                            .elapsed
+                            .as_secs_f64()
+                            * 1e3
+                    })
+                    .collect(),
+            );
+            println!(
+                "| {d} | {k} | {kind} ({}) | {ms:.1} | {:.2}× |",
+                kernel.simd(),
+                ms / floor_ms
+            );
+        }
     }
 }

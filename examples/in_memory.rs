@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ((i.wrapping_mul(2654435761).rotate_left(k) % 1000) as f32 / 1000.0 - 0.5) * 0.3
         };
         features.extend([centres[class].0 + jitter(7), centres[class].1 + jitter(19)]);
-        labels.push(class as u8);
+        labels.push(class as u32);
     }
     let data = TrainData {
         pixels: Pixels::F32(&features),

@@ -24,7 +24,7 @@ fn main() {
         (state >> 33) as u32
     };
     let pixels: Vec<u8> = (0..samples * d).map(|_| next() as u8).collect();
-    let labels: Vec<u8> = (0..samples).map(|_| (next() % k as u32) as u8).collect();
+    let labels: Vec<u32> = (0..samples).map(|_| next() % k as u32).collect();
     let spread: usize = std::env::var("SPREAD")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pixels: Vec<u8> = (0..features * samples)
         .map(|i| (i * 31 % 256) as u8)
         .collect();
-    let labels: Vec<u8> = (0..samples).map(|i| (i % classes) as u8).collect();
+    let labels: Vec<u32> = (0..samples).map(|i| (i % classes) as u32).collect();
     let rows: Vec<usize> = (0..256).map(|i| i * 3).collect();
     let batch = Batch::new(Pixels::U8(&pixels), features, &labels, &rows, classes)?;
 

@@ -49,7 +49,21 @@ def jpeg():
     Image.frombytes("L", (12, 12), bytes(digit(ink=20, paper=230))).save(out, "JPEG", quality=90)
     return out.getvalue()
 
+def npy(descr, shape, raw, version=1):
+    """A .npy file as numpy writes it: the dict padded with spaces to a multiple of 64."""
+    d = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, repr(tuple(shape)))
+    pre = 10 if version == 1 else 12
+    d += " " * ((64 - (pre + len(d) + 1) % 64) % 64) + "\n"
+    size = struct.pack("<H", len(d)) if version == 1 else struct.pack("<I", len(d))
+    return b"\x93NUMPY" + bytes([version, 0]) + size + d.encode() + raw
+
 seeds = {
+    "npy": {
+        "f4_2x3": npy("<f4", [2, 3], struct.pack("<6f", 0, 0.5, 1, -1, 2, 3)),
+        "u1_2x2x2_v2": npy("|u1", [2, 2, 2], bytes(range(8)), 2),
+        "i8_labels_v3": npy("<i8", [4], struct.pack("<4q", 0, 3, 1, 2), 3),
+        "idx_f32": bytes([0, 0, 0x0D, 2]) + struct.pack(">II", 2, 2) + struct.pack(">4f", 1, 2, 3, 4),
+    },
     "idx_images": {"two": images(2), "empty": images(0)},
     "idx_labels": {"three": labels([1, 2, 3]), "empty": labels([])},
     "gzip_idx": {"labels": b"\x01" + gz(labels([3, 1, 4])), "images": b"\x00" + gz(images(1))},

@@ -110,6 +110,34 @@ pub fn dataset_dir(data: &[u8]) -> bool {
     }
 }
 
+/// Bytes as a features file and as a labels file (`.npy` or IDX of any element type and
+/// shape, sniffed from the first bytes). Returns whether either parsed.
+pub fn npy(data: &[u8]) -> bool {
+    use crate::compute::kernels::Pixels;
+    use crate::data::samples::{FeatureFile, LabelFile};
+    let path = Path::new("fuzz.npy");
+    let features = match FeatureFile::from_bytes(path, data.to_vec()) {
+        Ok(f) => {
+            let n = f.len() * f.features();
+            assert_eq!(f.pixels().len(), n);
+            assert!(f.shape().len() >= 2 && f.features() > 0);
+            if let Pixels::F32(x) = f.pixels() {
+                assert!(x.iter().all(|v| v.is_finite()));
+            }
+            true
+        }
+        Err(_) => false,
+    };
+    let labels = match LabelFile::from_bytes(path, data) {
+        Ok(l) => {
+            assert!(l.label_end() <= crate::data::samples::MAX_CLASSES);
+            true
+        }
+        Err(_) => false,
+    };
+    features || labels
+}
+
 /// Bytes as a safetensors checkpoint. Returns whether they loaded.
 pub fn checkpoint(data: &[u8]) -> bool {
     match checkpoint::from_bytes(Path::new("fuzz.safetensors"), data) {

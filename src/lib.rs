@@ -9,7 +9,7 @@
 //!
 //! | stage | modules |
 //! | --- | --- |
-//! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`aligned`], [`classes`], `fetch` (feature `fetch`) |
+//! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`samples`] (your own data: IDX of any type and shape, `.npy`, any class count); [`aligned`], [`classes`], `fetch` (feature `fetch`) |
 //! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch for AVX-512F, AVX2+FMA, SSE2, NEON and scalar in `kernels::simd`) → [`model`] → [`predict`] (one sample's answer) → [`train`] (the SGD loop) |
 //! | to the optimum (`src/solve/`) | [`solve`] (the L2-regularised objective, preconditioned full-batch L-BFGS) |
 //! | results out (`src/output/`) | [`checkpoint`] |
@@ -51,6 +51,11 @@
 //! # }
 //! ```
 //!
+//! Your own files (features and labels as IDX of any element type and shape, or NumPy `.npy`;
+//! any class count) open with [`samples::open_train_test`], and
+//! [`samples::Samples::train_data`] feeds them to the same loop, read in place where the
+//! type allows (u8, little-endian `f32` `.npy`).
+//!
 //! Any in-memory arrays train the same way ([`train::TrainData`] borrows pixels and labels),
 //! and a single kernel step runs on your own buffers through [`kernels::Batch::new`], which
 //! checks every row index and label: see the crate's `examples/`.
@@ -64,7 +69,7 @@ mod output;
 pub use compute::{kernels, model, predict, train};
 #[cfg(feature = "fetch")]
 pub use data::fetch;
-pub use data::{aligned, batch, classes, dataset, idx};
+pub use data::{aligned, batch, classes, dataset, idx, samples};
 pub use output::checkpoint;
 
 mod file_error;

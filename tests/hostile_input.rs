@@ -14,13 +14,14 @@ use proptest::prelude::*;
 
 type Entry = fn(&[u8]) -> bool;
 
-const ENTRIES: [(&str, Entry); 6] = [
+const ENTRIES: [(&str, Entry); 7] = [
     ("idx_images", fuzz_entry::idx_images),
     ("idx_labels", fuzz_entry::idx_labels),
     ("gzip_idx", fuzz_entry::gzip_idx),
     ("dataset_dir", fuzz_entry::dataset_dir),
     ("checkpoint", fuzz_entry::checkpoint),
     ("class_names", fuzz_entry::class_names),
+    ("npy", fuzz_entry::npy),
 ];
 
 /// A valid input for each entry (so mutations start from something that parses).

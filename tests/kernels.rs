@@ -37,7 +37,7 @@ struct Problem {
     k: usize,
     pixels_u8: Vec<u8>,
     pixels_f32: Vec<f32>,
-    labels: Vec<u8>,
+    labels: Vec<u32>,
     rows: Vec<usize>,
     model: Model,
 }
@@ -47,7 +47,9 @@ fn problem(seed: u64, n: usize, d: usize, k: usize, scale: f32) -> Problem {
     let samples = n.min(50) + 1;
     let pixels_u8: Vec<u8> = (0..samples * d).map(|_| rng.random()).collect();
     let pixels_f32 = pixels_u8.iter().map(|&p| p as f32 / 255.0).collect();
-    let labels = (0..samples).map(|_| rng.random_range(0..k) as u8).collect();
+    let labels = (0..samples)
+        .map(|_| rng.random_range(0..k) as u32)
+        .collect();
     let rows = (0..n).map(|_| rng.random_range(0..samples)).collect();
     let mut model = Model::tutorial_init(d, k);
     for w in model.w_mut().iter_mut() {
@@ -145,7 +147,7 @@ fn check(
     let batch = p.batch(kind);
     let mut grads = Grads::zeros_like(&p.model);
     let s = kernel.forward_backward(&p.model, &batch, &mut grads);
-    let mut preds = vec![0u8; n];
+    let mut preds = vec![0u32; n];
     let f = kernel.forward(&p.model, &batch, Some(&mut preds));
 
     let name = format!("{kind} on {} ({clip:?})", isa.name());
@@ -254,6 +256,55 @@ proptest! {
     }
 }
 
+/// Any (d, K), explicitly: class counts on both sides of the class tiles (5 and 10), of the
+/// 16-vector logit buffer on the stack, and past 256 (labels and predictions above u8), with
+/// feature counts that are not a multiple of any vector width; every kernel on every path
+/// against the f64 reference, and the predictions of every forward against the reference's.
+#[test]
+fn kernels_match_f64_reference_at_other_shapes() {
+    let shapes = [
+        (1, 2),
+        (17, 2),
+        (33, 3),
+        (7, 7),
+        (101, 13),
+        (47, 16),
+        (23, 17),
+        (65, 257),
+        (300, 40),
+    ];
+    for (i, &(d, k)) in shapes.iter().enumerate() {
+        for (n, scale) in [(37, 0.05f32), (100, 0.5)] {
+            let mut p = problem(100 + i as u64, n, d, k, scale);
+            // Labels up to the last class, so the highest labels are exercised.
+            let last = p.labels.len() - 1;
+            p.labels[last] = k as u32 - 1;
+            p.rows[0] = last;
+            let clip = ClipGradient::Zero;
+            let r = forward_backward_f64(&p.model, &p.batch(KernelKind::Reference), clip);
+            let mut want = vec![0u32; n];
+            let reference = KernelKind::Reference.build(1);
+            reference.forward(&p.model, &p.batch(KernelKind::Reference), Some(&mut want));
+            assert!(want.iter().all(|&c| (c as usize) < k));
+            for v in variants() {
+                match check(&p, &r, v, clip) {
+                    Ok(_) => {}
+                    Err(e) => panic!("d={d} K={k} n={n}: {e}"),
+                }
+                let kernel = v.0.build_on(v.1, 2);
+                let mut got = vec![u32::MAX; n];
+                kernel.forward(&p.model, &p.batch(v.0), Some(&mut got));
+                let differ = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+                // f32 near-ties may flip a prediction; never more than a few rows.
+                assert!(
+                    differ * 20 <= n && got.iter().all(|&c| (c as usize) < k),
+                    "d={d} K={k} {v:?}: {differ} predictions differ from the reference"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn mnist_shape_with_huge_logits_and_clipped_rows() {
     // 784 features, 10 classes, weights ±30 → logits around ±1e4: most rows clipped.
@@ -280,7 +331,7 @@ fn clipped_row_gradient_follows_the_clip_rule() {
     // One feature, two classes; W pushes class 1 far above class 0, label 0 → p_0 ≈ e^-100.
     let mut model = Model::tutorial_init(1, 2);
     model.w_mut().copy_from_slice(&[0.0, 100.0]);
-    let (px, labels, rows) = ([1.0f32], [0u8], [0usize]);
+    let (px, labels, rows) = ([1.0f32], [0u32], [0usize]);
     for (kind, isa) in variants() {
         let u8px = [255u8];
         let pixels = kind.input().pick(&px, &u8px);
@@ -363,7 +414,7 @@ fn parallel_is_bit_identical_for_any_thread_count() {
             let kernel = kind.build_on(isa, threads);
             let mut g = Grads::zeros_like(&p.model);
             let s = kernel.forward_backward(&p.model, &batch, &mut g);
-            let mut preds = vec![0u8; 1000];
+            let mut preds = vec![0u32; 1000];
             let f = kernel.forward(&p.model, &batch, Some(&mut preds));
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             (

@@ -37,7 +37,7 @@ fn panic_message(f: impl FnOnce()) -> String {
 #[test]
 fn batch_new_refuses_bad_rows_labels_and_shapes() {
     let px = pixels(10);
-    let labels: Vec<u8> = (0..10).map(|i| i % K as u8).collect();
+    let labels: Vec<u32> = (0..10).map(|i| i % K as u32).collect();
     let p = Pixels::U8(&px);
     assert_eq!(
         Batch::new(p, D, &labels, &[3, 10], K).unwrap_err(),
@@ -80,7 +80,7 @@ fn batch_new_refuses_bad_rows_labels_and_shapes() {
 #[test]
 fn kernels_panic_with_a_message_on_arguments_that_do_not_fit() {
     let px = pixels(8);
-    let labels = [0u8, 1, 2, 0, 1, 2, 0, 1];
+    let labels = [0u32, 1, 2, 0, 1, 2, 0, 1];
     let rows: Vec<usize> = (0..8).collect();
     let batch = Batch::new(Pixels::U8(&px), D, &labels, &rows, K).unwrap();
     // Validated for 20 classes: labels up to 2 are fine for that, not for a 2-class model.
@@ -141,7 +141,7 @@ fn kernels_panic_with_a_message_on_arguments_that_do_not_fit() {
                 ),
             );
         }
-        let mut short = [0u8; 7];
+        let mut short = [0u32; 7];
         expect(
             panic_message(|| {
                 kernel.forward(&model, &batch, Some(&mut short));
@@ -149,7 +149,7 @@ fn kernels_panic_with_a_message_on_arguments_that_do_not_fit() {
             "predictions buffer holds 7 slots for a batch of 8 rows",
         );
         // What does fit still runs, with predictions to spare.
-        let mut spare = [9u8; 9];
+        let mut spare = [9u32; 9];
         kernel.forward(&model, &batch, Some(&mut spare));
         assert_eq!(spare[8], 9, "{kind}: a slot past the batch was written");
     }
@@ -187,7 +187,7 @@ fn a_model_is_built_only_with_buffers_of_its_shape() {
 fn one_sample_prediction_agrees_with_the_kernels() {
     let n = 40;
     let px = pixels(n);
-    let labels: Vec<u8> = (0..n).map(|i| (i % K) as u8).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % K) as u32).collect();
     let mut model = Model::tutorial_init(D, K);
     for (i, w) in model.w_mut().iter_mut().enumerate() {
         *w = ((i * 7) % 11) as f32 * 0.01 - 0.05;
@@ -216,7 +216,7 @@ fn one_sample_prediction_agrees_with_the_kernels() {
 fn prefetch_hints_past_the_end_change_nothing() {
     let n = 300;
     let px = pixels(n);
-    let labels: Vec<u8> = (0..n).map(|i| (i % K) as u8).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % K) as u32).collect();
     let rows: Vec<usize> = (0..n).rev().collect();
     let wild = vec![usize::MAX / 3; n];
     let model = {
@@ -246,7 +246,7 @@ fn prefetch_hints_past_the_end_change_nothing() {
 #[test]
 fn training_and_evaluation_refuse_data_that_does_not_fit() {
     let px = pixels(10);
-    let labels: Vec<u8> = (0..10).map(|i| (i % 5) as u8).collect();
+    let labels: Vec<u32> = (0..10).map(|i| (i % 5) as u32).collect();
     let kernel = KernelKind::FusedU8.build(1);
     let data = TrainData {
         pixels: Pixels::U8(&px),
@@ -310,7 +310,7 @@ fn training_and_evaluation_refuse_data_that_does_not_fit() {
 #[test]
 fn an_empty_batch_is_valid_and_gives_zero_gradients() {
     let px = pixels(4);
-    let labels = [0u8, 1, 2, 0];
+    let labels = [0u32, 1, 2, 0];
     let batch = Batch::new(Pixels::U8(&px), D, &labels, &[], K).unwrap();
     let model = Model::tutorial_init(D, K);
     for (kind, isa) in kernels() {

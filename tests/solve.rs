@@ -44,7 +44,7 @@ fn splitmix64(z: u64) -> u64 {
 /// classes, labels from a linear rule with every 5th (by hash) replaced; and the weights.
 struct Small {
     px: Vec<u8>,
-    labels: Vec<u8>,
+    labels: Vec<u32>,
     weights: Vec<f32>,
     d: usize,
     k: usize,
@@ -60,7 +60,7 @@ fn small_problem(n: usize, d: usize, k: usize) -> Small {
     let labels = (0..n)
         .map(|i| {
             if splitmix64(1_000_000 + i as u64).is_multiple_of(5) {
-                return (splitmix64(3_000_000 + i as u64) % k as u64) as u8;
+                return (splitmix64(3_000_000 + i as u64) % k as u64) as u32;
             }
             let score = |c: usize| -> i64 {
                 (0..d)
@@ -68,7 +68,7 @@ fn small_problem(n: usize, d: usize, k: usize) -> Small {
                     .sum()
             };
             // First index on ties, as numpy's argmax.
-            (1..k).fold(0, |b, c| if score(c) > score(b) { c } else { b }) as u8
+            (1..k).fold(0, |b, c| if score(c) > score(b) { c } else { b }) as u32
         })
         .collect();
     let weights = (0..n)
@@ -100,7 +100,7 @@ fn objective_f64(s: &Small, weights: Option<&[f32]>, l2: f64, theta: &[f64]) -> 
             .collect();
         let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
-        let y = usize::from(s.labels[i]);
+        let y = s.labels[i] as usize;
         loss += w * (sum.ln() + max - z[y]);
         total += w;
         for c in 0..k {

@@ -103,12 +103,12 @@ impl Judge {
         let mut class = 0;
         let probabilities = (0..classes)
             .map(|c| {
-                let labels = [c as u8];
+                let labels = [c as u32];
                 let batch = Batch::new(input, pixels.len(), &labels, &rows, classes)
                     .expect("one row of 784 pixels and a label below the class count");
-                let mut predicted = [0u8];
+                let mut predicted = [0u32];
                 let stats = kernel.forward(&self.model, &batch, Some(&mut predicted));
-                class = usize::from(predicted[0]);
+                class = predicted[0] as usize;
                 if stats.clipped > 0 {
                     0.0
                 } else {

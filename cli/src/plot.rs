@@ -215,9 +215,9 @@ pub struct GridItem<'a> {
     /// `side × side` pixels.
     pub pixels: &'a [u8],
     /// The model's prediction.
-    pub predicted: u8,
+    pub predicted: u32,
     /// The true label.
-    pub truth: u8,
+    pub truth: u32,
 }
 
 /// A grid of images, ten per row, each with its predicted label underneath; misclassified
@@ -395,7 +395,7 @@ pub fn run_pictures(
     dir: &Path,
     reports: &[Report],
     test: &mnist_logreg::dataset::Split,
-    predictions: &[u8],
+    predictions: &[u32],
     model: &Model,
     names: &ClassNames,
     grid: usize,

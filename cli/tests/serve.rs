@@ -55,7 +55,7 @@ fn every_test_image_agrees_with_train() {
     let want = run::evaluate_test(kernel.as_ref(), &model, &data).unwrap();
 
     let mut client = Client::connect(&addr).unwrap();
-    let test = &data.dataset.test;
+    let test = &data.dataset().unwrap().test;
     let mut disagree = Vec::new();
     let mut doubted = 0;
     let mut worst_difference = 0.0f64;
@@ -64,7 +64,7 @@ fn every_test_image_agrees_with_train() {
         assert_eq!(answer.status, 200);
         let json = answer.json();
         doubted += usize::from(!json["warnings"].as_array().unwrap().is_empty());
-        let class = json["class"].as_u64().unwrap() as u8;
+        let class = json["class"].as_u64().unwrap() as u32;
         if class != want.predictions[i] {
             disagree.push((i, class, want.predictions[i]));
         }

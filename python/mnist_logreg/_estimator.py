@@ -251,7 +251,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 f"y holds labels not among the classes {list(self.classes_)}: "
                 f"{sorted(set(np.asarray(y)[unknown].tolist()))[:5]}"
             )
-        return index.astype(np.uint8)
+        return index.astype(np.uint32)
 
     def _start(self, X, classes):
         self.classes_ = classes
@@ -259,8 +259,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"SoftmaxRegression needs samples of at least 2 classes; y has one class only ({classes[0]!r})"
             )
-        if len(classes) > 256:
-            raise ValueError(f"at most 256 classes; y has {len(classes)}")
         k, d = len(classes), X.shape[1]
         fill = 0.0 if self.init == "zeros" else 1.0
         self.n_iter_ = 0
@@ -276,7 +274,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         batch = min(int(self.batch_size), len(y))
         steps = self._steps_for(len(y), batch)
         self._partial_calls = 0
-        return self._run(X, y_index.astype(np.uint8), coef, intercept, steps, 0, self._seed())
+        return self._run(X, y_index.astype(np.uint32), coef, intercept, steps, 0, self._seed())
 
     def partial_fit(self, X, y, classes=None):
         """One more pass over ``X``, ``y`` (``ceil(n_samples / batch_size)`` SGD steps) from

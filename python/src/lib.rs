@@ -172,7 +172,7 @@ type Checkpoint<'py> = (
 fn fit<'py>(
     py: Python<'py>,
     x: Features<'py>,
-    y: PyReadonlyArray1<'py, u8>,
+    y: PyReadonlyArray1<'py, u32>,
     coef: PyReadonlyArray2<'py, f32>,
     intercept: PyReadonlyArray1<'py, f32>,
     steps: usize,
@@ -247,7 +247,7 @@ fn predict<'py>(
     kernel: &str,
     simd: &str,
     threads: usize,
-) -> PyResult<Bound<'py, PyArray1<u8>>> {
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
     let (n, d, owned) = x.copy()?;
     let pixels = owned.pixels();
     let model = model_of(&coef, &intercept)?;
@@ -257,11 +257,8 @@ fn predict<'py>(
             model.features()
         )));
     }
-    if model.classes() > 256 {
-        return Err(PyValueError::new_err("at most 256 classes"));
-    }
     let kernel = kernel_for(kernel, simd, threads, ClipGradient::Zero, &pixels)?;
-    let labels = vec![0u8; n];
+    let labels = vec![0u32; n];
     let predictions = py
         .detach(|| train::evaluate(kernel.as_ref(), &model, pixels, &labels))
         .map_err(value_error)?

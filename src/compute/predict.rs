@@ -27,18 +27,49 @@ impl Model {
             });
         }
         let probabilities = crate::compute::kernels::reference::probabilities(self, pixels);
-        // First index on ties, as the kernels' argmax.
-        let class = (1..self.classes()).fold(0, |best, c| {
+        Ok(Prediction::of(probabilities))
+    }
+
+    /// The class and the probabilities of one sample of `f32` features, used as given (the
+    /// features of a float `.npy` or IDX file), computed by the scalar reference.
+    ///
+    /// ```
+    /// use mnist_logreg::model::Model;
+    ///
+    /// let mut m = Model::zeros(2, 3)?;
+    /// m.w_mut().copy_from_slice(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    /// assert_eq!(m.predict_f32(&[0.0, 2.0])?.class, 1);
+    /// assert!(m.predict_f32(&[0.0]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn predict_f32(&self, x: &[f32]) -> Result<Prediction, PredictError> {
+        if x.len() != self.features() {
+            return Err(PredictError {
+                got: x.len(),
+                features: self.features(),
+            });
+        }
+        Ok(Prediction::of(
+            crate::compute::kernels::reference::probabilities_f32(self, x),
+        ))
+    }
+}
+
+impl Prediction {
+    /// The most probable class of `probabilities` (first index on ties, as the kernels'
+    /// argmax) with them.
+    fn of(probabilities: Vec<f32>) -> Self {
+        let class = (1..probabilities.len()).fold(0, |best, c| {
             if probabilities[c] > probabilities[best] {
                 c
             } else {
                 best
             }
         });
-        Ok(Prediction {
+        Prediction {
             class,
             probabilities,
-        })
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //!
 //! // Four 2-pixel samples: class 0 is bright on the left, class 1 on the right.
 //! let pixels = [255u8, 0, 0, 255, 200, 10, 10, 200];
-//! let labels = [0u8, 1, 0, 1];
+//! let labels = [0u32, 1, 0, 1];
 //! let data = TrainData { pixels: Pixels::U8(&pixels), labels: &labels, features: 2 };
 //! let cfg = TrainConfig { steps: 200, batch_size: 4, learning_rate: 0.5, ..TrainConfig::default() };
 //! let kernel = KernelKind::Reference.build(1);
@@ -107,7 +107,7 @@ pub struct TrainData<'a> {
     /// Pixels of all samples.
     pub pixels: Pixels<'a>,
     /// Labels of all samples.
-    pub labels: &'a [u8],
+    pub labels: &'a [u32],
     /// Features per sample.
     pub features: usize,
 }
@@ -395,11 +395,11 @@ pub fn evaluate(
     kernel: &dyn Kernel,
     model: &Model,
     pixels: Pixels,
-    labels: &[u8],
-) -> Result<(Stats, Vec<u8>), TrainError> {
+    labels: &[u32],
+) -> Result<(Stats, Vec<u32>), TrainError> {
     let rows: Vec<usize> = (0..labels.len()).collect();
     let batch = check_data(model, pixels, model.features(), labels, &rows)?;
-    let mut predictions = vec![0u8; rows.len()];
+    let mut predictions = vec![0u32; rows.len()];
     let stats = kernel.forward(model, &batch, Some(&mut predictions));
     Ok((stats, predictions))
 }
@@ -410,7 +410,7 @@ fn check_data<'a>(
     model: &Model,
     pixels: Pixels<'a>,
     features: usize,
-    labels: &'a [u8],
+    labels: &'a [u32],
     rows: &'a [usize],
 ) -> Result<Batch<'a>, TrainError> {
     if features != model.features() {
@@ -424,7 +424,7 @@ fn check_data<'a>(
 
 /// Classes that never appear in `predictions` (a stalled class, see `docs/cli.md`, "Seeds,
 /// stalls, and a recipe that never stalls").
-pub fn never_predicted(predictions: &[u8], classes: usize) -> Vec<usize> {
+pub fn never_predicted(predictions: &[u32], classes: usize) -> Vec<usize> {
     let mut seen = vec![false; classes];
     for &p in predictions {
         if let Some(s) = seen.get_mut(p as usize) {
@@ -435,7 +435,7 @@ pub fn never_predicted(predictions: &[u8], classes: usize) -> Vec<usize> {
 }
 
 /// `counts[t][p]`: test samples of true class `t` predicted as `p`.
-pub fn confusion(predictions: &[u8], labels: &[u8], classes: usize) -> Vec<Vec<usize>> {
+pub fn confusion(predictions: &[u32], labels: &[u32], classes: usize) -> Vec<Vec<usize>> {
     let mut counts = vec![vec![0; classes]; classes];
     for (&p, &t) in predictions.iter().zip(labels) {
         counts[t as usize][p as usize] += 1;

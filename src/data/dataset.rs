@@ -35,10 +35,10 @@ pub(crate) const MNIST_SHA256: [(&str, &str); 4] = [
 
 /// The first ten training labels of MNIST.
 #[doc(hidden)]
-pub const MNIST_FIRST_TRAIN_LABELS: [u8; 10] = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4];
+pub const MNIST_FIRST_TRAIN_LABELS: [u32; 10] = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4];
 /// The first ten test labels of MNIST.
 #[doc(hidden)]
-pub const MNIST_FIRST_TEST_LABELS: [u8; 10] = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9];
+pub const MNIST_FIRST_TEST_LABELS: [u32; 10] = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9];
 
 /// Faults of a dataset as a whole (its files are checked by [`IdxError`]).
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ pub enum DatasetError {
         /// Index of the first bad label.
         index: usize,
         /// The label found.
-        label: u8,
+        label: u32,
         /// Number of classes.
         classes: usize,
     },
@@ -131,6 +131,8 @@ pub struct Split {
     pub images: IdxFile,
     /// The labels file (`count` u8 labels).
     pub labels: IdxFile,
+    /// The labels widened to `u32`, as the kernels read them (240 KB for MNIST's 60 000).
+    classes: Vec<u32>,
 }
 
 impl Split {
@@ -160,9 +162,9 @@ impl Split {
         &self.pixels()[i * f..(i + 1) * f]
     }
 
-    /// All labels.
-    pub fn labels(&self) -> &[u8] {
-        self.labels.body()
+    /// All labels (the u8 labels of the file, widened to `u32` once at load).
+    pub fn labels(&self) -> &[u32] {
+        &self.classes
     }
 
     /// The pixels as `f32` in [0, 1] (`x / 255`, as the tutorial), in one pass into an
@@ -294,7 +296,12 @@ fn open_split(
         IdxKind::Labels,
         opts,
     )?;
-    check_split(Split { images, labels })
+    let classes = labels.body().iter().map(|&l| u32::from(l)).collect();
+    check_split(Split {
+        images,
+        labels,
+        classes,
+    })
 }
 
 /// Check that a split's files agree: equal counts, labels below [`MNIST_CLASSES`](crate::mnist::MNIST_CLASSES).

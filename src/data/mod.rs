@@ -1,4 +1,4 @@
-//! Data in: IDX files, the four-file dataset with its checksums, batch samplers, aligned
+//! Data in: IDX files, your own features and labels (IDX of any type and shape, `.npy`), the four-file dataset with its checksums, batch samplers, aligned
 //! buffers, class names, and (feature `fetch`) the download of MNIST.
 
 pub mod aligned;
@@ -9,4 +9,6 @@ pub mod dataset;
 #[cfg(feature = "fetch")]
 pub mod fetch;
 pub mod idx;
+pub(crate) mod npy;
 pub(crate) mod pixels;
+pub mod samples;

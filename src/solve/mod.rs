@@ -121,7 +121,7 @@ pub enum SolveError {
 pub struct Problem<'a> {
     pixels: Pixels<'a>,
     features: usize,
-    labels: &'a [u8],
+    labels: &'a [u32],
     classes: usize,
     weights: Option<&'a [f32]>,
     weight_sum: f64,
@@ -133,7 +133,7 @@ impl<'a> Problem<'a> {
     pub fn new(
         pixels: Pixels<'a>,
         features: usize,
-        labels: &'a [u8],
+        labels: &'a [u32],
         classes: usize,
     ) -> Result<Self, SolveError> {
         let rows: Vec<usize> = (0..labels.len()).collect();
@@ -158,7 +158,7 @@ impl<'a> Problem<'a> {
     pub fn u8(
         pixels: &'a [u8],
         features: usize,
-        labels: &'a [u8],
+        labels: &'a [u32],
         classes: usize,
     ) -> Result<Self, SolveError> {
         Self::new(Pixels::U8(pixels), features, labels, classes)

@@ -22,6 +22,10 @@ use mnist_logreg_cli::run;
 /// (--invert), grain, specks and a frame around the picture are removed, and the digit's
 /// bounding box is scaled so its longer side is 20 pixels and placed in a 28×28 frame with its
 /// centre of mass at the centre.
+///
+/// Feature files (`.npy`, or IDX of any element type and shape, as `train --train-images`
+/// reads them; told apart from pictures by their first bytes) are classified row by row
+/// instead: one line `row<TAB>class<TAB>probability` per sample.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {
@@ -61,7 +65,7 @@ struct Sample {
     /// The file name its prepared picture gets under --save-prepared.
     name: String,
     pixels: Vec<u8>,
-    truth: Option<u8>,
+    truth: Option<u32>,
     /// What the hand-made rules of `preprocess` noted.
     rules: Vec<preprocess::Unlike>,
     /// The stages of preparing a picture file (none for a test image).
@@ -112,12 +116,62 @@ fn report(judge: &Judge, sample: &Sample, render: bool) -> Outcome {
     }
     println!();
     Outcome {
-        correct: sample.truth == Some(best as u8),
+        correct: sample.truth == Some(best as u32),
         doubted: !doubts.is_empty(),
     }
 }
 
+/// True when `path` starts like a feature file (`.npy`, IDX, or gzip of either) rather than
+/// a picture.
+fn is_feature_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    read.is_ok()
+        && (head.starts_with(b"\x93NUM")
+            || head.starts_with(&[0x1f, 0x8b])
+            || (head[..2] == [0, 0] && matches!(head[2], 0x08 | 0x09 | 0x0B..=0x0E)))
+}
+
+/// Classify every row of feature files: `row<TAB>class<TAB>probability` (a `# FILE` line
+/// before each file's rows when there are several).
+fn predict_rows(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
+    use mnist_logreg::kernels::Pixels;
+    use std::io::Write;
+    let (model, _) = mnist_logreg::checkpoint::load(&args.model)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for path in &args.images {
+        let file = mnist_logreg::samples::FeatureFile::open(path, &LoadOptions::default())?;
+        if file.features() != model.features() {
+            return Err(format!(
+                "{}: {} features per sample, the model {} reads {}",
+                path.display(),
+                file.features(),
+                args.model.display(),
+                model.features()
+            )
+            .into());
+        }
+        if args.images.len() > 1 {
+            writeln!(out, "# {}", path.display())?;
+        }
+        let d = file.features();
+        for row in 0..file.len() {
+            let p = match file.pixels() {
+                Pixels::U8(x) => model.predict(&x[row * d..(row + 1) * d])?,
+                Pixels::F32(x) => model.predict_f32(&x[row * d..(row + 1) * d])?,
+            };
+            writeln!(out, "{row}\t{}\t{:.6}", p.class, p.probabilities[p.class])?;
+        }
+    }
+    out.flush()?;
+    Ok(true)
+}
+
 fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
+    if !args.images.is_empty() && args.images.iter().all(|p| is_feature_file(p)) {
+        return predict_rows(&args);
+    }
     let (model, novelty, meta) = run::load_picture_model(&args.model)?;
     if novelty.is_none() {
         eprintln!("{}", run::NO_NOVELTY_NOTE);

@@ -12,7 +12,7 @@ use mnist_logreg::dataset::Dataset;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{KernelKind, SimdChoice};
 use mnist_logreg_cli::novelty::Novelty;
-use mnist_logreg_cli::run::{self, DataSource, LoadedData, RunSpec};
+use mnist_logreg_cli::run::{self, DataSource, RunSpec};
 use mnist_logreg_cli::serve::{self, App, ServeOptions};
 
 /// Serve a page where you draw a digit and watch the model read it, with a JSON API.
@@ -81,7 +81,9 @@ fn build_app(args: &Args) -> Result<App, BoxError> {
             outcome.elapsed.as_secs_f64() * 1e3,
             eval.accuracy
         );
-        let LoadedData { dataset, names, .. } = data;
+        let (dataset, names) = data
+            .into_mnist()
+            .expect("the tutorial trains on a data directory");
         let novelty = Novelty::fit(dataset.train.pixels(), dataset.test.pixels()).ok();
         return Ok(App::new(
             outcome.model,

@@ -15,7 +15,7 @@ use mnist_logreg::batch::ShuffleKind;
 
 use mnist_logreg::dataset::ChecksumPolicy;
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{ClipGradient, Kernel, KernelKind, SimdChoice};
+use mnist_logreg::kernels::{ClipGradient, Input, Kernel, KernelKind, SimdChoice};
 use mnist_logreg::model::Model;
 use mnist_logreg::train::{self, Observer, Progress, Report, TrainConfig, TrainOutcome};
 use mnist_logreg_cli::metrics::{MetricsEvent, MetricsLog};
@@ -47,8 +47,27 @@ use mnist_logreg_cli::run::{self, DataSource, LoadedData, RunSpec};
 struct Args {
     /// Directory holding train-images, train-labels, t10k-images, t10k-labels (raw IDX or .gz;
     /// `-` or `.` before idx3-ubyte/idx1-ubyte). Default: data/mnist of this checkout.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "train_images")]
     data: Option<PathBuf>,
+    /// Your own training features instead of --data: IDX of any element type and shape
+    /// (`[n, …]`, each item flattened) or NumPy .npy (uint8, float32, float64), raw or .gz,
+    /// told apart by content. u8 values are read as pixels (÷ 255), floats as given.
+    /// Needs --train-labels, --test-images and --test-labels.
+    #[arg(long, value_name = "FILE", requires_all = ["train_labels", "test_images", "test_labels"])]
+    train_images: Option<PathBuf>,
+    /// Labels of --train-images: 1-D IDX (u8, i16, i32) or .npy of any integer type.
+    #[arg(long, value_name = "FILE", requires = "train_images")]
+    train_labels: Option<PathBuf>,
+    /// Test features for --train-images (the same feature count).
+    #[arg(long, value_name = "FILE", requires = "train_images")]
+    test_images: Option<PathBuf>,
+    /// Labels of --test-images.
+    #[arg(long, value_name = "FILE", requires = "train_images")]
+    test_labels: Option<PathBuf>,
+    /// Number of classes of --train-images data (2 or more) [default: largest label + 1 over
+    /// train and test].
+    #[arg(long, value_name = "N", requires = "train_images")]
+    classes: Option<usize>,
     /// Number of SGD steps [default: 1000]; with --resume, the step to continue up to
     /// [default: the interrupted run's].
     #[arg(long, conflicts_with = "epochs")]
@@ -160,6 +179,9 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     class_names: Option<PathBuf>,
 }
+
+/// Classes up to which confusion.svg is drawn for data that are not MNIST-shaped pictures.
+const MAX_CONFUSION_CLASSES: usize = 100;
 
 /// The streaming shuffle buffer's size without --shuffle-buffer.
 const DEFAULT_SHUFFLE_BUFFER: usize = 5000;
@@ -303,7 +325,8 @@ impl Setup {
     fn novelty(&self) -> Option<&Novelty> {
         self.novelty
             .get_or_init(|| {
-                let (train, test) = (&self.data.dataset.train, &self.data.dataset.test);
+                let dataset = self.data.dataset()?;
+                let (train, test) = (&dataset.train, &dataset.test);
                 if train.features() != mnist_logreg::MNIST_FEATURES || test.is_empty() {
                     return None;
                 }
@@ -335,8 +358,19 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
     if let Some(w) = run::threads_warning(args.threads) {
         eprintln!("{w}");
     }
+    let files = match (
+        &args.train_images,
+        &args.train_labels,
+        &args.test_images,
+        &args.test_labels,
+    ) {
+        (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d].map(Clone::clone)),
+        _ => None,
+    };
     let source = DataSource {
         dir: args.data.clone().unwrap_or_else(run::default_data_dir),
+        files,
+        classes: args.classes,
         load: LoadOptions {
             mmap: !args.no_mmap,
             cache_dir: args.cache_dir.clone(),
@@ -350,16 +384,57 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
     let (spec, start) = spec_and_start(args, 60_000)?;
     let resident = run::wants_resident(spec.train.steps, spec.train.batch_size);
     let data = LoadedData::open(&source, spec.kernel.input(), resident)?;
-    let spec = match args.epochs {
-        Some(_) => spec_and_start(args, data.dataset.train.len())?.0,
+    let mut spec = match args.epochs {
+        Some(_) => spec_and_start(args, data.train_len())?.0,
         None => spec,
     };
-    for warning in flag_warnings(args, &spec, data.dataset.train.len()) {
+    for warning in flag_warnings(args, &spec, data.train_len()) {
         eprintln!("{warning}");
     }
-    if !data.verified() {
-        let dir = data.dataset.dir.display();
+    if data.dataset().is_some() && !data.verified() {
+        let dir = data.dir().display();
         eprintln!("note: {dir} is not verified against the MNIST checksums");
+    }
+    if data.dataset().is_none() {
+        let (n, d, k) = (data.train_len(), data.features(), data.classes());
+        let values = if data.is_u8() {
+            "u8 values, scaled by 1/255"
+        } else {
+            "float values, used as given"
+        };
+        eprintln!("data: {n} training samples of {d} features ({values}), {k} classes");
+        let empty = data.classes_without_training_samples();
+        if !empty.is_empty() {
+            let shown: Vec<String> = empty.iter().take(10).map(|c| c.to_string()).collect();
+            eprintln!(
+                "warning: {} of the {k} classes have no training sample (the model cannot learn them): {}{}",
+                empty.len(),
+                shown.join(", "),
+                if empty.len() > 10 { ", …" } else { "" }
+            );
+        }
+        let pictures = if data.is_pictures() {
+            ""
+        } else {
+            ", and these are not 28×28 u8 pictures: no test pictures (--show) either"
+        };
+        eprintln!(
+            "note: the novelty score and the picture plots (test-grid.svg, weights.svg) are made for --data directories of 28×28 pictures: skipped{pictures}"
+        );
+    }
+    // Float features are read by the f32 kernels: the u8 variants become their f32 twins.
+    if data.input() == Input::F32 && spec.kernel.input() == Input::U8 {
+        let was = spec.kernel;
+        spec.kernel = match was {
+            KernelKind::FusedU8 => KernelKind::Fused,
+            _ => KernelKind::Parallel,
+        };
+        if args.kernel.is_some() {
+            eprintln!(
+                "note: --kernel {was} reads u8 pixels; these features are floats: using {}",
+                spec.kernel
+            );
+        }
     }
     let (features, classes) = (data.features(), data.classes());
     let (model, from) = match (start, &args.resume) {
@@ -404,7 +479,7 @@ fn run(args: Args) -> Result<Ended, BoxError> {
     let saving = Saving {
         args: &args,
         spec: &s.spec,
-        data_dir: &s.data.dataset.dir,
+        data_dir: s.data.dir(),
         novelty: args.save.as_ref().and_then(|_| s.novelty()),
         names: &s.data.names,
     };
@@ -421,7 +496,7 @@ fn run(args: Args) -> Result<Ended, BoxError> {
             metrics_error: None,
             reports: Vec::new(),
             batch_size: s.spec.train.batch_size,
-            train_samples: s.data.dataset.train.len(),
+            train_samples: s.data.train_len(),
             periodic,
         };
         let result = train::resume(
@@ -519,7 +594,7 @@ fn save(
     let saving = Saving {
         args,
         spec: &s.spec,
-        data_dir: &s.data.dataset.dir,
+        data_dir: s.data.dir(),
         novelty: s.novelty(),
         names: &s.data.names,
     };
@@ -576,17 +651,33 @@ fn finish(
         if reports.is_empty() {
             eprintln!("note: no display step was reached, so there is no curves.svg");
         }
-        let test = &data.dataset.test;
         let (model, names) = (&outcome.model, &data.names);
-        plot::run_pictures(
-            dir,
-            reports,
-            test,
-            &eval.predictions,
-            model,
-            names,
-            args.grid,
-        )?;
+        match data.dataset() {
+            Some(dataset) if data.is_pictures() => plot::run_pictures(
+                dir,
+                reports,
+                &dataset.test,
+                &eval.predictions,
+                model,
+                names,
+                args.grid,
+            )?,
+            _ => {
+                // Not 28×28 pictures: the curves and (up to 100 classes) the confusion matrix.
+                if !reports.is_empty() {
+                    plot::curves(&dir.join("curves.svg"), reports)?;
+                }
+                let classes = model.classes();
+                if classes <= MAX_CONFUSION_CLASSES {
+                    let counts = train::confusion(&eval.predictions, data.test_labels(), classes);
+                    plot::confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
+                } else {
+                    eprintln!(
+                        "note: {classes} classes: confusion.svg is drawn for at most {MAX_CONFUSION_CLASSES}"
+                    );
+                }
+            }
+        }
         eprintln!("wrote the plots to {}", dir.display());
     }
     let from_checkpoint = args.load.is_some() || args.resume.is_some();
@@ -640,11 +731,17 @@ fn print_clipped(spec: &RunSpec, outcome: &TrainOutcome, reports: &[Report]) {
 fn print_test_images(
     out: &mut dyn Write,
     data: &run::LoadedData,
-    predictions: &[u8],
+    predictions: &[u32],
     show: usize,
 ) -> std::io::Result<()> {
+    if !data.is_pictures() {
+        return Ok(());
+    }
     for (i, &predicted) in predictions.iter().enumerate().take(show) {
-        let picture = image_to_text(data.dataset.test.image(i), SIDE, SIDE);
+        let Some(image) = data.test_image(i) else {
+            break;
+        };
+        let picture = image_to_text(image, SIDE, SIDE);
         write!(out, "\n{picture}")?;
         let label = data.names.label(predicted as usize);
         writeln!(out, "Model prediction: {label}")?;

@@ -10,7 +10,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `mod.rs` | [`RunError`] and its command-line wording |
-//! | `data.rs` | [`DataSource`], [`LoadedData`]: the dataset and the pixel buffers a kernel reads |
+//! | `data.rs` | [`DataSource`], [`LoadedData`]: the dataset (a directory or own files) and the pixel buffers a kernel reads |
 //! | `spec.rs` | [`RunSpec`] ↔ checkpoint metadata; start models (fresh, loaded, resumed) |
 //! | `outputs.rs` | output paths checked before any work |
 //! | `verdict.rs` | [`Evaluation`], [`Verdict`], the metrics [`summary`] |
@@ -83,6 +83,9 @@ pub enum RunError {
     /// A class-names file.
     #[error(transparent)]
     ClassNames(#[from] ClassNamesError),
+    /// Own data files (`--train-images` …).
+    #[error(transparent)]
+    Samples(#[from] mnist_logreg::samples::SamplesError),
     /// Training stopped on an error.
     #[error(transparent)]
     Train(#[from] TrainError),

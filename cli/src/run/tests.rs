@@ -53,8 +53,8 @@ fn metadata_without_a_run_is_refused_with_the_missing_key() {
 
 #[test]
 fn verdicts() {
-    let all: Vec<u8> = (0..10).collect();
-    let no_nine: Vec<u8> = (0..9).collect();
+    let all: Vec<u32> = (0..10).collect();
+    let no_nine: Vec<u32> = (0..9).collect();
     assert_eq!(verdict(0, false, 0, &[0; 10], 10), Verdict::Untrained);
     assert_eq!(verdict(1000, false, 5, &all, 10), Verdict::Trained);
     assert_eq!(

@@ -16,7 +16,7 @@ pub struct Evaluation {
     /// Loss, correct and clipped counts.
     pub stats: Stats,
     /// The predicted class of every test sample.
-    pub predictions: Vec<u8>,
+    pub predictions: Vec<u32>,
     /// `correct / samples`.
     pub accuracy: f64,
     /// Mean loss per sample.
@@ -32,12 +32,8 @@ pub fn evaluate_test(
     data: &LoadedData,
 ) -> Result<Evaluation, RunError> {
     let start = Instant::now();
-    let (stats, predictions) = train::evaluate(
-        kernel,
-        model,
-        data.test_pixels(),
-        data.dataset.test.labels(),
-    )?;
+    let (stats, predictions) =
+        train::evaluate(kernel, model, data.test_pixels(), data.test_labels())?;
     let n = predictions.len().max(1) as f64;
     Ok(Evaluation {
         accuracy: stats.correct as f64 / n,
@@ -140,7 +136,7 @@ pub fn verdict(
     steps: usize,
     from_checkpoint: bool,
     clipped_rows: usize,
-    predictions: &[u8],
+    predictions: &[u32],
     classes: usize,
 ) -> Verdict {
     let never_predicted = train::never_predicted(predictions, classes);
@@ -240,7 +236,7 @@ pub fn summary(
     let secs = outcome.elapsed.as_secs_f64();
     Summary {
         steps,
-        epochs: images / data.dataset.train.len().max(1) as f64,
+        epochs: images / data.train_len().max(1) as f64,
         batch_size: spec.train.batch_size,
         learning_rate: spec.train.learning_rate,
         seed: spec.train.seed,

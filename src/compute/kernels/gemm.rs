@@ -62,7 +62,7 @@ impl Kernel for Gemm {
         "matrixmultiply's own dispatch".to_string()
     }
 
-    fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u8]>) -> Stats {
+    fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u32]>) -> Stats {
         check_forward(model, batch, predictions.as_deref());
         SCRATCH.with_borrow_mut(|(x, l)| {
             logits(model, batch, x, l);
@@ -71,7 +71,7 @@ impl Kernel for Gemm {
                 let out = forward_row(row, batch.label(i));
                 stats.add_row(&out, batch.label(i));
                 if let Some(p) = predictions.as_deref_mut() {
-                    p[i] = out.predicted as u8;
+                    p[i] = out.predicted as u32;
                 }
             }
             stats

@@ -99,7 +99,7 @@ pub enum BatchError {
         /// The sample.
         row: usize,
         /// Its label.
-        label: u8,
+        label: u32,
         /// Number of classes.
         classes: usize,
     },
@@ -114,7 +114,7 @@ pub enum BatchError {
 pub struct Batch<'a> {
     pixels: Pixels<'a>,
     features: usize,
-    labels: &'a [u8],
+    labels: &'a [u32],
     rows: &'a [usize],
     next: &'a [usize],
     /// One past the largest label among `rows` (0 for an empty batch): a kernel compares it
@@ -130,7 +130,7 @@ impl<'a> Batch<'a> {
     /// use mnist_logreg::kernels::{Batch, BatchError, Pixels};
     ///
     /// let pixels = [0u8, 255, 255, 0, 128, 128]; // three samples of two pixels
-    /// let labels = [0u8, 1, 1];
+    /// let labels = [0u32, 1, 1];
     /// let batch = Batch::new(Pixels::U8(&pixels), 2, &labels, &[2, 0], 2)?;
     /// assert_eq!((batch.len(), batch.label(0)), (2, 1));
     /// let past_the_end = Batch::new(Pixels::U8(&pixels), 2, &labels, &[3], 2);
@@ -140,7 +140,7 @@ impl<'a> Batch<'a> {
     pub fn new(
         pixels: Pixels<'a>,
         features: usize,
-        labels: &'a [u8],
+        labels: &'a [u32],
         rows: &'a [usize],
         classes: usize,
     ) -> Result<Self, BatchError> {
@@ -164,7 +164,7 @@ impl<'a> Batch<'a> {
                     classes,
                 });
             }
-            label_end = label_end.max(usize::from(label) + 1);
+            label_end = label_end.max(label as usize + 1);
         }
         Ok(Self::from_parts(pixels, features, labels, rows, label_end))
     }
@@ -173,13 +173,13 @@ impl<'a> Batch<'a> {
     pub(crate) fn trusted(
         pixels: Pixels<'a>,
         features: usize,
-        labels: &'a [u8],
+        labels: &'a [u32],
         rows: &'a [usize],
     ) -> Self {
         debug_assert!(Self::new(pixels, features, labels, rows, usize::MAX).is_ok());
         let label_end = rows
             .iter()
-            .map(|&r| usize::from(labels[r]) + 1)
+            .map(|&r| labels[r] as usize + 1)
             .max()
             .unwrap_or(0);
         Self::from_parts(pixels, features, labels, rows, label_end)
@@ -190,7 +190,7 @@ impl<'a> Batch<'a> {
     fn from_parts(
         pixels: Pixels<'a>,
         features: usize,
-        labels: &'a [u8],
+        labels: &'a [u32],
         rows: &'a [usize],
         label_end: usize,
     ) -> Self {
@@ -222,7 +222,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Labels of the whole split.
-    pub fn labels(&self) -> &'a [u8] {
+    pub fn labels(&self) -> &'a [u32] {
         self.labels
     }
 
@@ -341,7 +341,7 @@ pub trait Kernel: Send + Sync {
 
     /// Forward only: loss and stats of the batch; when `predictions` is given (one per row),
     /// also the predicted class of each row.
-    fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u8]>) -> Stats;
+    fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u32]>) -> Stats;
 
     /// Forward and backward: stats of the batch, and `grads` overwritten with `dW`, `db`.
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats;
@@ -367,7 +367,7 @@ pub(crate) fn batch_mismatch(model: &Model, batch: &Batch) -> Option<String> {
 }
 
 /// Panic with a clear message when a forward call breaks the shape contract of [`Kernel`].
-pub(crate) fn check_forward(model: &Model, batch: &Batch, predictions: Option<&[u8]>) {
+pub(crate) fn check_forward(model: &Model, batch: &Batch, predictions: Option<&[u32]>) {
     if let Some(why) = batch_mismatch(model, batch) {
         panic!("{why}");
     }

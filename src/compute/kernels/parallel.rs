@@ -141,11 +141,11 @@ impl Kernel for Parallel {
         self.isa.to_string()
     }
 
-    fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u8]>) -> Stats {
+    fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u32]>) -> Stats {
         check_forward(model, batch, predictions.as_deref());
         let n = batch.len();
         let n_chunks = n.div_ceil(CHUNK_ROWS);
-        let preds: Vec<Mutex<Option<&mut [u8]>>> = match predictions {
+        let preds: Vec<Mutex<Option<&mut [u32]>>> = match predictions {
             Some(p) => p[..n]
                 .chunks_mut(CHUNK_ROWS)
                 .map(|c| Mutex::new(Some(c)))

@@ -38,12 +38,26 @@ pub fn probabilities(model: &Model, pixels: &[u8]) -> Vec<f32> {
     p
 }
 
+/// Class probabilities `softmax(x·W + b)` of one sample of `f32` features used as given,
+/// computed as [`probabilities`] computes them after its division.
+pub fn probabilities_f32(model: &Model, x: &[f32]) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        model.features(),
+        "sample length is not the feature count"
+    );
+    let mut p = vec![0.0; model.classes()];
+    logits_row(model, x, &mut p);
+    softmax_in_place(&mut p);
+    p
+}
+
 impl Kernel for Reference {
     fn simd(&self) -> String {
         "scalar".to_string()
     }
 
-    fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u8]>) -> Stats {
+    fn forward(&self, model: &Model, batch: &Batch, mut predictions: Option<&mut [u32]>) -> Stats {
         check_forward(model, batch, predictions.as_deref());
         let mut x = vec![0.0; model.features()];
         let mut logits = vec![0.0; model.classes()];
@@ -54,7 +68,7 @@ impl Kernel for Reference {
             let out = forward_row(&mut logits, batch.label(i));
             stats.add_row(&out, batch.label(i));
             if let Some(p) = predictions.as_deref_mut() {
-                p[i] = out.predicted as u8;
+                p[i] = out.predicted as u32;
             }
         }
         stats

@@ -120,7 +120,7 @@ pub(crate) fn forward_rows(
     isa: Isa,
     model: &Model,
     batch: &Batch,
-    predictions: Option<&mut [u8]>,
+    predictions: Option<&mut [u32]>,
     s: &mut Scratch,
 ) -> Stats {
     isa.run(Pass {
@@ -199,7 +199,7 @@ impl Kernel for Fused {
         self.isa.to_string()
     }
 
-    fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u8]>) -> Stats {
+    fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u32]>) -> Stats {
         check_forward(model, batch, predictions.as_deref());
         with_scratch(|s| forward_rows(self.isa, model, batch, predictions, s))
     }

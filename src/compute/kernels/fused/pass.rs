@@ -71,7 +71,7 @@ fn resize(buf: &mut AlignedF32, len: usize) {
 /// What one pass over a batch writes besides its [`Stats`].
 pub(super) enum Out<'o> {
     /// Forward only, with optional predictions (one per row).
-    Forward(Option<&'o mut [u8]>),
+    Forward(Option<&'o mut [u32]>),
     /// Forward + backward: `dw` (`padded_classes × features`) and `db` (`classes`) are
     /// overwritten. With `objective`, the full-batch solver's pass (`crate::solve`).
     Backward {
@@ -404,7 +404,7 @@ fn epilogue_group<S: Simd>(
     let first = q * lanes;
     let mut label_lanes = [0.0f32; 16];
     for (l, &row) in label_lanes.iter_mut().zip(group) {
-        *l = f32::from(batch.labels()[row]);
+        *l = batch.labels()[row] as f32;
     }
     // SAFETY: `label_lanes` holds 16 ≥ LANES values.
     let label_v = unsafe { simd.load(label_lanes.as_ptr()) };
@@ -440,7 +440,7 @@ fn epilogue_group<S: Simd>(
             unsafe { simd.store(pred.as_mut_ptr(), o.predicted) };
             let dst = &mut predictions[block_start + first..][..group.len()];
             for (p, &v) in dst.iter_mut().zip(&pred) {
-                *p = v as u8;
+                *p = v as u32;
             }
         }
         Out::Forward(None) => {}
