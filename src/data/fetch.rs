@@ -4,7 +4,7 @@
 //! `<name>.partial`; an existing partial file is resumed with an HTTP `Range` request, and
 //! restarted from zero when the server ignores the range or the resumed file fails
 //! verification. A finished download is verified — gzip magic, the whole stream inflates, the
-//! SHA-256 of the **decompressed** bytes matches [`MNIST_SHA256`] — then fsynced and renamed to
+//! SHA-256 of the **decompressed** bytes matches MNIST's (the table in `docs/SEMANTICS.md`) — then fsynced and renamed to
 //! its final name, so the final name only ever holds a verified file. Every failure says what
 //! the server did: an HTTP error status, an HTML page instead of gzip, a truncated body, a
 //! corrupt or different file.
