@@ -62,18 +62,21 @@ pub struct SolverFlags {
     /// `lbfgs`: full-batch L-BFGS from W = 0, b = 0 (or --load / --resume) to the optimum of
     /// mean cross-entropy + (λ/2)·‖W‖², the model scikit-learn's
     /// `LogisticRegression(C=1/(λ·n))` fits; without --l2 it is scikit-learn's default
-    /// (C = 1). MEASURED_PLACEHOLDER --display-step then counts iterations; a `--resume`
-    /// restarts the L-BFGS memory from the saved iterate.
+    /// (C = 1). Measured on MNIST (2-core AMD EPYC, avx512, a machine loaded by other builds):
+    /// converged in 100 iterations, 4.4–7.4 s for the whole process, 3.4e-5 (relative) above
+    /// the f64 optimum; scikit-learn 1.9.1's LogisticRegression().fit took 74–110 s and stopped
+    /// at its 100-iteration limit 4.1e-2 above it (docs/cli.md). --display-step then counts
+    /// iterations; a `--resume` restarts the L-BFGS memory from the saved iterate.
     #[arg(long, value_enum, value_name = "SOLVER")]
     pub solver: Option<Solver>,
     /// L-BFGS: the L2 strength λ ≥ 0 (the bias is not penalised) [default: 1/n, scikit-learn's
     /// C = 1]. scikit-learn's C maps to λ = 1/(C·Σsᵢ), 1/(C·n) for n unweighted images:
     /// C = 1 on MNIST's 60 000 is λ = 1.6667e-5.
-    #[arg(long, value_name = "λ", allow_negative_numbers = true)]
+    #[arg(long, value_name = "λ", allow_hyphen_values = true)]
     pub l2: Option<f64>,
     /// L-BFGS: stop when the largest absolute entry of the gradient of the objective (in W and
     /// b) is at most this, scikit-learn's `tol` for lbfgs [default: 1e-5].
-    #[arg(long, value_name = "TOL", allow_negative_numbers = true)]
+    #[arg(long, value_name = "TOL", allow_hyphen_values = true)]
     pub tol: Option<f64>,
     /// L-BFGS: iterations at most (with --resume, in all: the saved run's count included)
     /// [default: 500]. Not converged by then is a warning, not an error: the model is saved.

@@ -192,7 +192,7 @@ fn flags_of_the_other_solver_do_nothing_and_say_so() {
         "--learning-rate",
         "0.5",
         "--shuffle",
-        "uniform",
+        "epoch",
         "--steps",
         "10",
         "--clip-gradient",
@@ -202,7 +202,7 @@ fn flags_of_the_other_solver_do_nothing_and_say_so() {
     for flag in [
         "--batch-size 512",
         "--learning-rate 0.5",
-        "--shuffle uniform",
+        "--shuffle epoch",
         "--steps 10",
         "--clip-gradient through",
     ] {
