@@ -357,8 +357,11 @@ pub struct Context<'a> {
     /// The novelty score saved with the model.
     pub novelty: &'a dyn Fn() -> Option<&'a Novelty>,
     /// Print the first test images with their predictions.
-    pub show_images: &'a dyn Fn(&mut dyn Write, &[u8]) -> std::io::Result<()>,
+    pub show_images: &'a ShowImages,
 }
+
+/// Prints the first test images with their predictions (`train`'s `--show`).
+pub type ShowImages = dyn Fn(&mut dyn Write, &[u8]) -> std::io::Result<()>;
 
 /// How an L-BFGS run ended (converged or not, it finished; a signal interrupts it).
 #[derive(Clone, Copy, Debug, PartialEq)]
