@@ -357,11 +357,11 @@ pub struct Context<'a> {
     /// The novelty score saved with the model.
     pub novelty: &'a dyn Fn() -> Option<&'a Novelty>,
     /// Print the first test images with their predictions.
-    pub show_images: &'a ShowImages,
+    pub show_images: &'a ShowImages<'a>,
 }
 
 /// Prints the first test images with their predictions (`train`'s `--show`).
-pub type ShowImages = dyn Fn(&mut dyn Write, &[u8]) -> std::io::Result<()>;
+pub type ShowImages<'a> = dyn Fn(&mut dyn Write, &[u8]) -> std::io::Result<()> + 'a;
 
 /// How an L-BFGS run ended (converged or not, it finished; a signal interrupts it).
 #[derive(Clone, Copy, Debug, PartialEq)]
