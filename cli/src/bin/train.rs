@@ -152,11 +152,13 @@ struct Args {
     /// Write one JSON object per display step (step, epoch, loss, accuracy, clipped_rows,
     /// images_per_sec), an `interrupted` event if the run is stopped, and a final summary to
     /// this JSON-lines file (created or truncated). `-` writes them to stdout, and the
-    /// human-readable lines then go to stderr.
+    /// human-readable lines then go to stderr. With --solver lbfgs: an `iteration` object for
+    /// every iteration (objective, grad_max, step, evaluations, seconds) and a final `solution`.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
     /// Write SVG pictures of the run into this directory (created if missing): curves.svg
-    /// (loss and batch accuracy), confusion.svg (test set), test-grid.svg (the first --grid
+    /// (loss and batch accuracy; with --solver lbfgs the objective and largest gradient entry
+    /// per iteration), confusion.svg (test set), test-grid.svg (the first --grid
     /// test images with predicted and true labels), weights.svg (each class's weights).
     #[arg(long, value_name = "DIR")]
     plot_dir: Option<PathBuf>,
