@@ -14,6 +14,7 @@
 //! | [`metrics`] | `--metrics FILE.jsonl`: one JSON object per report, the summary at the end |
 //! | [`plot`] | SVG pictures of a run: curves, weights, test grid, confusion matrix |
 //! | [`render`] | 28×28 images as terminal text |
+//! | [`solver`] | `train --solver lbfgs`: full-batch L-BFGS to the optimum, with its reporting |
 //! | `serve` (feature `serve`) | the drawing page and its JSON API |
 
 #![warn(missing_docs)]
@@ -29,3 +30,4 @@ pub mod render;
 pub mod run;
 #[cfg(feature = "serve")]
 pub mod serve;
+pub mod solver;

@@ -1,6 +1,7 @@
 //! `--metrics FILE.jsonl`: one JSON object per line, `{"event": "report", …}` at every display
 //! step and `{"event": "summary", …}` at the end (or `{"event": "error", "message": …}` when
-//! training stops on an error). Each line is flushed as it is written, so
+//! training stops on an error). `train --solver lbfgs` writes `{"event": "iteration", …}` at
+//! every iteration (not only the displayed ones) and `{"event": "solution", …}` at the end. Each line is flushed as it is written, so
 //! the file can be followed while training runs. Non-finite numbers are written as `null`.
 
 use std::fs::File;
@@ -32,10 +33,27 @@ pub enum MetricsEvent<'a> {
     },
     /// The end of the run.
     Summary(&'a Summary),
+    /// One L-BFGS iteration (`--solver lbfgs`), every one of them.
+    Iteration {
+        /// Iterations done (1 for the first; a resumed run goes on from the saved count).
+        iteration: usize,
+        /// The objective at the new point: mean cross-entropy + (λ/2)·‖W‖².
+        objective: f64,
+        /// The largest absolute entry of its gradient (what `--tol` bounds).
+        grad_max: f64,
+        /// The accepted line-search step (1 = the full quasi-Newton step).
+        step: f64,
+        /// Passes over the training data so far (in this process).
+        evaluations: usize,
+        /// Seconds since the solver started (in this process).
+        seconds: f64,
+    },
+    /// The end of an L-BFGS run (`--solver lbfgs`), converged or not.
+    Solution(&'a SolveSummary),
     /// The run was stopped by a signal after `step`: the last event of an interrupted run (no
     /// summary follows; the checkpoint, when saved, holds the steps taken).
     Interrupted {
-        /// The last step completed.
+        /// The last step completed (with `--solver lbfgs`, the last iteration).
         step: usize,
         /// `SIGINT` or `SIGTERM`.
         signal: &'a str,
@@ -95,6 +113,45 @@ pub struct Summary {
     pub test_loss: f64,
     /// Classes never predicted on the test split (a stalled run when not empty).
     pub never_predicted: Vec<usize>,
+    /// Whether the data matched the MNIST checksums.
+    pub verified: bool,
+}
+
+/// What a finished L-BFGS run reports (`"event": "solution"`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SolveSummary {
+    /// `lbfgs`.
+    pub solver: &'static str,
+    /// Whether the largest gradient entry reached `tol`.
+    pub converged: bool,
+    /// Why it stopped: `converged`, `max_iter` or `line_search`.
+    pub stop: &'static str,
+    /// Iterations in all (a resumed run's included).
+    pub iterations: usize,
+    /// Passes over the training data in this process.
+    pub evaluations: usize,
+    /// The objective at the returned model.
+    pub objective: f64,
+    /// The largest absolute gradient entry there.
+    pub grad_max: f64,
+    /// The tolerance on it.
+    pub tol: f64,
+    /// λ.
+    pub l2: f64,
+    /// The iteration budget.
+    pub max_iter: usize,
+    /// Seconds of the preconditioner's set-up.
+    pub setup_seconds: f64,
+    /// Seconds of the whole solve (set-up included).
+    pub solve_seconds: f64,
+    /// Instruction set of the solver's kernel.
+    pub simd: String,
+    /// Threads of the solver.
+    pub threads: usize,
+    /// Accuracy on the test split.
+    pub test_accuracy: f64,
+    /// Mean cross-entropy per test sample.
+    pub test_loss: f64,
     /// Whether the data matched the MNIST checksums.
     pub verified: bool,
 }

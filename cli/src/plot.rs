@@ -2,6 +2,8 @@
 //! are needed to write them).
 //!
 //! - [`curves`]: training loss and batch accuracy against the step;
+//! - [`objective_curves`]: `--solver lbfgs`'s objective and largest gradient entry against the
+//!   iteration;
 //! - [`confusion_matrix`]: true class × predicted class counts on the test set;
 //! - [`digit_grid`]: the first test images with their predicted and true labels, mistakes
 //!   framed in red;
@@ -92,6 +94,79 @@ fn draw_curves(path: &Path, reports: &[Report]) -> Drawn {
         .y_desc("accuracy")
         .draw()?;
     chart.draw_series(LineSeries::new(accuracy, RED.stroke_width(2)))?;
+    root.present()?;
+    Ok(())
+}
+
+/// `--solver lbfgs`: the objective and log₁₀ of the largest gradient entry against the
+/// iteration, side by side, from `(iteration, objective, grad_max)` points.
+pub fn objective_curves(path: &Path, points: &[(usize, f64, f64)]) -> Result<(), PlotError> {
+    finish(path, draw_objective(path, points))
+}
+
+fn draw_objective(path: &Path, points: &[(usize, f64, f64)]) -> Drawn {
+    let root = SVGBackend::new(path, (1000, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(500);
+    let first = points.first().map_or(0, |p| p.0.saturating_sub(1)) as f64;
+    let last = points.last().map_or(1, |p| p.0) as f64;
+    let last = last.max(first + 1.0);
+    let objective: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.1.is_finite())
+        .map(|p| (p.0 as f64, p.1))
+        .collect();
+    let (lo, hi) = objective
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    let mut chart = ChartBuilder::on(&left)
+        .caption("objective (cross-entropy + L2)", (FONT, 18))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(first..last, (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("iteration")
+        .x_label_formatter(&|i| format!("{i:.0}"))
+        .y_desc("objective")
+        .y_label_formatter(&|v| format!("{v:.4}"))
+        .draw()?;
+    chart.draw_series(LineSeries::new(objective, BLUE.stroke_width(2)))?;
+
+    let grad: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.2.is_finite() && p.2 > 0.0)
+        .map(|p| (p.0 as f64, p.2.log10()))
+        .collect();
+    let (glo, ghi) = grad
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    let (glo, ghi) = if glo.is_finite() {
+        (glo.floor(), ghi.ceil().max(glo.floor() + 1.0))
+    } else {
+        (-6.0, 0.0)
+    };
+    let mut chart = ChartBuilder::on(&right)
+        .caption("largest gradient entry (log10)", (FONT, 18))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(first..last, glo..ghi)?;
+    chart
+        .configure_mesh()
+        .x_desc("iteration")
+        .x_label_formatter(&|i| format!("{i:.0}"))
+        .y_desc("log10 |grad|max")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    chart.draw_series(LineSeries::new(grad, RED.stroke_width(2)))?;
     root.present()?;
     Ok(())
 }

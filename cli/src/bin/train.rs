@@ -24,6 +24,7 @@ use mnist_logreg_cli::plot;
 use mnist_logreg_cli::preprocess::SIDE;
 use mnist_logreg_cli::render::image_to_text;
 use mnist_logreg_cli::run::{self, DataSource, LoadedData, RunSpec};
+use mnist_logreg_cli::solver::{self, Given, SolverFlags};
 
 /// Train softmax regression on MNIST-format IDX data with SGD, as the TensorFlow low-level
 /// tutorial does: W = ones(784×10), b = zeros(10), batch 256, learning rate 0.01, 1000 steps.
@@ -40,7 +41,14 @@ use mnist_logreg_cli::run::{self, DataSource, LoadedData, RunSpec};
 /// Any directory with the four IDX files of MNIST's shape trains (Fashion-MNIST, KMNIST, …);
 /// data that is not MNIST loads with a note that it was not verified. A `class-names.txt` in
 /// the data directory (one name per line) names the classes in the output and the plots.
-#[derive(Debug, Parser)]
+///
+/// `--solver lbfgs` instead solves to the optimum of the L2-regularised cross-entropy
+/// (scikit-learn's `LogisticRegression()` by default): it prints `iteration: N, objective: F,
+/// |grad|max: G, step: S, time: T` every --display-step iterations, the test accuracy, and on
+/// stderr `converged after N iterations (…)` or a warning that it did not converge (exit 0
+/// either way, the model saved with --save). Ctrl-C saves the current iterate; --resume goes on
+/// from it with a fresh L-BFGS memory.
+#[derive(Clone, Debug, Parser)]
 // The usage line clap prints after an error would list only the flags involved, as if they
 // were the whole command.
 #[command(version, about, long_about, override_usage = "train [OPTIONS]")]
@@ -82,7 +90,7 @@ struct Args {
     /// SGD learning rate (a number above 0).
     #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     learning_rate: f32,
-    /// Report every N steps (at least 1).
+    /// Report every N steps (at least 1); with --solver lbfgs every N iterations (default 10).
     #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     display_step: usize,
     /// Seed of the batch sampler (ChaCha8): the same seed gives the same run.
@@ -163,11 +171,13 @@ struct Args {
     /// Write one JSON object per display step (step, epoch, loss, accuracy, clipped_rows,
     /// images_per_sec), an `interrupted` event if the run is stopped, and a final summary to
     /// this JSON-lines file (created or truncated). `-` writes them to stdout, and the
-    /// human-readable lines then go to stderr.
+    /// human-readable lines then go to stderr. With --solver lbfgs: an `iteration` object for
+    /// every iteration (objective, grad_max, step, evaluations, seconds) and a final `solution`.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
     /// Write SVG pictures of the run into this directory (created if missing): curves.svg
-    /// (loss and batch accuracy), confusion.svg (test set), test-grid.svg (the first --grid
+    /// (loss and batch accuracy; with --solver lbfgs the objective and largest gradient entry
+    /// per iteration), confusion.svg (test set), test-grid.svg (the first --grid
     /// test images with predicted and true labels), weights.svg (each class's weights).
     #[arg(long, value_name = "DIR")]
     plot_dir: Option<PathBuf>,
@@ -178,6 +188,8 @@ struct Args {
     /// data directory if present, else the class numbers).
     #[arg(long, value_name = "FILE")]
     class_names: Option<PathBuf>,
+    #[command(flatten)]
+    solver: SolverFlags,
 }
 
 /// Classes up to which confusion.svg is drawn for data that are not MNIST-shaped pictures.
@@ -458,7 +470,11 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
     })
 }
 
-fn run(args: Args) -> Result<Ended, BoxError> {
+fn run(args: Args, given: &Given) -> Result<Ended, BoxError> {
+    let (load, resume) = (args.load.as_deref(), args.resume.as_deref());
+    if let Some(plan) = solver::choose(&args.solver, given, load, resume, args.display_step)? {
+        return run_lbfgs(&args, &plan);
+    }
     let s = setup(&args)?;
     if let Some(signal) = run::stop_requested() {
         return interrupted_while_loading(&args, &s, signal);
@@ -531,6 +547,45 @@ fn run(args: Args) -> Result<Ended, BoxError> {
         Some(signal) => stop(&args, &s, &outcome, metrics.as_mut(), signal),
         None => finish(&args, &s, &outcome, &reports, &mut out, metrics.as_mut()),
     }
+}
+
+/// `--solver lbfgs`: the usual set-up (the start model loaded from the --load or --resume
+/// file), then the solver module's run.
+fn run_lbfgs(args: &Args, plan: &solver::Lbfgs) -> Result<Ended, BoxError> {
+    let start = plan.start_file().map(Path::to_path_buf);
+    let s = setup(&Args {
+        load: start.clone(),
+        resume: None,
+        steps: None,
+        epochs: None,
+        kernel: None,
+        batch_size: TrainConfig::default().batch_size,
+        shuffle_buffer: None,
+        ..args.clone()
+    })?;
+    if let Some(signal) = run::stop_requested() {
+        return interrupted_while_loading(args, &s, signal);
+    }
+    // Fitted before the solve, as for SGD, so an interrupt saves at once.
+    let novelty = args.save.as_ref().and_then(|_| s.novelty());
+    let cx = solver::Context {
+        data: &s.data,
+        eval_kernel: s.kernel.as_ref(),
+        start: start.is_some().then_some(&s.model),
+        isa: run::select_isa(args.simd)?,
+        threads: args.threads,
+        quiet: args.quiet,
+        save: args.save.as_deref(),
+        metrics: args.metrics.as_deref(),
+        plot_dir: args.plot_dir.as_deref(),
+        grid: args.grid,
+        novelty: &|| novelty,
+        show_images: &|out, predictions| print_test_images(out, &s.data, predictions, args.show),
+    };
+    Ok(match solver::run(plan, &cx)? {
+        solver::Ended::Finished => Ended::Finished,
+        solver::Ended::Interrupted(signal) => Ended::Interrupted(signal),
+    })
 }
 
 /// Stopped while loading: nothing was trained, so there is nothing to save; the metrics say so.
@@ -904,7 +959,10 @@ fn main() -> ExitCode {
     if let Err(e) = run::install_stop_handlers() {
         eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupt will lose the run");
     }
-    match run(Args::parse()) {
+    let matches = <Args as clap::CommandFactory>::command().get_matches();
+    let args =
+        <Args as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(args, &Given::from_matches(&matches)) {
         Ok(Ended::Finished) => ExitCode::SUCCESS,
         Ok(Ended::Interrupted(signal)) => ExitCode::from(signal.exit_status),
         Err(e) => {
