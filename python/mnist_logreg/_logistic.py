@@ -364,12 +364,18 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     # -- prediction -------------------------------------------------------------------
 
     def decision_function(self, X):
-        """``X @ coef_.T + intercept_``: (n_samples,) for two classes (the second class's
-        score, as scikit-learn), else (n_samples, n_classes). Float32 X is multiplied in
-        float32 (no copy), the result is float64."""
+        """``X @ coef_.T + intercept_`` in float64: (n_samples,) for two classes (the second
+        class's score, as scikit-learn), else (n_samples, n_classes). X is converted to
+        float64 a block of rows at a time (no full copy)."""
         check_is_fitted(self)
         X, _ = self._validate_X(X, reset=False)
-        scores = (X @ self.coef_.T.astype(np.float32)).astype(np.float64) + self.intercept_
+        W = self.coef_.T
+        scores = np.empty((X.shape[0], W.shape[1]))
+        block = 8192
+        for start in range(0, X.shape[0], block):
+            rows = X[start : start + block].astype(np.float64)
+            np.matmul(rows, W, out=scores[start : start + block])
+        scores += self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
 
     def predict_log_proba(self, X):

@@ -13,10 +13,10 @@ MAX_CLASSES = int(_core.MAX_CLASSES)
 def _as_float32(X):
     """X (already validated: C-contiguous float32 or float64) as C-contiguous float32: float32
     as it is (no copy), float64 converted once."""
-    if X.dtype == np.float32 and X.flags.c_contiguous:
+    if X.dtype == np.float32 and X.flags.c_contiguous and X.flags.aligned:
         return X
     with np.errstate(over="ignore"):
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        X32 = np.require(X, dtype=np.float32, requirements=["C", "A"])
     if not np.isfinite(X32).all():
         raise ValueError("X holds values too large for float32 (the solver reads float32)")
     return X32
@@ -59,8 +59,10 @@ def loss_grad(coef, intercept, X, y, sample_weight=None, *, n_threads=1):
     >>> bool(res.success)
     True
     """
-    coef = np.ascontiguousarray(coef, dtype=np.float64)
-    intercept = np.ascontiguousarray(intercept, dtype=np.float64)
+    # Aligned and C-contiguous, as the kernel reads them (a block that travelled through
+    # pickle can be misaligned).
+    coef = np.require(coef, dtype=np.float64, requirements=["C", "A"])
+    intercept = np.require(intercept, dtype=np.float64, requirements=["C", "A"])
     if coef.ndim != 2 or intercept.shape != (coef.shape[0],):
         raise ValueError(
             f"coef must be (n_classes, n_features) and intercept (n_classes,); got "
@@ -80,7 +82,7 @@ def loss_grad(coef, intercept, X, y, sample_weight=None, *, n_threads=1):
         raise ValueError(f"y must hold class indices 0 … {k - 1}")
     w = None
     if sample_weight is not None:
-        w = np.ascontiguousarray(sample_weight, dtype=np.float32)
+        w = np.require(sample_weight, dtype=np.float32, requirements=["C", "A"])
         if w.shape != y.shape:
             raise ValueError(f"sample_weight must hold one weight per row, got shape {w.shape}")
         if (w == 0).all():
