@@ -299,3 +299,12 @@ def test_loss_grad_is_the_f64_sum_and_chunks_add_up(digits):
     np.testing.assert_allclose(sum(p[0] for p in parts), loss, rtol=1e-9)
     np.testing.assert_allclose(sum(p[1] for p in parts), gW, rtol=1e-4, atol=1e-3)
     assert loss_grad(W, b, X[:0], y[:0])[0] == 0.0
+
+
+def test_the_driver_loop_of_the_loss_grad_docstring_runs():
+    import doctest
+
+    import mnist_logreg._loss
+
+    result = doctest.testmod(mnist_logreg._loss)
+    assert result.failed == 0 and result.attempted > 0
