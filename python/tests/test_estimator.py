@@ -127,7 +127,7 @@ def test_the_callback_reports_and_its_exception_stops_the_fit():
 
 def test_ctrl_c_stops_within_a_step_and_keeps_the_last_model(mnist):
     X, y, Xt, yt = mnist
-    est = SoftmaxRegression(steps=10**8)
+    est = SoftmaxRegression(steps=10**8, scale_uint8=True)
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     start = time.monotonic()

@@ -9,6 +9,7 @@ import pytest
 import scipy.optimize
 import scipy.sparse
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -276,7 +277,8 @@ def test_string_labels_pickle_pipeline_and_grid_search(digits):
 
 def test_verbose_reports_iterations(digits, capsys):
     X, y = digits
-    LogisticRegression(verbose=1, max_iter=3).fit(X / 16, y)
+    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+        LogisticRegression(verbose=1, max_iter=3).fit(X / 16, y)
     assert "iteration" in capsys.readouterr().out
 
 
