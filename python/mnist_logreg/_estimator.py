@@ -4,6 +4,7 @@ import json
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -74,6 +75,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         and accuracy after the step); an exception it raises stops the fit and propagates.
     callback_every : int, default=50
         Steps between callbacks.
+    scale_uint8 : bool or "warn", default="warn"
+        True: uint8 X is read as pixels, ``x / 255`` (the crate's ``train`` on MNIST, with no
+        float copy). False: uint8 X is numbers like any other dtype (converted to float32),
+        so the same values as uint8 and as floats give the same model. "warn": True, with a
+        FutureWarning at ``fit``; the default will become False. Float X is never scaled.
 
     Attributes
     ----------
@@ -86,8 +92,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     n_iter_ : int
         SGD steps taken by the fits so far.
 
-    Input X may be uint8 (pixels 0–255, read as ``x / 255`` exactly as the crate's ``train``
-    reads MNIST, without a float copy) or float (used as given, as float32). Ctrl-C during
+    Input X may be uint8 (with ``scale_uint8=True``: pixels 0–255, read as ``x / 255``
+    exactly as the crate's ``train`` reads MNIST, without a float copy) or float (used as
+    given, as float32). For tabular data, and for the exact optimum of scikit-learn's
+    objective, use :class:`mnist_logreg.LogisticRegression`. Ctrl-C during
     ``fit`` stops at the end of the current step: the estimator keeps the model of that step
     (``n_iter_`` says which) and the KeyboardInterrupt propagates.
     """
@@ -110,6 +118,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         threads=0,
         callback=None,
         callback_every=50,
+        scale_uint8="warn",
     ):
         self.learning_rate = learning_rate
         self.epochs = epochs
@@ -126,6 +135,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.threads = threads
         self.callback = callback
         self.callback_every = callback_every
+        self.scale_uint8 = scale_uint8
 
     @classmethod
     def tutorial(cls, **overrides):
@@ -141,6 +151,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             clip_gradient="zero",
             init="ones",
             random_state=0,
+            scale_uint8=True,
         )
         params.update(overrides)
         return cls(**params)
@@ -178,6 +189,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         ]:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        if self.scale_uint8 not in (True, False, "warn"):
+            raise ValueError(f"scale_uint8 must be True, False or 'warn', got {self.scale_uint8!r}")
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable (step, loss, accuracy) or None")
 
@@ -188,8 +201,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return int(self.random_state)
         raise ValueError(f"random_state must be None or an integer ≥ 0, got {self.random_state!r}")
 
-    def _validate_X(self, X, reset, y=None):
-        """X as the kernels read it: C-contiguous uint8 (kept as pixels) or float32."""
+    def _validate_X(self, X, reset, y=None, fitting=False):
+        """X as the kernels read it: C-contiguous uint8 (kept as pixels, read as x / 255, when
+        ``scale_uint8``) or float32."""
         kwargs = dict(
             accept_sparse=False,
             dtype=[np.float32, np.float64, np.uint8],
@@ -200,7 +214,16 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             X = _validate_data(self, X, **kwargs)
         else:
             X, y = _validate_data(self, X, y, **kwargs)
-        if X.dtype != np.uint8:
+        if X.dtype == np.uint8 and self.scale_uint8 == "warn" and fitting:
+            warnings.warn(
+                "SoftmaxRegression reads uint8 X as pixels, x / 255; the default of "
+                "scale_uint8 will become False (uint8 values read as numbers, like floats). "
+                "Pass scale_uint8=True to keep the scaling, False to read the numbers "
+                "(or mnist_logreg.LogisticRegression for tabular data)",
+                FutureWarning,
+                stacklevel=3,
+            )
+        if X.dtype != np.uint8 or self.scale_uint8 is False:
             with np.errstate(over="ignore"):
                 X = np.ascontiguousarray(X, dtype=np.float32)
             if not np.isfinite(X).all():
@@ -267,7 +290,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Train from the initial model (``init``) for ``steps`` (or ``epochs``) SGD steps."""
         self._check_params()
-        X, y = self._validate_X(X, reset=True, y=y)
+        X, y = self._validate_X(X, reset=True, y=y, fitting=True)
         check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
         coef, intercept = self._start(X, classes)
@@ -282,7 +305,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         labels of this ``y``."""
         self._check_params()
         first = not hasattr(self, "coef_")
-        X, y = self._validate_X(X, reset=first, y=y)
+        X, y = self._validate_X(X, reset=first, y=y, fitting=True)
         check_classification_targets(y)
         if first:
             labels = np.unique(y if classes is None else np.asarray(classes))

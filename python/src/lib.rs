@@ -1,7 +1,8 @@
-//! `mnist_logreg._core`: the crate's training loop, kernels, checkpoints and IDX loader for
-//! the Python package. The estimator (`mnist_logreg.SoftmaxRegression`) validates its input in
-//! Python and hands this module C-contiguous `uint8` or `float32` arrays; everything here
-//! still checks shapes, since a wrong size must be an exception, never a crash.
+//! `mnist_logreg._core`: the crate's training loop, full-batch solver, kernels, checkpoints
+//! and IDX loader for the Python package. The estimators (`mnist_logreg.SoftmaxRegression`,
+//! `mnist_logreg.LogisticRegression`) validate their input in Python and hand this module
+//! C-contiguous `uint8` or `float32` arrays; everything here still checks shapes, since a
+//! wrong size must be an exception, never a crash.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -12,6 +13,7 @@ use mnist_logreg::checkpoint;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::kernels::{ClipGradient, Input, Isa, KernelKind, Pixels, SimdChoice};
 use mnist_logreg::model::Model;
+use mnist_logreg::solve::{self as solver, Objective, Problem, SolveError, SolverConfig, Stop};
 use mnist_logreg::train::{self, Observer, Progress, Report, TrainConfig, TrainData};
 use numpy::{
     PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
@@ -320,8 +322,233 @@ fn simd_path(simd: &str) -> PyResult<String> {
     Ok(isa.to_string())
 }
 
+/// The label type of the solver's problems: class indices below `Label::MAX + 1` classes.
+/// Python reads its dtype and the class limit from `_core.LABEL_DTYPE` and
+/// `_core.MAX_CLASSES`, so widening it is a change here (and in `LABEL_DTYPE`) only.
+type Label = u8;
+/// numpy's name of [`Label`].
+const LABEL_DTYPE: &str = "uint8";
+
+/// What `solve` returns: coef, intercept, iterations, passes, objective, largest gradient
+/// entry, why it stopped, and the exception that stopped it early.
+type Solved<'py> = (
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    usize,
+    usize,
+    f64,
+    f64,
+    &'static str,
+    Option<PyErr>,
+);
+
+/// `x` as a row-major slice with its shape, read in place (no copy).
+fn rows_of<'a>(x: &'a PyReadonlyArray2<'_, f32>) -> PyResult<(usize, usize, &'a [f32])> {
+    let [n, d]: [usize; 2] = x.shape().try_into().expect("2-D");
+    let values = x
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("X must be C-contiguous"))?;
+    Ok((n, d, values))
+}
+
+/// The problem of `x` (read in place), `y` and `weights`.
+fn problem_of<'a>(
+    x: &'a [f32],
+    n: usize,
+    d: usize,
+    y: &'a [Label],
+    weights: Option<&'a [f32]>,
+    classes: usize,
+) -> PyResult<Problem<'a>> {
+    if y.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "X has {n} samples and y {}",
+            y.len()
+        )));
+    }
+    let problem = Problem::new(Pixels::F32(x), d, y, classes).map_err(value_error)?;
+    match weights {
+        Some(w) => problem.with_weights(w).map_err(value_error),
+        None => Ok(problem),
+    }
+}
+
+/// A model of `classes × features` from f64 `coef` (row-major) and `intercept`.
+fn model_of_f64(coef: &[f64], intercept: &[f64], d: usize, k: usize) -> PyResult<Model> {
+    if coef.len() != k * d || intercept.len() != k {
+        return Err(PyValueError::new_err(format!(
+            "coef has {} values and intercept {}: expected ({k}, {d}) and {k}",
+            coef.len(),
+            intercept.len()
+        )));
+    }
+    let mut model = Model::zeros(d, k).map_err(value_error)?;
+    for (w, &c) in model.w_mut().iter_mut().zip(coef) {
+        *w = c as f32;
+    }
+    for (b, &c) in model.b_mut().iter_mut().zip(intercept) {
+        *b = c as f32;
+    }
+    Ok(model)
+}
+
+/// Minimise `(1/Σsᵢ)·Σ sᵢ·CE + (l2/2)·‖W‖²` over `W`, `b` with the crate's preconditioned
+/// L-BFGS (`mnist_logreg::solve`), X (float32, C-contiguous) read in place with the GIL
+/// released, from `coef`/`intercept` (f64, zeros when None). `callback(iteration, objective,
+/// largest gradient entry)` is called after every iteration; an exception it raises, or
+/// Ctrl-C, stops the run at the last accepted point and is returned.
+#[pyfunction]
+#[pyo3(signature = (x, y, weights, coef, intercept, *, classes, l2, tol, max_iter, threads, callback))]
+#[allow(clippy::too_many_arguments)]
+fn solve<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+    y: PyReadonlyArray1<'py, Label>,
+    weights: Option<PyReadonlyArray1<'py, f32>>,
+    coef: Option<PyReadonlyArray2<'py, f64>>,
+    intercept: Option<PyReadonlyArray1<'py, f64>>,
+    classes: usize,
+    l2: f64,
+    tol: f64,
+    max_iter: usize,
+    threads: usize,
+    callback: Option<Py<PyAny>>,
+) -> PyResult<Solved<'py>> {
+    let (n, d, values) = rows_of(&x)?;
+    let labels = y.as_slice().map_err(value_error)?;
+    let w = match &weights {
+        Some(w) => Some(w.as_slice().map_err(value_error)?),
+        None => None,
+    };
+    let problem = problem_of(values, n, d, labels, w, classes)?;
+    let start = match (&coef, &intercept) {
+        (Some(c), Some(b)) => Some(model_of_f64(
+            c.as_slice().map_err(value_error)?,
+            b.as_slice().map_err(value_error)?,
+            d,
+            classes,
+        )?),
+        _ => None,
+    };
+    let cfg = SolverConfig {
+        l2: Some(l2),
+        tol,
+        max_iter,
+        threads,
+        ..SolverConfig::default()
+    };
+    let mut error: Option<PyErr> = None;
+    let solution = py
+        .detach(|| {
+            solver::solve(&problem, &cfg, start.as_ref(), |it| {
+                error = Python::attach(|py| {
+                    if let Some(cb) = &callback {
+                        cb.call1(py, (it.iteration, it.objective, it.grad_max))?;
+                    }
+                    py.check_signals()
+                })
+                .err();
+                if error.is_some() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+        })
+        .map_err(value_error)?;
+    let m = &solution.model;
+    let coef: Vec<f64> = m.w().iter().map(|&v| f64::from(v)).collect();
+    let intercept: Vec<f64> = m.b().iter().map(|&v| f64::from(v)).collect();
+    let stop = match solution.stop {
+        Stop::Converged => "converged",
+        Stop::MaxIter => "max_iter",
+        Stop::LineSearch => "line_search",
+        Stop::Interrupted => "interrupted",
+    };
+    Ok((
+        PyArray1::from_vec(py, coef).reshape([classes, d])?,
+        PyArray1::from_vec(py, intercept),
+        solution.iterations,
+        solution.evaluations,
+        solution.objective,
+        solution.grad_max,
+        stop,
+        error,
+    ))
+}
+
+/// What `loss_grad` returns: the weighted loss sum, its gradient in coef and in intercept.
+type LossGrad<'py> = (f64, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// `Σ sᵢ·CE(xᵢ, yᵢ)` and its gradient (sums, not means: chunks add) at `coef`/`intercept`
+/// (rounded to f32, as the kernel reads them), X read in place with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (x, y, weights, coef, intercept, *, threads))]
+fn loss_grad<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+    y: PyReadonlyArray1<'py, Label>,
+    weights: Option<PyReadonlyArray1<'py, f32>>,
+    coef: PyReadonlyArray2<'py, f64>,
+    intercept: PyReadonlyArray1<'py, f64>,
+    threads: usize,
+) -> PyResult<LossGrad<'py>> {
+    let (n, d, values) = rows_of(&x)?;
+    let [k, dc]: [usize; 2] = coef.shape().try_into().expect("2-D");
+    if dc != d {
+        return Err(PyValueError::new_err(format!(
+            "X has {d} features and coef {dc}"
+        )));
+    }
+    let labels = y.as_slice().map_err(value_error)?;
+    let w = match &weights {
+        Some(w) => Some(w.as_slice().map_err(value_error)?),
+        None => None,
+    };
+    let problem = problem_of(values, n, d, labels, w, k)?;
+    let coef = coef.as_slice().map_err(value_error)?;
+    let intercept = intercept.as_slice().map_err(value_error)?;
+    if intercept.len() != k {
+        return Err(PyValueError::new_err(format!(
+            "coef has {k} rows and intercept {} values",
+            intercept.len()
+        )));
+    }
+    let mut theta = vec![0.0; (d + 1) * k];
+    for (c, t) in theta.chunks_exact_mut(d + 1).enumerate() {
+        t[..d].copy_from_slice(&coef[c * d..(c + 1) * d]);
+        t[d] = intercept[c];
+    }
+    let (loss, grad) = py
+        .detach(|| -> Result<(f64, Vec<f64>), SolveError> {
+            let mut objective = Objective::new(problem, 0.0, Isa::best(), threads)?;
+            let mut grad = vec![0.0; theta.len()];
+            let mean = objective.eval(&theta, &mut grad);
+            // eval divides by Σsᵢ; the chunk's share is the sum.
+            let sum = problem.weight_sum();
+            grad.iter_mut().for_each(|g| *g *= sum);
+            Ok((mean * sum, grad))
+        })
+        .map_err(value_error)?;
+    let mut gw = Vec::with_capacity(k * d);
+    let mut gb = Vec::with_capacity(k);
+    for g in grad.chunks_exact(d + 1) {
+        gw.extend_from_slice(&g[..d]);
+        gb.push(g[d]);
+    }
+    Ok((
+        loss,
+        PyArray1::from_vec(py, gw).reshape([k, d])?,
+        PyArray1::from_vec(py, gb),
+    ))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(solve, m)?)?;
+    m.add_function(wrap_pyfunction!(loss_grad, m)?)?;
+    m.add("LABEL_DTYPE", LABEL_DTYPE)?;
+    m.add("MAX_CLASSES", usize::from(Label::MAX) + 1)?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(predict, m)?)?;
     m.add_function(wrap_pyfunction!(save, m)?)?;

@@ -127,7 +127,7 @@ def test_the_callback_reports_and_its_exception_stops_the_fit():
 
 def test_ctrl_c_stops_within_a_step_and_keeps_the_last_model(mnist):
     X, y, Xt, yt = mnist
-    est = SoftmaxRegression(steps=10**8)
+    est = SoftmaxRegression(steps=10**8, scale_uint8=True)
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     start = time.monotonic()
@@ -161,3 +161,18 @@ def test_the_defaults_train_small_and_unscaled_data():
             scaler = StandardScaler().fit(Xtr)
             Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
         assert SoftmaxRegression().fit(Xtr, ytr).score(Xte, yte) > floor, loader.__name__
+
+
+def test_scale_uint8_is_explicit():
+    X, y = blobs()
+    Xu = np.clip(X * 10 + 128, 0, 255).astype(np.uint8)
+    with pytest.warns(FutureWarning, match="scale_uint8"):
+        default = SoftmaxRegression(steps=50).fit(Xu, y)
+    scaled = SoftmaxRegression(steps=50, scale_uint8=True).fit(Xu, y)
+    np.testing.assert_array_equal(default.coef_, scaled.coef_)
+    # False: the same numbers as uint8 and as floats give the same model.
+    raw = SoftmaxRegression(steps=50, scale_uint8=False).fit(Xu, y)
+    floats = SoftmaxRegression(steps=50).fit(Xu.astype(np.float32), y)
+    np.testing.assert_array_equal(raw.coef_, floats.coef_)
+    np.testing.assert_array_equal(raw.predict(Xu), floats.predict(Xu.astype(np.float32)))
+    assert not np.array_equal(raw.coef_, scaled.coef_)
