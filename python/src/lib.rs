@@ -322,12 +322,12 @@ fn simd_path(simd: &str) -> PyResult<String> {
     Ok(isa.to_string())
 }
 
-/// The label type of the solver's problems: class indices below `Label::MAX + 1` classes.
-/// Python reads its dtype and the class limit from `_core.LABEL_DTYPE` and
-/// `_core.MAX_CLASSES`, so widening it is a change here (and in `LABEL_DTYPE`) only.
-type Label = u8;
+/// The label type of the solver's problems: class indices, below the kernels' class limit
+/// (`samples::MAX_CLASSES`). Python reads its dtype and the class limit from
+/// `_core.LABEL_DTYPE` and `_core.MAX_CLASSES`.
+type Label = u32;
 /// numpy's name of [`Label`].
-const LABEL_DTYPE: &str = "uint8";
+const LABEL_DTYPE: &str = "uint32";
 
 /// What `solve` returns: coef, intercept, iterations, passes, objective, largest gradient
 /// entry, why it stopped, and the exception that stopped it early.
@@ -548,7 +548,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(solve, m)?)?;
     m.add_function(wrap_pyfunction!(loss_grad, m)?)?;
     m.add("LABEL_DTYPE", LABEL_DTYPE)?;
-    m.add("MAX_CLASSES", usize::from(Label::MAX) + 1)?;
+    m.add("MAX_CLASSES", mnist_logreg::samples::MAX_CLASSES)?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(predict, m)?)?;
     m.add_function(wrap_pyfunction!(save, m)?)?;
