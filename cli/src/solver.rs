@@ -460,67 +460,13 @@ pub fn run(plan: &Lbfgs, cx: &Context) -> Result<Ended, Box<dyn std::error::Erro
         train.labels,
         cx.data.classes(),
     )?;
-    let cfg = SolverConfig {
-        l2: plan.l2,
-        tol: plan.tol,
-        max_iter: plan.max_iter - plan.done,
-        threads: cx.threads,
-        isa: cx.isa,
-        ..SolverConfig::default()
-    };
+    let cfg = config(plan, cx);
     let l2 = plan.l2.unwrap_or(1.0 / problem.weight_sum());
     if !cx.quiet {
-        eprintln!(
-            "L-BFGS on {} images: λ = {l2:.4e} (scikit-learn's C = {:.4}), tol {:.1e} on the \
-             largest gradient entry, at most {} iterations{}",
-            problem.rows(),
-            1.0 / (l2 * problem.weight_sum()),
-            plan.tol,
-            plan.max_iter,
-            match &plan.start {
-                Start::Zeros => String::from(", from W = 0, b = 0"),
-                Start::Load(p) => format!(", from {}", p.display()),
-                Start::Resume(p) => format!(
-                    ", resuming {} at iteration {} (the L-BFGS memory restarts)",
-                    p.display(),
-                    plan.done
-                ),
-            }
-        );
+        announce(plan, &problem, l2);
     }
-    let mut history: Vec<(usize, Iteration)> = Vec::new();
-    let mut metrics_error: Option<std::io::Error> = None;
-    let mut print_error: Option<std::io::Error> = None;
-    let solution = solve::solve(&problem, &cfg, cx.start, |it| {
-        let n = plan.done + it.iteration;
-        if !cx.quiet && n.is_multiple_of(plan.display_step) && print_error.is_none() {
-            print_error = writeln!(out, "{}", iteration_line(n, it)).err();
-        }
-        if let (Some(log), None) = (metrics.as_mut(), &metrics_error) {
-            metrics_error = log
-                .write(&MetricsEvent::Iteration {
-                    iteration: n,
-                    objective: it.objective,
-                    grad_max: it.grad_max,
-                    step: it.step,
-                    evaluations: it.evaluations,
-                    seconds: it.elapsed.as_secs_f64(),
-                })
-                .err();
-        }
-        history.push((n, *it));
-        if run::stop_requested().is_some() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })?;
-    if let Some(e) = print_error {
-        return Err(e.into());
-    }
-    if let Some(e) = metrics_error {
-        return Err(format!("writing the metrics file: {e}").into());
-    }
+    let (solution, history) =
+        solve_reporting(plan, cx, &problem, &cfg, &mut out, metrics.as_mut())?;
     let iterations = plan.done + solution.iterations;
     let data_dir = cx.data.dir();
     let save = |accuracy: Option<f64>| -> Result<(), Box<dyn std::error::Error>> {
@@ -554,10 +500,171 @@ pub fn run(plan: &Lbfgs, cx: &Context) -> Result<Ended, Box<dyn std::error::Erro
     if !cx.quiet {
         (cx.show_images)(&mut *out, &eval.predictions)?;
     }
+    say_converged(&solution, iterations);
+    if let Some(path) = cx.save {
+        save(Some(eval.accuracy))?;
+        eprintln!("saved the model to {}", path.display());
+    }
+    if let Some(dir) = cx.plot_dir {
+        write_plots(dir, cx, &history, &eval.predictions, &solution.model)?;
+    }
+    let threads = match cx.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    if let Some(log) = metrics.as_mut() {
+        let summary = summary(plan, cx, &solution, iterations, &eval, threads);
+        log.write(&MetricsEvent::Solution(&summary))
+            .map_err(|e| format!("writing the metrics file: {e}"))?;
+    }
+    if !cx.quiet {
+        print_timing(&mut *out, cx, &solution, &eval, threads)?;
+    }
+    Ok(Ended::Finished)
+}
+
+/// The solver's settings for `plan` on `cx`'s threads and instruction set (the iterations left
+/// of `--max-iter` when resuming).
+fn config(plan: &Lbfgs, cx: &Context) -> SolverConfig {
+    SolverConfig {
+        l2: plan.l2,
+        tol: plan.tol,
+        max_iter: plan.max_iter - plan.done,
+        threads: cx.threads,
+        isa: cx.isa,
+        ..SolverConfig::default()
+    }
+}
+
+/// Every iteration's report, numbered across a resume.
+type History = Vec<(usize, Iteration)>;
+
+/// `solve::solve` with the iteration lines on `out` every display step, a metrics row per
+/// iteration, and a stop on Ctrl-C; returns the solution and every iteration's report.
+fn solve_reporting(
+    plan: &Lbfgs,
+    cx: &Context,
+    problem: &Problem,
+    cfg: &SolverConfig,
+    out: &mut dyn Write,
+    mut metrics: Option<&mut MetricsLog>,
+) -> Result<(solve::Solution, History), Box<dyn std::error::Error>> {
+    let mut history: Vec<(usize, Iteration)> = Vec::new();
+    let mut metrics_error: Option<std::io::Error> = None;
+    let mut print_error: Option<std::io::Error> = None;
+    let solution = solve::solve(problem, cfg, cx.start, |it| {
+        let n = plan.done + it.iteration;
+        if !cx.quiet && n.is_multiple_of(plan.display_step) && print_error.is_none() {
+            print_error = writeln!(out, "{}", iteration_line(n, it)).err();
+        }
+        if let (Some(log), None) = (metrics.as_deref_mut(), &metrics_error) {
+            metrics_error = log
+                .write(&MetricsEvent::Iteration {
+                    iteration: n,
+                    objective: it.objective,
+                    grad_max: it.grad_max,
+                    step: it.step,
+                    evaluations: it.evaluations,
+                    seconds: it.elapsed.as_secs_f64(),
+                })
+                .err();
+        }
+        history.push((n, *it));
+        if run::stop_requested().is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    if let Some(e) = print_error {
+        return Err(e.into());
+    }
+    if let Some(e) = metrics_error {
+        return Err(format!("writing the metrics file: {e}").into());
+    }
+    Ok((solution, history))
+}
+
+/// The metrics file's last event of a finished run.
+fn summary(
+    plan: &Lbfgs,
+    cx: &Context,
+    solution: &solve::Solution,
+    iterations: usize,
+    eval: &run::Evaluation,
+    threads: usize,
+) -> SolveSummary {
+    SolveSummary {
+        solver: Solver::Lbfgs.name(),
+        converged: solution.converged(),
+        stop: stop_name(solution.stop),
+        iterations,
+        evaluations: solution.evaluations,
+        objective: solution.objective,
+        grad_max: solution.grad_max,
+        tol: solution.tol,
+        l2: solution.l2,
+        max_iter: plan.max_iter,
+        setup_seconds: solution.setup.as_secs_f64(),
+        solve_seconds: solution.elapsed.as_secs_f64(),
+        simd: cx.isa.to_string(),
+        threads,
+        test_accuracy: eval.accuracy,
+        test_loss: eval.mean_loss,
+        verified: cx.data.verified(),
+    }
+}
+
+/// The last line: load, solve and evaluation times, and what computed them.
+fn print_timing(
+    out: &mut dyn Write,
+    cx: &Context,
+    solution: &solve::Solution,
+    eval: &run::Evaluation,
+    threads: usize,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "timing: load {:.1} ms, solve {:.1} ms ({} iterations, {} passes, set-up {:.1} ms), \
+         eval {:.2} ms; solver lbfgs, simd {}, threads {threads}",
+        cx.data.load_time.as_secs_f64() * 1e3,
+        solution.elapsed.as_secs_f64() * 1e3,
+        solution.iterations,
+        solution.evaluations,
+        solution.setup.as_secs_f64() * 1e3,
+        eval.elapsed.as_secs_f64() * 1e3,
+        cx.isa,
+    )
+}
+
+/// The first line of a run: the problem, λ (and scikit-learn's C), the tolerance, where it
+/// starts.
+fn announce(plan: &Lbfgs, problem: &Problem, l2: f64) {
+    eprintln!(
+        "L-BFGS on {} images: λ = {l2:.4e} (scikit-learn's C = {:.4}), tol {:.1e} on the \
+         largest gradient entry, at most {} iterations{}",
+        problem.rows(),
+        1.0 / (l2 * problem.weight_sum()),
+        plan.tol,
+        plan.max_iter,
+        match &plan.start {
+            Start::Zeros => String::from(", from W = 0, b = 0"),
+            Start::Load(p) => format!(", from {}", p.display()),
+            Start::Resume(p) => format!(
+                ", resuming {} at iteration {} (the L-BFGS memory restarts)",
+                p.display(),
+                plan.done
+            ),
+        }
+    );
+}
+
+/// The converged line, or the warning that it did not converge (the model is saved either way).
+fn say_converged(solution: &solve::Solution, iterations: usize) {
     if solution.converged() {
         eprintln!(
             "converged after {iterations} iterations ({} passes over the data, {:.2?}): \
-             objective {:.10}, |grad|max {:.2e} ≤ tol {:.1e}",
+         objective {:.10}, |grad|max {:.2e} ≤ tol {:.1e}",
             solution.evaluations,
             solution.elapsed,
             solution.objective,
@@ -568,98 +675,53 @@ pub fn run(plan: &Lbfgs, cx: &Context) -> Result<Ended, Box<dyn std::error::Erro
         let why = match solution.stop {
             Stop::LineSearch => {
                 " (the line search found no decrease: the objective is flat \
-                                  to f64 rounding here)"
+                              to f64 rounding here)"
             }
             _ => "",
         };
         eprintln!(
             "warning: did not converge in {iterations} iterations: |grad|max {:.2e} > tol \
-             {:.1e}{why}; objective {:.10}. The model is usable; --max-iter above {iterations} \
-             (or --resume of the saved model) goes further",
+         {:.1e}{why}; objective {:.10}. The model is usable; --max-iter above {iterations} \
+         (or --resume of the saved model) goes further",
             solution.grad_max, solution.tol, solution.objective
         );
     }
-    if let Some(path) = cx.save {
-        save(Some(eval.accuracy))?;
-        eprintln!("saved the model to {}", path.display());
+}
+
+/// `--plot-dir`: the objective per iteration, and the pictures (28×28 data) or the confusion
+/// matrix (other data, up to 100 classes).
+fn write_plots(
+    dir: &Path,
+    cx: &Context,
+    history: &[(usize, Iteration)],
+    predictions: &[u32],
+    model: &Model,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if history.is_empty() {
+        eprintln!("note: no iteration was run, so there is no curves.svg");
+    } else {
+        let points: Vec<(usize, f64, f64)> = history
+            .iter()
+            .map(|(n, it)| (*n, it.objective, it.grad_max))
+            .collect();
+        plot::objective_curves(&dir.join("curves.svg"), &points)?;
     }
-    if let Some(dir) = cx.plot_dir {
-        if history.is_empty() {
-            eprintln!("note: no iteration was run, so there is no curves.svg");
-        } else {
-            let points: Vec<(usize, f64, f64)> = history
-                .iter()
-                .map(|(n, it)| (*n, it.objective, it.grad_max))
-                .collect();
-            plot::objective_curves(&dir.join("curves.svg"), &points)?;
+    let names = &cx.data.names;
+    match cx.data.dataset() {
+        Some(dataset) if cx.data.is_pictures() => {
+            plot::run_pictures(dir, &[], &dataset.test, predictions, model, names, cx.grid)?
         }
-        let names = &cx.data.names;
-        match cx.data.dataset() {
-            Some(dataset) if cx.data.is_pictures() => plot::run_pictures(
-                dir,
-                &[],
-                &dataset.test,
-                &eval.predictions,
-                &solution.model,
-                names,
-                cx.grid,
-            )?,
-            // Not 28×28 pictures: the confusion matrix, for up to 100 classes.
-            _ if solution.model.classes() <= 100 => {
-                let classes = solution.model.classes();
-                let counts = mnist_logreg::train::confusion(
-                    &eval.predictions,
-                    cx.data.test_labels(),
-                    classes,
-                );
-                plot::confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
-            }
-            _ => eprintln!("note: confusion.svg is drawn for at most 100 classes"),
+        // Not 28×28 pictures: the confusion matrix, for up to 100 classes.
+        _ if model.classes() <= 100 => {
+            let classes = model.classes();
+            let counts =
+                mnist_logreg::train::confusion(predictions, cx.data.test_labels(), classes);
+            plot::confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
         }
-        eprintln!("wrote the plots to {}", dir.display());
+        _ => eprintln!("note: confusion.svg is drawn for at most 100 classes"),
     }
-    let threads = match cx.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    if let Some(log) = metrics.as_mut() {
-        let summary = SolveSummary {
-            solver: Solver::Lbfgs.name(),
-            converged: solution.converged(),
-            stop: stop_name(solution.stop),
-            iterations,
-            evaluations: solution.evaluations,
-            objective: solution.objective,
-            grad_max: solution.grad_max,
-            tol: solution.tol,
-            l2: solution.l2,
-            max_iter: plan.max_iter,
-            setup_seconds: solution.setup.as_secs_f64(),
-            solve_seconds: solution.elapsed.as_secs_f64(),
-            simd: cx.isa.to_string(),
-            threads,
-            test_accuracy: eval.accuracy,
-            test_loss: eval.mean_loss,
-            verified: cx.data.verified(),
-        };
-        log.write(&MetricsEvent::Solution(&summary))
-            .map_err(|e| format!("writing the metrics file: {e}"))?;
-    }
-    if !cx.quiet {
-        writeln!(
-            out,
-            "timing: load {:.1} ms, solve {:.1} ms ({} iterations, {} passes, set-up {:.1} ms), \
-             eval {:.2} ms; solver lbfgs, simd {}, threads {threads}",
-            cx.data.load_time.as_secs_f64() * 1e3,
-            solution.elapsed.as_secs_f64() * 1e3,
-            solution.iterations,
-            solution.evaluations,
-            solution.setup.as_secs_f64() * 1e3,
-            eval.elapsed.as_secs_f64() * 1e3,
-            cx.isa,
-        )?;
-    }
-    Ok(Ended::Finished)
+    eprintln!("wrote the plots to {}", dir.display());
+    Ok(())
 }
 
 #[cfg(test)]
