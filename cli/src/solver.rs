@@ -230,8 +230,42 @@ pub fn choose(
         }
         None => None,
     };
-    let solver = match (&recorded, flags.solver) {
-        (Some((path, s, _)), Some(Solver::Sgd)) if s == "lbfgs" => {
+    let solver = which_solver(
+        recorded.as_ref().map(|(p, s, _)| (*p, s.as_str())),
+        flags,
+        resume,
+    )?;
+    warn_ignored(solver, given);
+    if solver == Solver::Sgd {
+        return Ok(None);
+    }
+    let display_step = if given.0.iter().any(|(id, _)| id == "display_step") {
+        display_step
+    } else {
+        DEFAULT_DISPLAY_ITERATIONS
+    };
+    let Some((path, _, meta)) = recorded else {
+        return Ok(Some(Lbfgs {
+            l2: flags.l2,
+            tol: flags.tol.unwrap_or(DEFAULT_TOL),
+            max_iter: flags.max_iter.unwrap_or(DEFAULT_MAX_ITER),
+            done: 0,
+            display_step,
+            start: load.map_or(Start::Zeros, |p| Start::Load(p.to_path_buf())),
+        }));
+    };
+    resumed_plan(path, &meta, flags, display_step)
+}
+
+/// The solver of this run: the `--resume` checkpoint's (`recorded`: its path and `solver`
+/// entry), else `--solver`, else SGD; a `--solver` that contradicts the checkpoint is refused.
+fn which_solver(
+    recorded: Option<(&Path, &str)>,
+    flags: &SolverFlags,
+    resume: Option<&Path>,
+) -> Result<Solver, Box<dyn std::error::Error>> {
+    Ok(match (recorded, flags.solver) {
+        (Some((path, "lbfgs")), Some(Solver::Sgd)) => {
             return Err(FlagError(format!(
                 "--solver sgd --resume {}: that checkpoint is an L-BFGS run; to start SGD from \
                  its model use --load {} (SGD flags) instead",
@@ -251,7 +285,11 @@ pub fn choose(
             .into());
         }
         (None, s) => s.unwrap_or_default(),
-    };
+    })
+}
+
+/// A warning for each flag given that `solver` ignores.
+fn warn_ignored(solver: Solver, given: &Given) {
     let (ignored, why) = match solver {
         Solver::Sgd => (
             given.typed(LBFGS_ONLY),
@@ -266,24 +304,16 @@ pub fn choose(
     for flag in ignored {
         eprintln!("warning: {flag} does nothing {why}");
     }
-    if solver == Solver::Sgd {
-        return Ok(None);
-    }
-    let display_step = if given.0.iter().any(|(id, _)| id == "display_step") {
-        display_step
-    } else {
-        DEFAULT_DISPLAY_ITERATIONS
-    };
-    let Some((path, _, meta)) = recorded else {
-        return Ok(Some(Lbfgs {
-            l2: flags.l2,
-            tol: flags.tol.unwrap_or(DEFAULT_TOL),
-            max_iter: flags.max_iter.unwrap_or(DEFAULT_MAX_ITER),
-            done: 0,
-            display_step,
-            start: load.map_or(Start::Zeros, |p| Start::Load(p.to_path_buf())),
-        }));
-    };
+}
+
+/// The L-BFGS run that continues the checkpoint at `path` (its metadata `meta`): its λ (which
+/// `--l2` may not change), its iteration count, its tolerance and budget unless given again.
+fn resumed_plan(
+    path: &Path,
+    meta: &HashMap<String, String>,
+    flags: &SolverFlags,
+    display_step: usize,
+) -> Result<Option<Lbfgs>, Box<dyn std::error::Error>> {
     let file = path.display();
     let get = |key: &str| -> Result<String, FlagError> {
         meta.get(key).cloned().ok_or_else(|| {
