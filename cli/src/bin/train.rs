@@ -355,10 +355,9 @@ impl Setup {
     }
 }
 
-/// Check the outputs, load the data, and build the spec, the start model and the kernel.
-fn setup(args: &Args) -> Result<Setup, BoxError> {
-    let isa = run::select_isa(args.simd)?;
-    // Check every output first: a typo in a path should fail before minutes of training.
+/// Every output path checked before any work (a typo in a path fails before minutes of
+/// training), and the thread-count warning.
+fn check_outputs(args: &Args) -> Result<(), BoxError> {
     for path in [&args.save, &args.metrics].into_iter().flatten() {
         if path != Path::new("-") {
             run::check_output_file(path)?;
@@ -370,6 +369,11 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
     if let Some(w) = run::threads_warning(args.threads) {
         eprintln!("{w}");
     }
+    Ok(())
+}
+
+/// Where the data comes from: `--data`'s directory or the four named files.
+fn data_source(args: &Args) -> DataSource {
     let files = match (
         &args.train_images,
         &args.train_labels,
@@ -379,7 +383,7 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
         (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d].map(Clone::clone)),
         _ => None,
     };
-    let source = DataSource {
+    DataSource {
         dir: args.data.clone().unwrap_or_else(run::default_data_dir),
         files,
         classes: args.classes,
@@ -390,7 +394,44 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
         },
         checksum: args.checksum,
         class_names: args.class_names.clone(),
+    }
+}
+
+/// What `train` says once about data that is not an MNIST directory: its shape, whether the
+/// values are scaled, classes without a training sample, and what is skipped for it.
+fn describe_own_data(data: &LoadedData) {
+    let (n, d, k) = (data.train_len(), data.features(), data.classes());
+    let values = if data.is_u8() {
+        "u8 values, scaled by 1/255"
+    } else {
+        "float values, used as given"
     };
+    eprintln!("data: {n} training samples of {d} features ({values}), {k} classes");
+    let empty = data.classes_without_training_samples();
+    if !empty.is_empty() {
+        let shown: Vec<String> = empty.iter().take(10).map(|c| c.to_string()).collect();
+        eprintln!(
+            "warning: {} of the {k} classes have no training sample (the model cannot learn them): {}{}",
+            empty.len(),
+            shown.join(", "),
+            if empty.len() > 10 { ", …" } else { "" }
+        );
+    }
+    let pictures = if data.is_pictures() {
+        ""
+    } else {
+        ", and these are not 28×28 u8 pictures: no test pictures (--show) either"
+    };
+    eprintln!(
+        "note: the novelty score and the picture plots (test-grid.svg, weights.svg) are made for --data directories of 28×28 pictures: skipped{pictures}"
+    );
+}
+
+/// Check the outputs, load the data, and build the spec, the start model and the kernel.
+fn setup(args: &Args) -> Result<Setup, BoxError> {
+    let isa = run::select_isa(args.simd)?;
+    check_outputs(args)?;
+    let source = data_source(args);
     // --epochs needs the training set's size, known after loading; the choice of pixel
     // buffers (speed only) takes MNIST's 60 000 for it.
     let (spec, start) = spec_and_start(args, 60_000)?;
@@ -408,31 +449,7 @@ fn setup(args: &Args) -> Result<Setup, BoxError> {
         eprintln!("note: {dir} is not verified against the MNIST checksums");
     }
     if data.dataset().is_none() {
-        let (n, d, k) = (data.train_len(), data.features(), data.classes());
-        let values = if data.is_u8() {
-            "u8 values, scaled by 1/255"
-        } else {
-            "float values, used as given"
-        };
-        eprintln!("data: {n} training samples of {d} features ({values}), {k} classes");
-        let empty = data.classes_without_training_samples();
-        if !empty.is_empty() {
-            let shown: Vec<String> = empty.iter().take(10).map(|c| c.to_string()).collect();
-            eprintln!(
-                "warning: {} of the {k} classes have no training sample (the model cannot learn them): {}{}",
-                empty.len(),
-                shown.join(", "),
-                if empty.len() > 10 { ", …" } else { "" }
-            );
-        }
-        let pictures = if data.is_pictures() {
-            ""
-        } else {
-            ", and these are not 28×28 u8 pictures: no test pictures (--show) either"
-        };
-        eprintln!(
-            "note: the novelty score and the picture plots (test-grid.svg, weights.svg) are made for --data directories of 28×28 pictures: skipped{pictures}"
-        );
+        describe_own_data(&data);
     }
     // Float features are read by the f32 kernels: the u8 variants become their f32 twins.
     if data.input() == Input::F32 && spec.kernel.input() == Input::U8 {
