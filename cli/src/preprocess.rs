@@ -335,13 +335,11 @@ const SPECK_SHARE: f64 = 0.02;
 /// frame only partly there): the conversion corrects it, and says so.
 const UNEVEN_LEVELS: f32 = 96.0;
 
-/// Convert a grayscale image to MNIST's 28×28 white-on-black format (see the module docs).
-pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError> {
+/// The working picture: `img` shrunk so its longer side is at most [`WORK_SIDE`], then
+/// median-filtered when large enough to have grain. Returns its width, height, values and how
+/// many input pixels one working pixel spans.
+fn working_picture(img: &Gray) -> (usize, usize, Vec<f32>, f64) {
     let (w0, h0) = (img.width, img.height);
-    if w0 == 0 || h0 == 0 || img.pixels.len() != w0 * h0 {
-        return Err(PreprocessError::Blank);
-    }
-    // The working picture: shrunk when large, smoothed when large enough to have grain.
     let longer = w0.max(h0);
     let raw: Vec<f32> = img.pixels.iter().map(|&p| f32::from(p)).collect();
     let (w, h, work) = if longer > WORK_SIDE {
@@ -359,18 +357,16 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
     } else {
         work
     };
-    let (lo, hi) = work
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-    if hi - lo < 0.5 {
-        return Err(PreprocessError::Blank);
-    }
+    (w, h, work, factor)
+}
 
-    // Two levels, split where the histogram is best split (Otsu): which is the paper?
-    let split = otsu(&work);
+/// Whether to invert `work` so the ink is bright, and which pixels are paper: of Otsu's two
+/// levels, the paper is the one most of the border (`ring`) has, unless it covers under
+/// [`PAPER_MIN_SHARE`] of the picture (then it is a frame, and the other level is the paper).
+fn polarity(work: &[f32], ring: &[usize], invert: Invert) -> (bool, Vec<bool>) {
+    let split = otsu(work);
     let bright: Vec<bool> = work.iter().map(|&v| v > split).collect();
     let bright_share = bright.iter().filter(|&&b| b).count() as f64 / bright.len() as f64;
-    let ring = ring_indices(w, h);
     let ring_bright = ring.iter().filter(|&&i| bright[i]).count() as f64 / ring.len() as f64;
     let inverted = match invert {
         Invert::Auto if ring_bright >= 0.5 => bright_share >= PAPER_MIN_SHARE,
@@ -378,29 +374,22 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
         Invert::Always => true,
         Invert::Never => false,
     };
-    // Ink is bright from here on.
-    let ink: Vec<f32> = if inverted {
-        work.iter().map(|&v| 255.0 - v).collect()
-    } else {
-        work
-    };
-    let is_paper: Vec<bool> = bright.iter().map(|&b| b == inverted).collect();
+    let is_paper = bright.iter().map(|&b| b == inverted).collect();
+    (inverted, is_paper)
+}
 
-    // The paper's level and its gradient: medians of the paper's pixels on a coarse grid.
-    let background = background_model(&ink, &is_paper, w, h);
-    let strength: Vec<f32> = ink
-        .iter()
-        .zip(&background)
-        .map(|(&v, &b)| (v - b).max(0.0))
-        .collect();
-    let grain = grain_sigma(&ink, &background, &is_paper);
-    // Ink stands out from the paper by the histogram's own split, and well above the grain.
-    let high = otsu(&strength).max(4.0 * grain);
-    let low = (3.0 * grain).min(high / 2.0);
-
-    // Marks: connected pixels above `low`, holding a pixel above `high`; frames and specks go.
-    let marks = components(&strength, w, h, low);
-    let ring_len = ring.len() as f64;
+/// The ink of the marks kept: connected pixels of `strength` (`w × h`) above `low`, holding a
+/// pixel above `high`, less frames (covering [`FRAME_RING_SHARE`] of the `ring_len` border
+/// pixels) and specks (under [`SPECK_SHARE`] of the largest mark). Zero elsewhere.
+fn kept_marks(
+    strength: &[f32],
+    w: usize,
+    h: usize,
+    (low, high): (f32, f32),
+    ring_len: usize,
+) -> Vec<f32> {
+    let marks = components(strength, w, h, low);
+    let ring_len = ring_len as f64;
     let candidates: Vec<&Mark> = marks
         .iter()
         .filter(|m| m.peak > high && (m.ring as f64) < FRAME_RING_SHARE * ring_len)
@@ -415,6 +404,86 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
             kept[i] = strength[i];
         }
     }
+    kept
+}
+
+impl Stages {
+    /// The stages of a `w × h` working picture: its `background` model (in the input's
+    /// polarity) and the `kept` ink.
+    fn new(w: usize, h: usize, background: &[f32], kept: &[f32], inverted: bool) -> Self {
+        let to_u8 = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        Stages {
+            width: w,
+            height: h,
+            background: background
+                .iter()
+                .map(|&b| to_u8(if inverted { 255.0 - b } else { b }))
+                .collect(),
+            ink: kept.iter().map(|&v| to_u8(v)).collect(),
+        }
+    }
+}
+
+/// What the conversion notes about a prepared input: the 28×28 rules of [`unlike_mnist`],
+/// then a digit `side` input pixels tall that is tiny, an uneven background, and the edges a
+/// cut-off digit touches.
+fn notes(
+    pixels: &[u8],
+    side: usize,
+    uneven: bool,
+    cut_off: Option<Vec<&'static str>>,
+) -> Vec<Unlike> {
+    let mut unlike = unlike_mnist(pixels);
+    if side < TINY_SIDE {
+        unlike.push(Unlike::Tiny { side });
+    }
+    if uneven {
+        unlike.push(Unlike::UnevenBackground);
+    }
+    if let Some(edges) = cut_off {
+        unlike.push(Unlike::CutOff { edges });
+    }
+    unlike
+}
+
+/// Convert a grayscale image to MNIST's 28×28 white-on-black format (see the module docs).
+pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError> {
+    let (w0, h0) = (img.width, img.height);
+    if w0 == 0 || h0 == 0 || img.pixels.len() != w0 * h0 {
+        return Err(PreprocessError::Blank);
+    }
+    let (w, h, work, factor) = working_picture(img);
+    let (lo, hi) = work
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    if hi - lo < 0.5 {
+        return Err(PreprocessError::Blank);
+    }
+
+    // Two levels, split where the histogram is best split (Otsu): which is the paper?
+    let ring = ring_indices(w, h);
+    let (inverted, is_paper) = polarity(&work, &ring, invert);
+    // Ink is bright from here on.
+    let ink: Vec<f32> = if inverted {
+        work.iter().map(|&v| 255.0 - v).collect()
+    } else {
+        work
+    };
+
+    // The paper's level and its gradient: medians of the paper's pixels on a coarse grid.
+    let background = background_model(&ink, &is_paper, w, h);
+    let strength: Vec<f32> = ink
+        .iter()
+        .zip(&background)
+        .map(|(&v, &b)| (v - b).max(0.0))
+        .collect();
+    let grain = grain_sigma(&ink, &background, &is_paper);
+    // Ink stands out from the paper by the histogram's own split, and well above the grain.
+    let high = otsu(&strength).max(4.0 * grain);
+    let low = (3.0 * grain).min(high / 2.0);
+
+    // Marks: connected pixels above `low`, holding a pixel above `high`; frames and specks go.
+    let mut kept = kept_marks(&strength, w, h, (low, high), ring.len());
     let max = kept.iter().copied().fold(0.0, f32::max);
     if max <= 0.0 {
         return Err(PreprocessError::Blank);
@@ -440,27 +509,9 @@ pub fn to_mnist(img: &Gray, invert: Invert) -> Result<Prepared, PreprocessError>
     let small = resize_area(&crop, bw, bh, nw, nh);
 
     let pixels = centred(&small, nw, nh);
-    let mut unlike = unlike_mnist(&pixels);
     let side = (bw.max(bh) as f64 * factor).round() as usize;
-    if side < TINY_SIDE {
-        unlike.push(Unlike::Tiny { side });
-    }
-    if uneven {
-        unlike.push(Unlike::UnevenBackground);
-    }
-    if cut_off {
-        unlike.push(Unlike::CutOff { edges });
-    }
-    let to_u8 = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-    let stages = Stages {
-        width: w,
-        height: h,
-        background: background
-            .iter()
-            .map(|&b| to_u8(if inverted { 255.0 - b } else { b }))
-            .collect(),
-        ink: kept.iter().map(|&v| to_u8(v)).collect(),
-    };
+    let unlike = notes(&pixels, side, uneven, cut_off.then_some(edges));
+    let stages = Stages::new(w, h, &background, &kept, inverted);
     Ok(Prepared {
         pixels,
         inverted,

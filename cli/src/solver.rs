@@ -4,7 +4,7 @@
 //!
 //! `bin/train.rs` flattens [`SolverFlags`] into its flags, asks [`choose`] which solver runs
 //! (checking the values and warning about flags the chosen solver ignores), and for L-BFGS
-//! hands the loaded data to [`run`].
+//! hands the loaded data to [`run()`].
 //!
 //! `--resume` of an L-BFGS checkpoint starts a new L-BFGS from the saved iterate: the same
 //! objective (λ from the checkpoint), the iteration count going on from the saved one, but the
