@@ -602,9 +602,27 @@ fn background_model(ink: &[f32], is_paper: &[bool], w: usize, h: usize) -> Vec<f
             }
         }
     }
-    // A cell darker (more ink-like) than its neighbours' median by more than the peak's
-    // width saw mostly the faint edges of a stroke: its neighbours fill it.
-    let measured = grid.clone();
+    drop_dark_cells(&mut grid, gw, gh);
+    if grid.iter().all(Option::is_none) {
+        let mut all: Vec<f32> = ink
+            .iter()
+            .zip(is_paper)
+            .filter_map(|(&v, &p)| p.then_some(v))
+            .collect();
+        all.sort_unstable_by(f32::total_cmp);
+        let level = all.get(all.len() / 2).copied().unwrap_or(0.0);
+        grid.iter_mut().for_each(|g| *g = Some(level));
+    }
+    fill_missing_cells(&mut grid, gw, gh);
+    let grid: Vec<f32> = grid.into_iter().map(|g| g.unwrap_or(0.0)).collect();
+    interpolate(&grid, (gw, gh), cell, w, h)
+}
+
+/// Forget the cells of the `gw × gh` grid that are darker (more ink-like) than their
+/// neighbours' median by more than the paper peak's width: they saw mostly the faint edges of a
+/// stroke, and their neighbours fill them.
+fn drop_dark_cells(grid: &mut [Option<f32>], gw: usize, gh: usize) {
+    let measured = grid.to_vec();
     for gy in 0..gh {
         for gx in 0..gw {
             let Some(level) = measured[gy * gw + gx] else {
@@ -623,19 +641,13 @@ fn background_model(ink: &[f32], is_paper: &[bool], w: usize, h: usize) -> Vec<f
             }
         }
     }
-    if grid.iter().all(Option::is_none) {
-        let mut all: Vec<f32> = ink
-            .iter()
-            .zip(is_paper)
-            .filter_map(|(&v, &p)| p.then_some(v))
-            .collect();
-        all.sort_unstable_by(f32::total_cmp);
-        let level = all.get(all.len() / 2).copied().unwrap_or(0.0);
-        grid.iter_mut().for_each(|g| *g = Some(level));
-    }
-    // Cells with too little paper take the mean of their known neighbours, ring by ring.
+}
+
+/// Give each unknown cell of the `gw × gh` grid the mean of its known neighbours, ring by ring
+/// (at least one cell is known).
+fn fill_missing_cells(grid: &mut [Option<f32>], gw: usize, gh: usize) {
     while grid.iter().any(Option::is_none) {
-        let before = grid.clone();
+        let before = grid.to_vec();
         for gy in 0..gh {
             for gx in 0..gw {
                 if before[gy * gw + gx].is_some() {
@@ -654,7 +666,17 @@ fn background_model(ink: &[f32], is_paper: &[bool], w: usize, h: usize) -> Vec<f
             }
         }
     }
-    let grid: Vec<f32> = grid.into_iter().map(|g| g.unwrap_or(0.0)).collect();
+}
+
+/// The `w × h` background from the `gw × gh` grid of `cell`-pixel cells, bilinearly
+/// interpolated between the cells' centres.
+fn interpolate(
+    grid: &[f32],
+    (gw, gh): (usize, usize),
+    cell: usize,
+    w: usize,
+    h: usize,
+) -> Vec<f32> {
     let axis = |p: usize, cells: usize| {
         let f = ((p as f32 + 0.5) / cell as f32 - 0.5).clamp(0.0, (cells - 1) as f32);
         let i = f.floor() as usize;
