@@ -171,6 +171,62 @@ impl History {
         (self.head + i) % self.s.len()
     }
 
+    /// The search direction `du` (in `u`) and `dx` (in `x`) from the gradient `g` (`gu` in
+    /// `u`), restarted from −g when it is not a descent direction (lost curvature); returns
+    /// the slope along it and the first trial step (scaled to length 1 in `u` without
+    /// curvature pairs, as scipy's L-BFGS-B; the quasi-Newton step 1 afterwards).
+    fn descent<C: Coordinates>(
+        &mut self,
+        coords: &C,
+        g: &[f64],
+        gu: &[f64],
+        du: &mut [f64],
+        dx: &mut [f64],
+    ) -> (f64, f64) {
+        self.direction(gu, du);
+        coords.direction_to_x(du, dx);
+        let mut slope = dot(g, dx);
+        if slope.is_nan() || slope >= 0.0 {
+            self.len = 0;
+            du.iter_mut().zip(gu).for_each(|(d, g)| *d = -g);
+            coords.direction_to_x(du, dx);
+            slope = dot(g, dx);
+        }
+        let first = if self.len == 0 {
+            1.0f64.min(1.0 / dot(du, du).sqrt())
+        } else {
+            1.0
+        };
+        (slope, first)
+    }
+
+    /// Keep the pair (s, y) in `u` of a step `step` along `du` (s = step·d_u, y = Δg_u, from
+    /// the gradients `(new, old)`) when sᵀy > 0 (curvature); `scratch` holds the two vectors
+    /// (swapped into the history when kept).
+    fn remember(
+        &mut self,
+        step: f64,
+        du: &[f64],
+        (gu_new, gu): (&[f64], &[f64]),
+        (s_new, y_new): (&mut Vec<f64>, &mut Vec<f64>),
+    ) {
+        for ((s, y), (d, (gn, go))) in s_new
+            .iter_mut()
+            .zip(y_new.iter_mut())
+            .zip(du.iter().zip(gu_new.iter().zip(gu)))
+        {
+            *s = step * d;
+            *y = gn - go;
+        }
+        let sy = dot(s_new, y_new);
+        if sy > f64::EPSILON * dot(y_new, y_new) {
+            let k = self.next_slot();
+            std::mem::swap(&mut self.s[k], s_new);
+            std::mem::swap(&mut self.y[k], y_new);
+            self.rho[k] = 1.0 / sy;
+        }
+    }
+
     /// The slot the next pair goes to (the oldest when full).
     fn next_slot(&mut self) -> usize {
         if self.len < self.s.len() {
@@ -205,6 +261,61 @@ impl History {
     }
 }
 
+/// How [`minimize`] ended, where, and at what cost.
+fn outcome(
+    stop: Stop,
+    value: f64,
+    grad_max: f64,
+    iterations: usize,
+    evaluations: usize,
+) -> Outcome {
+    Outcome {
+        stop,
+        value,
+        grad_max,
+        iterations,
+        evaluations,
+    }
+}
+
+/// One line search from `x0` along `dx` (from `zero`, first trial step `first`), leaving `x`
+/// and `g_trial` at the point it accepts: a Wolfe point, or else the best decrease found (then
+/// the curvature pairs are dropped). `None` when there was no decrease at all (`x` is then at
+/// some trial point: the caller restores it).
+fn line_step<F: Function>(
+    f: &mut F,
+    (x, x0, dx): (&mut [f64], &[f64], &[f64]),
+    g_trial: &mut [f64],
+    (zero, first): (Point, f64),
+    wolfe: &Wolfe,
+    evaluations: &mut usize,
+    hist: &mut History,
+) -> Option<Point> {
+    let mut at = |step: f64, x: &mut [f64], g_trial: &mut [f64]| {
+        for ((x, x0), d) in x.iter_mut().zip(x0).zip(dx) {
+            *x = x0 + step * d;
+        }
+        let v = f.eval(x, g_trial);
+        (v, dot(g_trial, dx))
+    };
+    let found = line_search::search(zero, first, wolfe, |step| {
+        *evaluations += 1;
+        at(step, x, g_trial)
+    });
+    match found {
+        Ok(p) => Some(p),
+        Err(SearchFailure::Exhausted { best: Some(p) }) => {
+            // No Wolfe point, but a decrease: take it (x is at the last trial, so evaluate the
+            // best point again) and drop the curvature pairs.
+            *evaluations += 1;
+            at(p.step, x, g_trial);
+            hist.len = 0;
+            Some(p)
+        }
+        Err(_) => None,
+    }
+}
+
 /// Minimise `f` from `x` (overwritten with the result) in the coordinates `coords`;
 /// `on_step` sees every iteration and may stop the run with [`ControlFlow::Break`].
 ///
@@ -221,105 +332,46 @@ pub fn minimize<F: Function, C: Coordinates>(
     let memory = settings.memory.max(1);
     let mut hist = History::new(memory, n);
     let (mut s_new, mut y_new) = (vec![0.0; n], vec![0.0; n]);
-    let (mut g, mut gu, mut gu_new, mut du, mut dx, mut x0, mut g_trial) = (
-        vec![0.0; n],
-        vec![0.0; n],
-        vec![0.0; n],
-        vec![0.0; n],
-        vec![0.0; n],
-        vec![0.0; n],
-        vec![0.0; n],
-    );
+    let [mut g, mut gu, mut gu_new, mut g_trial] = std::array::from_fn(|_| vec![0.0; n]);
+    let [mut du, mut dx, mut x0] = std::array::from_fn(|_| vec![0.0; n]);
     let mut value = f.eval(x, &mut g);
     let mut evaluations = 1;
     let mut grad_max = max_abs(&g);
     coords.gradient_to_u(&g, &mut gu);
-    let outcome = |stop, value, grad_max, iterations, evaluations| Outcome {
-        stop,
-        value,
-        grad_max,
-        iterations,
-        evaluations,
-    };
     if grad_max <= settings.tol {
         return outcome(Stop::Converged, value, grad_max, 0, evaluations);
     }
     for iteration in 1..=settings.max_iter {
-        hist.direction(&gu, &mut du);
-        coords.direction_to_x(&du, &mut dx);
-        let mut slope = dot(&g, &dx);
-        if slope.is_nan() || slope >= 0.0 {
-            // Not a descent direction (lost curvature information): restart from −g.
-            hist.len = 0;
-            du.iter_mut().zip(&gu).for_each(|(d, g)| *d = -g);
-            coords.direction_to_x(&du, &mut dx);
-            slope = dot(&g, &dx);
-        }
-        // The first step of a run without curvature pairs is scaled to length 1 in `u`
-        // (as scipy's L-BFGS-B); afterwards the quasi-Newton step 1.
-        let first = if hist.len == 0 {
-            1.0f64.min(1.0 / dot(&du, &du).sqrt())
-        } else {
-            1.0
-        };
+        let (slope, first) = hist.descent(coords, &g, &gu, &mut du, &mut dx);
         x0.copy_from_slice(x);
         let zero = Point {
             step: 0.0,
             value,
             slope,
         };
-        let mut at = |step: f64, x: &mut [f64], g_trial: &mut [f64]| {
-            for ((x, x0), d) in x.iter_mut().zip(&x0).zip(&dx) {
-                *x = x0 + step * d;
-            }
-            let v = f.eval(x, g_trial);
-            (v, dot(g_trial, &dx))
-        };
-        let found = line_search::search(zero, first, &settings.wolfe, |step| {
-            evaluations += 1;
-            at(step, x, &mut g_trial)
-        });
-        let accepted = match found {
-            Ok(p) => p,
-            Err(SearchFailure::Exhausted { best: Some(p) }) => {
-                // No Wolfe point, but a decrease: take it (x is at the last trial, so
-                // evaluate the best point again) and drop the curvature pairs.
-                evaluations += 1;
-                at(p.step, x, &mut g_trial);
-                hist.len = 0;
-                p
-            }
-            Err(_) => {
-                x.copy_from_slice(&x0);
-                return outcome(
-                    Stop::LineSearch,
-                    value,
-                    grad_max,
-                    iteration - 1,
-                    evaluations,
-                );
-            }
+        let Some(accepted) = line_step(
+            f,
+            (x, &x0, &dx),
+            &mut g_trial,
+            (zero, first),
+            &settings.wolfe,
+            &mut evaluations,
+            &mut hist,
+        ) else {
+            x.copy_from_slice(&x0);
+            return outcome(
+                Stop::LineSearch,
+                value,
+                grad_max,
+                iteration - 1,
+                evaluations,
+            );
         };
         value = accepted.value;
         std::mem::swap(&mut g, &mut g_trial);
         grad_max = max_abs(&g);
         coords.gradient_to_u(&g, &mut gu_new);
-        // The pair (s, y) in `u`: s = α·d_u, y = Δg_u; kept when sᵀy > 0 (curvature).
-        for ((s, y), (d, (gn, go))) in s_new
-            .iter_mut()
-            .zip(y_new.iter_mut())
-            .zip(du.iter().zip(gu_new.iter().zip(&gu)))
-        {
-            *s = accepted.step * d;
-            *y = gn - go;
-        }
-        let sy = dot(&s_new, &y_new);
-        if sy > f64::EPSILON * dot(&y_new, &y_new) {
-            let k = hist.next_slot();
-            std::mem::swap(&mut hist.s[k], &mut s_new);
-            std::mem::swap(&mut hist.y[k], &mut y_new);
-            hist.rho[k] = 1.0 / sy;
-        }
+        hist.remember(accepted.step, &du, (&gu_new, &gu), (&mut s_new, &mut y_new));
         std::mem::swap(&mut gu, &mut gu_new);
         let step = Step {
             iteration,
