@@ -550,6 +550,32 @@ impl Solution {
     }
 }
 
+/// A start model must have the problem's `d` features and `k` classes.
+fn check_start(start: Option<&Model>, d: usize, k: usize) -> Result<(), SolveError> {
+    match start {
+        Some(m) if (m.features(), m.classes()) != (d, k) => Err(SolveError::Start {
+            features: d,
+            classes: k,
+            got_features: m.features(),
+            got_classes: m.classes(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The model of the parameters `theta` (class-major: class c's `d` weights, then its bias),
+/// rounded to f32.
+fn model_of(theta: &[f64], d: usize, k: usize) -> Result<Model, SolveError> {
+    let mut model = Model::zeros(d, k)?;
+    for (c, t) in theta.chunks_exact(d + 1).enumerate() {
+        for (w, &t) in model.w_mut()[c * d..(c + 1) * d].iter_mut().zip(t) {
+            *w = t as f32;
+        }
+        model.b_mut()[c] = t[d] as f32;
+    }
+    Ok(model)
+}
+
 /// Minimise the objective of `problem` (see the module docs) from `start` (zeros when
 /// `None`), reporting each iteration to `on_iteration`, which may stop the run with
 /// [`ControlFlow::Break`] (the solution is then the last accepted point).
@@ -561,16 +587,7 @@ pub fn solve(
 ) -> Result<Solution, SolveError> {
     let started = Instant::now();
     let (d, k) = (problem.features(), problem.classes());
-    if let Some(m) = start
-        && (m.features(), m.classes()) != (d, k)
-    {
-        return Err(SolveError::Start {
-            features: d,
-            classes: k,
-            got_features: m.features(),
-            got_classes: m.classes(),
-        });
-    }
+    check_start(start, d, k)?;
     let l2 = cfg.l2.unwrap_or(1.0 / problem.weight_sum());
     let mut objective = Objective::new(*problem, l2, cfg.isa, cfg.threads)?;
     let mut theta = match start {
@@ -619,15 +636,8 @@ pub fn solve(
             (out, setup)
         }
     };
-    let mut model = Model::zeros(d, k)?;
-    for (c, t) in theta.chunks_exact(d + 1).enumerate() {
-        for (w, &t) in model.w_mut()[c * d..(c + 1) * d].iter_mut().zip(t) {
-            *w = t as f32;
-        }
-        model.b_mut()[c] = t[d] as f32;
-    }
     Ok(Solution {
-        model,
+        model: model_of(&theta, d, k)?,
         objective: out.value,
         grad_max: out.grad_max,
         stop: out.stop,
