@@ -379,78 +379,65 @@ struct Header {
     fortran: bool,
 }
 
-fn parse_any(path: &Path, bytes: &[u8], limit: u64) -> Result<Header, SamplesError> {
-    let bad = |reason: String| SamplesError::BadHeader {
-        path: path.to_path_buf(),
-        reason,
+/// The header of an `.npy` file (`bytes` start with its magic).
+fn npy_header(bytes: &[u8]) -> Result<Header, String> {
+    let NpyHeader {
+        dtype,
+        fortran_order,
+        shape,
+        data_offset,
+    } = npy::parse(bytes)?;
+    let elem = match (dtype.kind, dtype.size) {
+        ('u', 1 | 2 | 4 | 8) => Some(Elem::U(dtype.size)),
+        ('i', 1 | 2 | 4 | 8) => Some(Elem::I(dtype.size)),
+        ('f', 4 | 8) => Some(Elem::F(dtype.size)),
+        _ => None,
     };
-    let header = if bytes.starts_with(npy::MAGIC) {
-        let NpyHeader {
-            dtype,
-            fortran_order,
-            shape,
-            data_offset,
-        } = npy::parse(bytes).map_err(bad)?;
-        let elem = match (dtype.kind, dtype.size) {
-            ('u', 1 | 2 | 4 | 8) => Some(Elem::U(dtype.size)),
-            ('i', 1 | 2 | 4 | 8) => Some(Elem::I(dtype.size)),
-            ('f', 4 | 8) => Some(Elem::F(dtype.size)),
-            _ => None,
-        };
-        Header {
-            format: Format::Npy,
-            elem,
-            little: dtype.is_little(),
-            dtype: dtype.descr,
-            shape,
-            offset: data_offset,
-            fortran: fortran_order,
-        }
-    } else if bytes.len() >= 4 && bytes[0] == 0 && bytes[1] == 0 {
-        let (ty, ndim) = (bytes[2], bytes[3] as usize);
-        let offset = 4 + 4 * ndim;
-        let Some(dims) = bytes.get(4..offset) else {
-            return Err(bad(format!(
-                "{} bytes is too short for an IDX header of {offset} bytes",
-                bytes.len()
-            )));
-        };
-        let shape = dims
-            .chunks_exact(4)
-            .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
-            .collect();
-        let known = IDX_TYPES.iter().find(|t| t.0 == ty);
-        let elem = known.map(|&(t, _, size)| match t {
-            0x08 => Elem::U(1),
-            0x0D | 0x0E => Elem::F(size),
-            _ => Elem::I(size),
-        });
-        Header {
-            format: Format::Idx,
-            elem,
-            dtype: known.map_or_else(|| format!("0x{ty:02x}"), |t| t.1.to_string()),
-            little: false,
-            shape,
-            offset,
-            fortran: false,
-        }
-    } else {
-        return Err(SamplesError::UnknownFormat {
-            path: path.to_path_buf(),
-            found: hex(bytes),
-        });
+    Ok(Header {
+        format: Format::Npy,
+        elem,
+        little: dtype.is_little(),
+        dtype: dtype.descr,
+        shape,
+        offset: data_offset,
+        fortran: fortran_order,
+    })
+}
+
+/// The header of an IDX file (`bytes` start with two zero bytes); an unknown element type is
+/// `elem: None`.
+fn idx_header(bytes: &[u8]) -> Result<Header, String> {
+    let (ty, ndim) = (bytes[2], bytes[3] as usize);
+    let offset = 4 + 4 * ndim;
+    let Some(dims) = bytes.get(4..offset) else {
+        return Err(format!(
+            "{} bytes is too short for an IDX header of {offset} bytes",
+            bytes.len()
+        ));
     };
-    if header.elem.is_none() && header.format == Format::Idx {
-        return Err(bad(format!(
-            "IDX element type {} is not one of 0x08 (u8), 0x09 (i8), 0x0B (i16), 0x0C (i32), 0x0D (f32), 0x0E (f64)",
-            header.dtype
-        )));
-    }
-    if header.fortran {
-        return Err(SamplesError::FortranOrder {
-            path: path.to_path_buf(),
-        });
-    }
+    let shape = dims
+        .chunks_exact(4)
+        .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
+        .collect();
+    let known = IDX_TYPES.iter().find(|t| t.0 == ty);
+    let elem = known.map(|&(t, _, size)| match t {
+        0x08 => Elem::U(1),
+        0x0D | 0x0E => Elem::F(size),
+        _ => Elem::I(size),
+    });
+    Ok(Header {
+        format: Format::Idx,
+        elem,
+        dtype: known.map_or_else(|| format!("0x{ty:02x}"), |t| t.1.to_string()),
+        little: false,
+        shape,
+        offset,
+        fortran: false,
+    })
+}
+
+/// The file's length `found` must be what the header claims, and the claim within `limit`.
+fn check_length(path: &Path, header: &Header, found: u64, limit: u64) -> Result<(), SamplesError> {
     // The body's length, checked before any element is read.
     let size = match header.elem {
         Some(Elem::U(s) | Elem::I(s) | Elem::F(s)) => s,
@@ -463,7 +450,6 @@ fn parse_any(path: &Path, bytes: &[u8], limit: u64) -> Result<Header, SamplesErr
         .and_then(|n| n.checked_add(header.offset as u64));
     match claimed {
         Some(c) if c <= limit && usize::try_from(c).is_ok() => {
-            let found = bytes.len() as u64;
             if header.elem.is_some() && found != c {
                 return Err(SamplesError::BadLength {
                     path: path.to_path_buf(),
@@ -485,6 +471,36 @@ fn parse_any(path: &Path, bytes: &[u8], limit: u64) -> Result<Header, SamplesErr
             });
         }
     }
+    Ok(())
+}
+
+fn parse_any(path: &Path, bytes: &[u8], limit: u64) -> Result<Header, SamplesError> {
+    let bad = |reason: String| SamplesError::BadHeader {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let header = if bytes.starts_with(npy::MAGIC) {
+        npy_header(bytes).map_err(bad)?
+    } else if bytes.len() >= 4 && bytes[0] == 0 && bytes[1] == 0 {
+        idx_header(bytes).map_err(bad)?
+    } else {
+        return Err(SamplesError::UnknownFormat {
+            path: path.to_path_buf(),
+            found: hex(bytes),
+        });
+    };
+    if header.elem.is_none() && header.format == Format::Idx {
+        return Err(bad(format!(
+            "IDX element type {} is not one of 0x08 (u8), 0x09 (i8), 0x0B (i16), 0x0C (i32), 0x0D (f32), 0x0E (f64)",
+            header.dtype
+        )));
+    }
+    if header.fortran {
+        return Err(SamplesError::FortranOrder {
+            path: path.to_path_buf(),
+        });
+    }
+    check_length(path, &header, bytes.len() as u64, limit)?;
     Ok(header)
 }
 
