@@ -383,6 +383,66 @@ fn forward_block<S: Simd, const R: usize>(
     }
 }
 
+/// The logits of the group of rows starting at `first` of the block, one vector per class:
+/// the accumulators' lane sums plus the tails', scaled, plus the bias.
+#[inline(always)]
+fn block_logits<S: Simd>(
+    simd: S,
+    f: &Frame,
+    model: &Model,
+    first: usize,
+    logits: &mut [S::V],
+    s: &Scratch,
+) {
+    let lanes = S::LANES;
+    for (c, l) in logits.iter_mut().enumerate() {
+        let at = f.acc_at(lanes, first, c);
+        let mut vs = [simd.zero(); 16];
+        for (i, v) in vs.iter_mut().enumerate().take(lanes) {
+            // SAFETY: `at + (i + 1)·LANES <= s.acc.len()` (`at` is a group start).
+            *v = unsafe { simd.load(s.acc.as_ptr().add(at + i * lanes)) };
+        }
+        let sums = simd.transpose_sum(&vs[..lanes]);
+        // SAFETY: `s.tail` holds `kp × BLOCK_ROWS` values and `first + LANES <= BLOCK_ROWS`.
+        let tails = unsafe { simd.load(s.tail.as_ptr().add(c * BLOCK_ROWS + first)) };
+        let b = simd.splat(model.b()[c]);
+        *l = simd.mul_add(simd.add(sums, tails), simd.splat(f.scale), b);
+    }
+}
+
+/// The solver's objective for the group's rows: adds their weighted exact cross-entropies
+/// (log of the sum of exponentials + largest logit − true-class logit, from `values` =
+/// [max, sum, true-class logit]) to `obj.loss` in f64, and weighs their logit gradients.
+#[inline(always)]
+fn weigh_rows<S: Simd>(
+    simd: S,
+    obj: &mut ObjectiveOut,
+    group: &[usize],
+    values: [S::V; 3],
+    logits: &mut [S::V],
+) {
+    let (mut w, mut parts) = ([1.0f32; 16], [[0.0f32; 16]; 3]);
+    if let Some(weights) = obj.weights {
+        for (w, &row) in w.iter_mut().zip(group) {
+            *w = weights[row];
+        }
+    }
+    for (part, v) in parts.iter_mut().zip(values) {
+        // SAFETY: each part holds 16 ≥ LANES values.
+        unsafe { simd.store(part.as_mut_ptr(), v) };
+    }
+    let [max, sum, zy] = parts;
+    for i in 0..group.len() {
+        let ce = f64::from(sum[i]).ln() + (f64::from(max[i]) - f64::from(zy[i]));
+        *obj.loss += f64::from(w[i]) * ce;
+    }
+    // SAFETY: `w` holds 16 ≥ LANES values.
+    let wv = unsafe { simd.load(w.as_ptr()) };
+    for g in logits.iter_mut() {
+        *g = simd.mul(*g, wv);
+    }
+}
+
 /// Epilogue of row group `q` of a block (`group`: its at most `LANES` row indices): logits
 /// (`k` vectors, one per class) from the accumulators, softmax, loss, argmax and `G`, `LANES` rows at a time. Writes the
 /// predictions (forward) or `G · scale` into `s.g` and `db`'s partial sums (backward).
@@ -408,19 +468,7 @@ fn epilogue_group<S: Simd>(
     }
     // SAFETY: `label_lanes` holds 16 ≥ LANES values.
     let label_v = unsafe { simd.load(label_lanes.as_ptr()) };
-    for (c, l) in logits.iter_mut().enumerate() {
-        let at = f.acc_at(lanes, first, c);
-        let mut vs = [simd.zero(); 16];
-        for (i, v) in vs.iter_mut().enumerate().take(lanes) {
-            // SAFETY: `at + (i + 1)·LANES <= s.acc.len()` (`at` is a group start).
-            *v = unsafe { simd.load(s.acc.as_ptr().add(at + i * lanes)) };
-        }
-        let sums = simd.transpose_sum(&vs[..lanes]);
-        // SAFETY: `s.tail` holds `kp × BLOCK_ROWS` values and `first + LANES <= BLOCK_ROWS`.
-        let tails = unsafe { simd.load(s.tail.as_ptr().add(c * BLOCK_ROWS + first)) };
-        let b = simd.splat(model.b()[c]);
-        *l = simd.mul_add(simd.add(sums, tails), simd.splat(f.scale), b);
-    }
+    block_logits(simd, f, model, first, logits, s);
     let valid = (1u32 << group.len()) - 1;
     // The true class's logit of each row, for the solver's exact cross-entropy.
     let mut zy = simd.zero();
@@ -446,26 +494,7 @@ fn epilogue_group<S: Simd>(
         Out::Forward(None) => {}
         Out::Backward { objective, .. } => {
             if let Some(obj) = objective {
-                let (mut w, mut parts) = ([1.0f32; 16], [[0.0f32; 16]; 3]);
-                if let Some(weights) = obj.weights {
-                    for (w, &row) in w.iter_mut().zip(group) {
-                        *w = weights[row];
-                    }
-                }
-                for (part, v) in parts.iter_mut().zip([o.max, o.sum, zy]) {
-                    // SAFETY: each part holds 16 ≥ LANES values.
-                    unsafe { simd.store(part.as_mut_ptr(), v) };
-                }
-                let [max, sum, zy] = parts;
-                for i in 0..group.len() {
-                    let ce = f64::from(sum[i]).ln() + (f64::from(max[i]) - f64::from(zy[i]));
-                    *obj.loss += f64::from(w[i]) * ce;
-                }
-                // SAFETY: `w` holds 16 ≥ LANES values.
-                let wv = unsafe { simd.load(w.as_ptr()) };
-                for g in logits.iter_mut() {
-                    *g = simd.mul(*g, wv);
-                }
+                weigh_rows(simd, obj, group, [o.max, o.sum, zy], logits);
             }
             for (c, &g) in logits.iter().enumerate() {
                 // SAFETY: `s.db` holds `kp × LANES` values, `s.g` `kp × BLOCK_ROWS`, `c < k`
