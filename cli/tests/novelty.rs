@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 
+use common::pictures::framed;
 use common::{f32s, file};
 use mnist_logreg::dataset::{Dataset, Split};
 use mnist_logreg_cli::novelty::{self, FLAG_SHARE, Novelty};
@@ -27,31 +28,6 @@ fn fitted() -> (Novelty, Split, Split) {
 
 fn prepared(img: &Gray) -> Vec<u8> {
     to_mnist(img, Invert::Auto).unwrap().pixels
-}
-
-/// Test digit `i` drawn dark on white at 4× with a 20-pixel margin, inside a black frame
-/// `frame` pixels wide (0: no frame).
-fn redrawn(test: &Split, i: usize, frame: usize) -> Gray {
-    let (scale, margin) = (4, 20);
-    let side = 28 * scale + 2 * (margin + frame);
-    let pixels = (0..side * side)
-        .map(|k| {
-            let (r, c) = (k / side, k % side);
-            if r.min(c) < frame || r.max(c) >= side - frame {
-                return 0;
-            }
-            let (y, x) = (
-                r.wrapping_sub(frame + margin),
-                c.wrapping_sub(frame + margin),
-            );
-            if y < 28 * scale && x < 28 * scale {
-                255 - test.image(i)[(y / scale) * 28 + x / scale]
-            } else {
-                255
-            }
-        })
-        .collect();
-    square(side, pixels)
 }
 
 /// A `side` × `side` picture of `pixels`.
@@ -119,8 +95,8 @@ fn the_score_flags_what_is_not_a_digit_and_trusts_what_is() {
     for frame in [2, 6, 12] {
         for i in 0..5 {
             let (with, without) = (
-                prepared(&redrawn(&test, i, frame)),
-                prepared(&redrawn(&test, i, 0)),
+                prepared(&framed(test.image(i), frame)),
+                prepared(&framed(test.image(i), 0)),
             );
             // The same up to the grid and the grain filter's rounding.
             let worst = with
@@ -248,7 +224,7 @@ fn the_score_flags_what_is_not_a_digit_and_trusts_what_is() {
         "binarised test digits (measured 0 of 200)"
     );
     let large: Vec<Vec<u8>> = (100..300)
-        .map(|i| prepared(&redrawn(&test, i, 0)))
+        .map(|i| prepared(&framed(test.image(i), 0)))
         .collect();
     assert!(
         flagged(&novelty, &large) <= 2,

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::pictures::{next, photo};
+use common::pictures::{framed, next, photo};
 
 use mnist_logreg::dataset::{Dataset, Split};
 use mnist_logreg::kernels::Isa;
@@ -26,35 +26,6 @@ fn judge() -> (Judge, Split) {
     let novelty = Novelty::fit(data.train.pixels(), data.test.pixels()).unwrap();
     let judge = Judge::new(run.outcome.model, Some(novelty), run.data.names);
     (judge, data.test)
-}
-
-/// Test digit `i` drawn dark on white at 4× with a 20-pixel margin, inside a black frame
-/// `frame` pixels wide.
-fn framed(test: &Split, i: usize, frame: usize) -> Gray {
-    let (scale, margin) = (4, 20);
-    let side = 28 * scale + 2 * (margin + frame);
-    let pixels = (0..side * side)
-        .map(|k| {
-            let (r, c) = (k / side, k % side);
-            if r.min(c) < frame || r.max(c) >= side - frame {
-                return 0;
-            }
-            let (y, x) = (
-                r.wrapping_sub(frame + margin),
-                c.wrapping_sub(frame + margin),
-            );
-            if y < 28 * scale && x < 28 * scale {
-                255 - test.image(i)[(y / scale) * 28 + x / scale]
-            } else {
-                255
-            }
-        })
-        .collect();
-    Gray {
-        width: side,
-        height: side,
-        pixels,
-    }
 }
 
 /// The judge's answer for a picture, with what preparing it noted.
@@ -118,7 +89,7 @@ fn a_framed_digit_is_read_right_or_doubted_never_trusted_wrong() {
     for frame in [6, 12] {
         let (mut right, mut doubted) = (0, 0);
         for &i in &digits {
-            let (answer, _) = read(&judge, &framed(&test, i, frame));
+            let (answer, _) = read(&judge, &framed(test.image(i), frame));
             let ok = answer.class == test.labels()[i] as usize;
             assert!(
                 ok || !answer.warnings.is_empty(),

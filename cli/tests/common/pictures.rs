@@ -68,3 +68,32 @@ pub fn photo(
         pixels,
     }
 }
+
+/// A 28×28 digit (`image`, MNIST polarity) drawn dark on white at 4× with a 20-pixel margin,
+/// inside a black frame `frame` pixels wide (0: no frame).
+pub fn framed(image: &[u8], frame: usize) -> Gray {
+    let (scale, margin) = (4, 20);
+    let side = 28 * scale + 2 * (margin + frame);
+    let pixels = (0..side * side)
+        .map(|k| {
+            let (r, c) = (k / side, k % side);
+            if r.min(c) < frame || r.max(c) >= side - frame {
+                return 0;
+            }
+            let (y, x) = (
+                r.wrapping_sub(frame + margin),
+                c.wrapping_sub(frame + margin),
+            );
+            if y < 28 * scale && x < 28 * scale {
+                255 - image[(y / scale) * 28 + x / scale]
+            } else {
+                255
+            }
+        })
+        .collect();
+    Gray {
+        width: side,
+        height: side,
+        pixels,
+    }
+}
