@@ -91,12 +91,11 @@ impl Judge {
                 .expect("a judge is asked about 784 pixels");
             return (p.class, p.probabilities);
         };
-        let f32s: Vec<f32> = match kind.input() {
-            mnist_logreg::kernels::Input::F32 => {
-                pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
-            }
-            mnist_logreg::kernels::Input::U8 => Vec::new(),
-        };
+        let mut f32s = Vec::new();
+        if kind.input() == mnist_logreg::kernels::Input::F32 {
+            f32s.resize(pixels.len(), 0.0);
+            mnist_logreg::dataset::pixels_to_f32(pixels, &mut f32s);
+        }
         let input = kind.input().pick(&f32s, pixels);
         let classes = self.model.classes();
         let rows = [0usize];
