@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{run_ok, train_cmd};
+use common::{interrupted, run_ok, train_cmd};
 use mnist_logreg::checkpoint;
 
 /// `W` and `b` of a checkpoint, as bits.
@@ -36,34 +36,7 @@ fn interrupt_when(
     ready: impl Fn() -> bool,
     signal: i32,
 ) -> (Option<i32>, String, String) {
-    let mut child = train_cmd()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    for _ in 0..wait_for {
-        stdout.read_line(&mut seen).unwrap();
-    }
-    let started = std::time::Instant::now();
-    while !ready() {
-        assert!(started.elapsed().as_secs() < 60, "never ready: {seen}");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    // SAFETY: `kill` only sends a signal to the child we started (and have not waited on).
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-    stdout.read_to_string(&mut seen).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
-    (status.code(), seen, stderr)
+    interrupted(train_cmd().args(args), wait_for, ready, signal)
 }
 
 /// Resume the run saved in `part` up to step `end` (saving it back into `part`), and run

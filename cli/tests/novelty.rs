@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::pictures::framed;
+use common::pictures::{drawn, framed};
 use common::{f32s, file};
 use mnist_logreg::dataset::{Dataset, Split};
 use mnist_logreg_cli::novelty::{self, FLAG_SHARE, Novelty};
@@ -30,28 +30,8 @@ fn prepared(img: &Gray) -> Vec<u8> {
     to_mnist(img, Invert::Auto).unwrap().pixels
 }
 
-/// A `side` × `side` picture of `pixels`.
-fn square(side: usize, pixels: Vec<u8>) -> Gray {
-    Gray {
-        width: side,
-        height: side,
-        pixels,
-    }
-}
-
-/// A `side`² white picture with black where `ink(row, column)`.
-fn drawn(side: usize, ink: impl Fn(f64, f64) -> bool) -> Gray {
-    let pixels = (0..side * side)
-        .map(|k| {
-            if ink((k / side) as f64, (k % side) as f64) {
-                0
-            } else {
-                255
-            }
-        })
-        .collect();
-    square(side, pixels)
-}
+/// White paper, black ink.
+const WHITE: (u8, u8) = (255, 0);
 
 /// xorshift64: the tests' fixed pseudo-random bytes.
 fn next(state: &mut u64) -> u64 {
@@ -109,7 +89,7 @@ fn the_score_flags_what_is_not_a_digit_and_trusts_what_is() {
                 "test digit {i} in a frame {frame} px wide: pixels differ by {worst:?}"
             );
         }
-        let alone = drawn(150, |y, x| {
+        let alone = drawn(150, WHITE, |y, x| {
             y.min(x) < frame as f64 || y.max(x) >= (150 - frame) as f64
         });
         assert!(
@@ -122,11 +102,11 @@ fn the_score_flags_what_is_not_a_digit_and_trusts_what_is() {
     let filled: Vec<Vec<u8>> = [20.0, 40.0, 60.0]
         .into_iter()
         .map(|r: f64| {
-            prepared(&drawn(150, |y, x| {
+            prepared(&drawn(150, WHITE, |y, x| {
                 (y - 75.0).powi(2) + (x - 75.0).powi(2) < r * r
             }))
         })
-        .chain([prepared(&drawn(150, |y, x| {
+        .chain([prepared(&drawn(150, WHITE, |y, x| {
             (20.0..80.0).contains(&y) && (20.0..80.0).contains(&x)
         }))])
         .collect();

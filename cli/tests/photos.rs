@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::pictures::{framed, next, photo};
+use common::pictures::{drawn, framed, next, photo};
 
 use mnist_logreg::dataset::{Dataset, Split};
 use mnist_logreg::kernels::Isa;
@@ -110,23 +110,8 @@ fn a_framed_digit_is_read_right_or_doubted_never_trusted_wrong() {
     }
 }
 
-/// A `side`² picture of grey paper (level 200) with dark ink (30) where `ink(row, column)`.
-fn drawn(side: usize, ink: impl Fn(f64, f64) -> bool) -> Gray {
-    let pixels = (0..side * side)
-        .map(|k| {
-            if ink((k / side) as f64, (k % side) as f64) {
-                30
-            } else {
-                200
-            }
-        })
-        .collect();
-    Gray {
-        width: side,
-        height: side,
-        pixels,
-    }
-}
+/// Grey paper (level 200), dark ink (30).
+const GREY: (u8, u8) = (200, 30);
 
 #[test]
 fn what_is_not_a_digit_is_refused_or_doubted() {
@@ -136,32 +121,35 @@ fn what_is_not_a_digit_is_refused_or_doubted() {
     let mut inputs: Vec<(String, Gray)> = vec![
         (
             "frame 6 px alone".into(),
-            drawn(160, |y, x| y.min(x) < 6.0 || y.max(x) >= 154.0),
+            drawn(160, GREY, |y, x| y.min(x) < 6.0 || y.max(x) >= 154.0),
         ),
         (
             "frame 12 px alone".into(),
-            drawn(160, |y, x| y.min(x) < 12.0 || y.max(x) >= 148.0),
+            drawn(160, GREY, |y, x| y.min(x) < 12.0 || y.max(x) >= 148.0),
         ),
-        ("disc".into(), drawn(160, |y, x| d(y, x, 80.0, 80.0) < 40.0)),
+        (
+            "disc".into(),
+            drawn(160, GREY, |y, x| d(y, x, 80.0, 80.0) < 40.0),
+        ),
         (
             "large disc".into(),
-            drawn(160, |y, x| d(y, x, 80.0, 80.0) < 62.0),
+            drawn(160, GREY, |y, x| d(y, x, 80.0, 80.0) < 62.0),
         ),
         (
             "checkerboard".into(),
-            drawn(160, |y, x| {
+            drawn(160, GREY, |y, x| {
                 ((y / 20.0) as usize + (x / 20.0) as usize).is_multiple_of(2)
             }),
         ),
         (
             "stripes".into(),
-            drawn(160, |_, x| {
+            drawn(160, GREY, |_, x| {
                 (20.0..140.0).contains(&x) && ((x / 12.0) as usize).is_multiple_of(2)
             }),
         ),
         (
             "face".into(),
-            drawn(160, |y, x| {
+            drawn(160, GREY, |y, x| {
                 let r = d(y, x, 80.0, 80.0);
                 (55.0..62.0).contains(&r)
                     || d(y, x, 62.0, 58.0) < 8.0

@@ -225,16 +225,15 @@ fn flags_of_the_other_solver_do_nothing_and_say_so() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_saves_the_iterate_and_resume_goes_on_from_it() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::Stdio;
+    use common::interrupted;
 
     let dir = tempfile::tempdir().unwrap();
     let (part, metrics) = (
         dir.path().join("part.safetensors"),
         dir.path().join("m.jsonl"),
     );
-    let mut child = train_cmd()
-        .args([
+    let (code, seen, stderr) = interrupted(
+        train_cmd().args([
             "--solver",
             "lbfgs",
             "--display-step",
@@ -243,28 +242,12 @@ fn ctrl_c_saves_the_iterate_and_resume_goes_on_from_it() {
             "0",
             "--save",
             part.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    for _ in 0..2 {
-        stdout.read_line(&mut seen).unwrap();
-    }
-    // SAFETY: `kill` only sends a signal to the child we started (and have not waited on).
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    stdout.read_to_string(&mut seen).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{stderr}");
+        ]),
+        2,
+        || true,
+        libc::SIGINT,
+    );
+    assert_eq!(code, Some(130), "{stderr}");
     let last = iteration_lines(&seen).len();
     assert!(last >= 2, "{seen}");
     assert!(

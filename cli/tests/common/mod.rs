@@ -37,5 +37,45 @@ pub fn run_err(cmd: &mut std::process::Command) -> String {
     assert!(!out.status.success(), "{cmd:?} should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+/// Start `cmd`, wait for its first `lines` lines of stdout and then (polling, at most 60 s)
+/// until `ready()` holds, send it `signal`, and return (exit code, stdout, stderr).
+#[cfg(unix)]
+pub fn interrupted(
+    cmd: &mut std::process::Command,
+    lines: usize,
+    ready: impl Fn() -> bool,
+    signal: i32,
+) -> (Option<i32>, String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    for _ in 0..lines {
+        stdout.read_line(&mut seen).unwrap();
+    }
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(started.elapsed().as_secs() < 60, "never ready: {seen}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: `kill` only sends a signal to the child we started (and have not waited on).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    stdout.read_to_string(&mut seen).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), seen, stderr)
+}
+
 pub mod http;
 pub mod pictures;

@@ -97,3 +97,22 @@ pub fn framed(image: &[u8], frame: usize) -> Gray {
         pixels,
     }
 }
+
+/// A `side`² picture of paper at level `paper` with ink at level `ink_level` where
+/// `ink(row, column)`.
+pub fn drawn(side: usize, (paper, ink_level): (u8, u8), ink: impl Fn(f64, f64) -> bool) -> Gray {
+    let pixels = (0..side * side)
+        .map(|k| {
+            if ink((k / side) as f64, (k % side) as f64) {
+                ink_level
+            } else {
+                paper
+            }
+        })
+        .collect();
+    Gray {
+        width: side,
+        height: side,
+        pixels,
+    }
+}
