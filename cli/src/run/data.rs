@@ -89,14 +89,13 @@ pub struct LoadedData {
     pub names: ClassNames,
     /// Time taken to open, verify and convert.
     pub load_time: Duration,
-    dir: PathBuf,
     store: Store,
 }
 
 impl std::fmt::Debug for LoadedData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedData")
-            .field("dir", &self.dir)
+            .field("dir", &self.dir())
             .field("load_time", &self.load_time)
             .finish_non_exhaustive()
     }
@@ -121,8 +120,8 @@ impl LoadedData {
         if let Some(files) = &source.files {
             let paths = [&files[0], &files[1], &files[2], &files[3]].map(PathBuf::as_path);
             let sets = open_train_test(paths, source.classes, &source.load)?;
-            let dir = files[0].parent().unwrap_or(Path::new(".")).to_path_buf();
-            let names = ClassNames::resolve(source.class_names.as_deref(), &dir, sets.classes)?;
+            let dir = files[0].parent().unwrap_or(Path::new("."));
+            let names = ClassNames::resolve(source.class_names.as_deref(), dir, sets.classes)?;
             let u8s = sets.train.features.is_u8() && sets.test.features.is_u8();
             let store = if input == Input::F32 || !u8s {
                 match (sets.train.features.pixels(), sets.test.features.pixels()) {
@@ -139,7 +138,6 @@ impl LoadedData {
                 sets: Sets::Files(sets),
                 names,
                 load_time: start.elapsed(),
-                dir,
                 store,
             });
         }
@@ -161,7 +159,6 @@ impl LoadedData {
             },
         };
         Ok(Self {
-            dir: dataset.dir.clone(),
             sets: Sets::Mnist(dataset),
             names,
             load_time: start.elapsed(),
@@ -187,7 +184,10 @@ impl LoadedData {
 
     /// The directory of the data (of the training images for own files).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        match &self.sets {
+            Sets::Mnist(d) => &d.dir,
+            Sets::Files(s) => s.train.features.path().parent().unwrap_or(Path::new(".")),
+        }
     }
 
     /// The input format the kernels read: u8 pixels unless the features are floats.
