@@ -15,7 +15,7 @@ use mnist_logreg::batch::ShuffleKind;
 
 use mnist_logreg::dataset::ChecksumPolicy;
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{ClipGradient, Input, Kernel, KernelKind, SimdChoice};
+use mnist_logreg::kernels::{ClipGradient, Input, Kernel, KernelKind, Sharing, SimdChoice};
 use mnist_logreg::model::Model;
 use mnist_logreg::train::{self, Observer, Progress, Report, TrainConfig, TrainOutcome};
 use mnist_logreg_cli::metrics::{MetricsEvent, MetricsLog};
@@ -710,6 +710,8 @@ fn finish(
     if outcome.clipped_rows() > 0 && !args.quiet {
         print_clipped(spec, outcome, reports);
     }
+    // The training steps' calls, before the evaluation adds its own.
+    let sharing = s.kernel.sharing();
     let eval = run::evaluate_test(s.kernel.as_ref(), &outcome.model, data)?;
     writeln!(out, "Test Accuracy: {:.6}", eval.accuracy)?;
     if !args.quiet {
@@ -770,7 +772,7 @@ fn finish(
             .map_err(|e| format!("writing the metrics file: {e}"))?;
     }
     if !args.quiet {
-        print_timing(out, s, outcome, &eval)?;
+        print_timing(out, s, outcome, &eval, sharing)?;
     }
     Ok(Ended::Finished)
 }
@@ -821,16 +823,26 @@ fn print_test_images(
     Ok(())
 }
 
-/// The last line: load, train and evaluation times, and what computed them.
+/// The last line: load, train and evaluation times, and what computed them (with several
+/// threads: how many kernel calls ran shared and how many on one thread, `share.rs`'s choice).
 fn print_timing(
     out: &mut dyn Write,
     s: &Setup,
     outcome: &TrainOutcome,
     eval: &run::Evaluation,
+    sharing: Sharing,
 ) -> std::io::Result<()> {
+    let shared = if s.kernel.threads() > 1 {
+        format!(
+            " (calls shared {}, alone {})",
+            sharing.shared, sharing.alone
+        )
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "timing: load {:.1} ms, train {:.1} ms ({} steps, {:.0} images/s), eval {:.2} ms; kernel {}, simd {}, threads {}",
+        "timing: load {:.1} ms, train {:.1} ms ({} steps, {:.0} images/s), eval {:.2} ms; kernel {}, simd {}, threads {}{shared}",
         s.data.load_time.as_secs_f64() * 1e3,
         outcome.elapsed.as_secs_f64() * 1e3,
         outcome.steps_run(),

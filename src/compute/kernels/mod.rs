@@ -345,6 +345,33 @@ pub trait Kernel: Send + Sync {
 
     /// Forward and backward: stats of the batch, and `grads` overwritten with `dW`, `db`.
     fn forward_backward(&self, model: &Model, batch: &Batch, grads: &mut Grads) -> Stats;
+
+    /// How many calls so far ran on several threads and how many on the caller alone (a
+    /// multithreaded kernel decides per call whether sharing pays; see
+    /// [`KernelKind::Parallel`]). All zero for a kernel that never shares.
+    fn sharing(&self) -> Sharing {
+        Sharing::default()
+    }
+}
+
+/// Calls of a multithreaded kernel counted by how they ran ([`Kernel::sharing`]). Which
+/// threads run a call never changes its results, only its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sharing {
+    /// Calls shared between the caller and the helper threads.
+    pub shared: u64,
+    /// Calls of two or more chunks run on the caller alone, because sharing did not pay.
+    pub alone: u64,
+}
+
+impl Sharing {
+    /// The calls made between `earlier` and `self` (two readings of one kernel).
+    pub fn since(self, earlier: Sharing) -> Sharing {
+        Sharing {
+            shared: self.shared - earlier.shared,
+            alone: self.alone - earlier.alone,
+        }
+    }
 }
 
 /// Why a batch does not fit a model, or `None` when it does.

@@ -141,6 +141,10 @@ impl Kernel for Parallel {
         self.isa.to_string()
     }
 
+    fn sharing(&self) -> super::Sharing {
+        self.team.sharing()
+    }
+
     fn forward(&self, model: &Model, batch: &Batch, predictions: Option<&mut [u32]>) -> Stats {
         check_forward(model, batch, predictions.as_deref());
         let n = batch.len();

@@ -56,47 +56,128 @@ const WAIT_SPIN: Duration = Duration::from_micros(50);
 /// The measure is the caller's wall time per task from the start of one job to the start of
 /// the next, so it counts everything the choice affects: the job itself, a wait for a
 /// preempted helper, and the time the caller loses to a spinning helper when the machine has
-/// fewer free cores than the team has threads. Jobs run in phases: a phase of the current
-/// winner (`run` jobs), then a probe of [`Chooser::PROBE`] jobs shared and as many alone;
-/// the faster way wins the next phase. `run` doubles while the same way keeps winning (up to
-/// [`Chooser::MAX_RUN`]) and restarts from [`Chooser::MIN_RUN`] when the winner changes. The
-/// first job of each probe half is not counted (helpers waking up, caches).
+/// fewer free cores than the team has threads.
+///
+/// - **Warm-up, alone.** The first [`Chooser::WARM_UP`] jobs run on the caller alone: alone
+///   is never far from the best (at worst the second core is idle for a few jobs), while a
+///   shared start beside a CPU hog waits a scheduler slice for a preempted helper in every
+///   job. Its last jobs give the first yardstick of the caller alone.
+/// - **Probes, interleaved.** A probe is [`Chooser::PROBE_BLOCKS`] blocks of
+///   [`Chooser::BLOCK`] jobs, shared and alone in turn, so that a drift in time (page faults
+///   of the first passes over the data, a frequency ramp, a neighbour's burst) weighs on
+///   both ways alike. The first job of a block is not counted (helpers waking up). The way
+///   with the lower **median** time per task wins; sharing has to win by
+///   [`Chooser::SHARED_MARGIN`].
+/// - **A probe that hurts stops.** A shared job slower per task than
+///   [`Chooser::BAD`] × the caller alone is a helper that lost its core; two such jobs, or one
+///   slower than [`Chooser::HOPELESS`] ×, end the probe at once: alone wins. Beside a hog a
+///   probe therefore costs one or two slow jobs, not a block of them.
+/// - **Runs.** The winner runs for `run` jobs, then the next probe. `run` grows ×4 while the
+///   same way keeps winning (×8 after a stopped probe), up to [`Chooser::MAX_SHARED_RUN`]
+///   shared and [`Chooser::MAX_ALONE_RUN`] alone (a wrong verdict for sharing costs at most
+///   that many jobs), and restarts from [`Chooser::MIN_RUN`] when the winner changes. A shared
+///   job slower than [`Chooser::HOPELESS`] × alone during a run ends the run (a hog arrived).
 #[derive(Debug)]
 struct Chooser {
     /// Jobs left in the current phase.
     left: u32,
-    /// The current phase: 0 = the winner's run, 1 = probing shared, 2 = probing alone.
-    phase: u8,
-    /// The way that won the last probe.
+    /// The current phase.
+    phase: Phase,
+    /// The way that won the last probe: true = alone.
     winner: bool,
-    /// The length of the next run phase.
+    /// The length of the next run.
     run: u32,
-    /// The last job: when it started, how many tasks it had, and whether it counts.
-    last: Option<(Instant, usize, bool)>,
-    /// Per way (shared, alone): the time and the tasks of the probe's counted jobs.
-    probe: [(Duration, usize); 2],
+    /// The last job: when it started, its tasks, whether it ran alone, whether it is a sample.
+    last: Option<Last>,
+    /// The probe's samples (seconds per task), per way: shared, alone.
+    samples: [Samples; 2],
+    /// Shared jobs of this probe that were slower than `BAD` × alone.
+    bad: u32,
+    /// This probe was stopped by its bad shared jobs.
+    stopped: bool,
+    /// The caller's time per task alone (seconds), from the last probe or the warm-up.
+    alone: Option<f64>,
+    /// Jobs run so far, shared and alone.
+    jobs: [u64; 2],
+}
+
+/// What a [`Chooser`] is doing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// The first jobs, alone.
+    WarmUp,
+    /// Job `0..PROBE_BLOCKS * BLOCK` of a probe.
+    Probe(u32),
+    /// The winner's run.
+    Run,
+}
+
+/// The job before this one, as [`Chooser`] remembers it.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    at: Instant,
+    tasks: usize,
+    solo: bool,
+    sample: bool,
+}
+
+/// Up to [`Samples::CAP`] measures of one way in one probe.
+#[derive(Debug, Clone, Copy, Default)]
+struct Samples {
+    values: [f64; Samples::CAP],
+    len: usize,
+}
+
+impl Samples {
+    const CAP: usize = 16;
+
+    fn push(&mut self, v: f64) {
+        if self.len < Self::CAP {
+            self.values[self.len] = v;
+            self.len += 1;
+        }
+    }
+
+    /// The median (the upper one of an even count), or `None` without samples.
+    fn median(&self) -> Option<f64> {
+        let mut v = self.values;
+        let v = &mut v[..self.len];
+        v.sort_by(f64::total_cmp);
+        v.get(self.len / 2).copied()
+    }
 }
 
 impl Chooser {
-    const PROBE: u32 = 8;
+    const WARM_UP: u32 = 16;
+    const BLOCK: u32 = 4;
+    const PROBE_BLOCKS: u32 = 4;
     /// Sharing runs only when its time per task is below this share of the caller's alone.
     const SHARED_MARGIN: f64 = 1.0 / 0.85;
+    /// A shared job this many times slower per task than the caller alone is a bad one.
+    const BAD: f64 = 2.0;
+    /// A shared job this many times slower per task than alone ends a probe or a run at once.
+    const HOPELESS: f64 = 8.0;
     const MIN_RUN: u32 = 64;
-    const FIRST_RUN: u32 = 16;
-    const MAX_RUN: u32 = 4096;
+    const MAX_SHARED_RUN: u32 = 4096;
+    const MAX_ALONE_RUN: u32 = 1024;
     /// Longer cycles per task are a pause of the caller, not a measure of either way.
     const MAX_CYCLE_PER_TASK: Duration = Duration::from_millis(20);
 
     const fn new() -> Self {
         Chooser {
-            // A short shared start (the first jobs of a run are slow either way: page faults,
-            // helpers starting), then the first probe.
-            left: Self::FIRST_RUN,
-            phase: 0,
-            winner: false,
+            left: Self::WARM_UP,
+            phase: Phase::WarmUp,
+            winner: true,
             run: Self::MIN_RUN,
             last: None,
-            probe: [(Duration::ZERO, 0); 2],
+            samples: [Samples {
+                values: [0.0; Samples::CAP],
+                len: 0,
+            }; 2],
+            bad: 0,
+            stopped: false,
+            alone: None,
+            jobs: [0; 2],
         }
     }
 
@@ -107,62 +188,121 @@ impl Chooser {
 
     /// [`Chooser::start`] at time `now`.
     fn start_at(&mut self, now: Instant, n: usize) -> bool {
-        if let Some((at, tasks, true)) = self.last {
-            let cycle = now - at;
-            if cycle < Self::MAX_CYCLE_PER_TASK * tasks as u32 {
-                let p = &mut self.probe[usize::from(self.solo())];
-                p.0 += cycle;
-                p.1 += tasks;
-            }
+        if let Some(last) = self.last.take() {
+            self.measured(last, now - last.at);
         }
         if self.left == 0 {
             self.next_phase();
         }
         self.left -= 1;
-        // A probe counts all its jobs but its first.
-        let counts = self.phase != 0 && self.left + 1 < Self::PROBE + 1;
-        self.last = Some((now, n, counts));
-        self.solo()
+        let solo = self.solo();
+        let sample = match self.phase {
+            Phase::WarmUp => self.left < Self::WARM_UP / 2,
+            Phase::Probe(j) => j % Self::BLOCK != 0,
+            Phase::Run => !solo,
+        };
+        self.last = Some(Last {
+            at: now,
+            tasks: n,
+            solo,
+            sample,
+        });
+        self.jobs[usize::from(solo)] += 1;
+        if let Phase::Probe(j) = &mut self.phase {
+            *j += 1;
+        }
+        solo
     }
 
-    /// Whether the current phase's jobs run alone: a probe of sharing, a probe of the caller
-    /// alone, or the last winner's run.
+    /// Whether the current job runs alone.
     fn solo(&self) -> bool {
         match self.phase {
-            0 => self.winner,
-            1 => false,
-            _ => true,
+            Phase::WarmUp => true,
+            Phase::Probe(j) => (j / Self::BLOCK) % 2 == 1,
+            Phase::Run => self.winner,
         }
     }
 
-    /// A job outside the measures ran: the cycle of the last one is not counted.
+    /// The last job took `cycle`: record it, and stop a probe or a shared run that hurts.
+    fn measured(&mut self, last: Last, cycle: Duration) {
+        if !last.sample || cycle >= Self::MAX_CYCLE_PER_TASK * last.tasks as u32 {
+            return;
+        }
+        let per_task = cycle.as_secs_f64() / last.tasks.max(1) as f64;
+        let slowdown = self.alone.map_or(1.0, |alone| per_task / alone);
+        match self.phase {
+            Phase::WarmUp => self.samples[1].push(per_task),
+            Phase::Probe(_) => {
+                self.samples[usize::from(last.solo)].push(per_task);
+                if !last.solo && slowdown > Self::BAD {
+                    self.bad += 1;
+                    if self.bad >= 2 || slowdown > Self::HOPELESS {
+                        // The probe ends: alone wins.
+                        (self.stopped, self.left) = (true, 0);
+                    }
+                }
+            }
+            Phase::Run => {
+                if slowdown > Self::HOPELESS {
+                    self.left = 0; // a hog arrived: probe again now
+                }
+            }
+        }
+    }
+
+    /// A job outside the measures runs shared: the cycle of the last one is not counted.
     fn skip(&mut self) {
         self.last = None;
+        self.jobs[0] += 1;
     }
 
-    /// End the current phase: after a run, probe shared; after that, probe alone; after
-    /// that, run the faster way.
+    /// End the current phase: after the warm-up or a run, probe; after a probe, run the
+    /// faster way.
     fn next_phase(&mut self) {
         match self.phase {
-            0 => {
-                self.probe = [(Duration::ZERO, 0); 2];
-                (self.phase, self.left) = (1, Self::PROBE + 1);
+            Phase::WarmUp => {
+                self.alone = self.samples[1].median();
+                self.start_probe();
             }
-            1 => (self.phase, self.left) = (2, Self::PROBE + 1),
-            _ => {
-                let per_task = |(t, n): (Duration, usize)| t.as_secs_f64() / n.max(1) as f64;
-                // Sharing has to win clearly: on a quiet machine it saves 40% or more, and a
-                // probe that a busy machine let pass by luck should not buy a shared run.
-                let solo = per_task(self.probe[1]) < Self::SHARED_MARGIN * per_task(self.probe[0]);
-                self.run = if solo == self.winner {
-                    (self.run * 4).min(Self::MAX_RUN)
-                } else {
-                    Self::MIN_RUN
-                };
-                (self.phase, self.left) = (0, self.run);
-                self.winner = solo;
-            }
+            Phase::Run => self.start_probe(),
+            Phase::Probe(_) => self.end_probe(),
         }
+    }
+
+    fn start_probe(&mut self) {
+        self.samples = Default::default();
+        (self.bad, self.stopped) = (0, false);
+        self.phase = Phase::Probe(0);
+        self.left = Self::PROBE_BLOCKS * Self::BLOCK;
+    }
+
+    /// Pick the winner of the probe that just ended and the length of its run.
+    fn end_probe(&mut self) {
+        let stopped = self.stopped;
+        let (shared, alone) = (self.samples[0].median(), self.samples[1].median());
+        if alone.is_some() {
+            self.alone = alone;
+        }
+        // Sharing has to win clearly: on a quiet machine it saves 30% or more, and a probe
+        // that a busy machine let pass by luck should not buy a shared run.
+        let solo = stopped
+            || match (shared, alone) {
+                (Some(s), Some(a)) => a < Self::SHARED_MARGIN * s,
+                _ => true,
+            };
+        let grow = if stopped { 8 } else { 4 };
+        let max = if solo {
+            Self::MAX_ALONE_RUN
+        } else {
+            Self::MAX_SHARED_RUN
+        };
+        self.run = if solo == self.winner {
+            (self.run * grow).min(max)
+        } else {
+            Self::MIN_RUN
+        };
+        self.winner = solo;
+        (self.phase, self.left) = (Phase::Run, self.run);
     }
 }
 
@@ -266,6 +406,12 @@ impl Team {
     /// Threads that run a job, the caller included.
     pub(crate) fn threads(&self) -> usize {
         self.handles.len() + 1
+    }
+
+    /// Jobs of two tasks or more run so far: shared, and on the caller alone.
+    pub(crate) fn sharing(&self) -> super::Sharing {
+        let [shared, alone] = lock(&self.chooser).jobs;
+        super::Sharing { shared, alone }
     }
 
     /// Run `task(0..n)` on the calling thread and the helpers; returns when every task has
@@ -446,65 +592,123 @@ mod tests {
         assert!(result.is_err());
     }
 
-    /// Drive a chooser with jobs of 2 tasks that take `shared` or `alone` each.
-    fn choices(shared: Duration, alone: Duration, jobs: usize) -> Vec<bool> {
+    /// Drive a chooser with jobs of 2 tasks; job `j` run shared takes `shared(j)`, alone
+    /// `alone(j)`. Returns whether each job ran alone.
+    fn drive(
+        jobs: usize,
+        shared: impl Fn(usize) -> Duration,
+        alone: impl Fn(usize) -> Duration,
+    ) -> Vec<bool> {
         let mut c = Chooser::new();
         let mut now = Instant::now();
         (0..jobs)
-            .map(|_| {
+            .map(|j| {
                 let solo = c.start_at(now, 2);
-                now += if solo { alone } else { shared };
+                now += if solo { alone(j) } else { shared(j) };
                 solo
             })
             .collect()
     }
 
+    fn us(v: u64) -> Duration {
+        Duration::from_micros(v)
+    }
+
+    /// Jobs `range` of `choices` that ran shared.
+    fn shared_in(choices: &[bool], range: std::ops::Range<usize>) -> usize {
+        choices[range].iter().filter(|&&solo| !solo).count()
+    }
+
+    /// The first job after the warm-up and the first probe.
+    const FIRST_RUN: usize = (Chooser::WARM_UP + Chooser::PROBE_BLOCKS * Chooser::BLOCK) as usize;
+
     #[test]
-    fn the_chooser_runs_the_faster_way_and_probes_the_other() {
-        // The first probe ends after the shared start and one probe of each way.
-        let first = Chooser::FIRST_RUN as usize + 2 * (Chooser::PROBE as usize + 1);
-        let fast = Duration::from_micros(50);
-        let slow = Duration::from_micros(300);
-        // Sharing pays (a quiet machine): after the first probe, shared runs of 64, 256, …
-        let quiet = choices(fast, slow, 2000);
+    fn a_quiet_machine_shares_after_the_warm_up_and_probes_rarely() {
+        let quiet = drive(3000, |_| us(60), |_| us(100));
+        assert_eq!(shared_in(&quiet, 0..Chooser::WARM_UP as usize), 0);
+        assert_eq!(shared_in(&quiet, FIRST_RUN..FIRST_RUN + 64), 64);
+        // Alone: the warm-up and half of each probe (after runs of 64, 256, 1024, 4096).
+        let alone = quiet.len() - shared_in(&quiet, 0..quiet.len());
+        let per_probe = (Chooser::PROBE_BLOCKS * Chooser::BLOCK / 2) as usize;
         assert!(
-            quiet[..Chooser::FIRST_RUN as usize]
-                .iter()
-                .all(|&solo| !solo)
-        );
-        assert!(quiet[first..first + 64].iter().all(|&solo| !solo));
-        let alone = quiet.iter().filter(|&&solo| solo).count();
-        assert!(
-            alone <= 4 * (Chooser::PROBE as usize + 1),
+            alone <= Chooser::WARM_UP as usize + 4 * per_probe,
             "{alone} jobs alone"
         );
-        // Sharing costs (a CPU hog): alone, except for the start and the probes.
-        let busy = choices(slow, fast, 2000);
-        assert!(busy[first..first + 64].iter().all(|&solo| solo));
-        let shared = busy.iter().filter(|&&solo| !solo).count();
-        assert!(
-            shared <= Chooser::FIRST_RUN as usize + 4 * (Chooser::PROBE as usize + 1),
-            "{shared} jobs shared"
+    }
+
+    #[test]
+    fn beside_a_hog_a_probe_costs_two_or_three_shared_jobs() {
+        // Shared 5× slower (a preempted helper): bad, not hopeless; the probe stops at the
+        // second counted bad job, after the block's uncounted first one.
+        let busy = drive(3000, |_| us(500), |_| us(100));
+        let shared = shared_in(&busy, 0..busy.len());
+        // Probes at 16, then after alone runs of 512 and 1024, 1024: four in 3000 jobs.
+        assert!(shared <= 4 * 3, "{shared} jobs shared");
+        assert_eq!(shared_in(&busy, 0..Chooser::WARM_UP as usize), 0);
+        // Hopeless (20×): one counted job is enough.
+        let hopeless = drive(3000, |_| us(2000), |_| us(100));
+        let shared = shared_in(&hopeless, 0..hopeless.len());
+        assert!(shared <= 4 * 2, "{shared} jobs shared");
+    }
+
+    #[test]
+    fn sharing_must_win_clearly() {
+        let close = drive(200, |_| us(90), |_| us(100));
+        assert_eq!(shared_in(&close, FIRST_RUN..FIRST_RUN + 64), 0);
+    }
+
+    #[test]
+    fn a_drift_during_the_probe_weighs_on_both_ways() {
+        // Every job is slower at the start (page faults of the first passes: 3× at job 0,
+        // falling to 1× at job 100) while sharing saves 40%: the first probe must pick it.
+        let drift = |j: usize| 1.0 + 2.0 * (1.0 - j as f64 / 100.0).max(0.0);
+        let jobs = drive(
+            300,
+            |j| Duration::from_secs_f64(60e-6 * drift(j)),
+            |j| Duration::from_secs_f64(100e-6 * drift(j)),
         );
-        // Sharing must win clearly: 10% faster is not enough.
-        let close = choices(Duration::from_micros(90), Duration::from_micros(100), 200);
-        assert!(close[first..first + 64].iter().all(|&solo| solo));
-        // A pause of the caller is not counted for either way: alone is faster here, and a
-        // second's pause during its probe would make it lose if it were.
+        assert_eq!(shared_in(&jobs, FIRST_RUN..FIRST_RUN + 64), 64);
+    }
+
+    #[test]
+    fn a_pause_of_the_caller_is_not_a_measure() {
+        // Alone is faster; a second's pause in one of its probe jobs must not make it lose.
+        let jobs = drive(
+            FIRST_RUN + 8,
+            |_| us(300),
+            |j| {
+                if j == FIRST_RUN - 2 {
+                    Duration::from_secs(1)
+                } else {
+                    us(100)
+                }
+            },
+        );
+        assert!(jobs[FIRST_RUN - 2], "the paused job ran alone");
+        assert_eq!(shared_in(&jobs, FIRST_RUN..FIRST_RUN + 8), 0);
+    }
+
+    #[test]
+    fn a_hog_that_arrives_during_a_shared_run_ends_it() {
+        // Quiet until job 500, then every shared job waits for a preempted helper.
+        let jobs = drive(
+            1500,
+            |j| if j < 500 { us(60) } else { us(5000) },
+            |_| us(100),
+        );
+        assert!(!jobs[499], "shared before the hog");
+        // The run ends at the first hopeless job and the probe after it stops at its second
+        // job: alone from job 503, except for two jobs of each later probe (after 64, 512).
+        assert_eq!(shared_in(&jobs, 503..503 + 64), 0);
+        let shared = shared_in(&jobs, 500..1500);
+        assert!(shared <= 3 + 2 * 2, "{shared} jobs shared");
+    }
+
+    #[test]
+    fn the_jobs_are_counted_by_way() {
         let mut c = Chooser::new();
-        let mut now = Instant::now();
-        for i in 0..first {
-            let solo = c.start_at(now, 2);
-            now += if solo { fast } else { slow };
-            if i == first - 3 {
-                assert!(solo);
-                now += Duration::from_secs(1);
-            }
-        }
-        assert!(
-            c.start_at(now, 2),
-            "a pause during the solo probe made it lose"
-        );
+        let solo: usize = (0..100).map(|_| usize::from(c.start(2))).sum();
+        assert_eq!(c.jobs, [100 - solo as u64, solo as u64]);
     }
 
     #[test]
