@@ -24,7 +24,8 @@
 //! thread per core) and `gemm`, each against the floor at the all-threads FMA peak.
 //!
 //! Options after `--`: `--quick` (fewer repetitions), `--paths avx2,scalar` and
-//! `--kernels fused_u8,parallel_u8` (subsets), `--shapes-only` (skip the MNIST table).
+//! `--kernels fused_u8,parallel_u8` (subsets), `--shapes-only` (skip the MNIST table),
+//! `--peaks-only` (the FMA peaks alone: the floors of `scripts/busy.sh`).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -290,6 +291,9 @@ fn main() {
             "FMA peak {}: {one:.0} GFLOP/s (1 thread), {all:.0} ({cores} threads)",
             isa.name()
         );
+    }
+    if args.iter().any(|a| a == "--peaks-only") {
+        return;
     }
     let peak_of = |isa: Isa, threads: usize| {
         let (_, one, all) = peaks.iter().find(|p| p.0 == isa).expect("a supported path");

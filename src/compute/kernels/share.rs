@@ -18,25 +18,29 @@
 //! caller waits for it, and a spinning helper takes CPU time from the thread doing the work.
 //! Two rules keep the team from being slower than the caller alone:
 //! - **Helpers spin briefly** ([`SPIN`], a few inter-step gaps), then park.
-//! - **The team measures whether sharing pays.** Now and then a few jobs run shared and a few
-//!   on the caller alone (the helpers parked), timed from one job's start to the next; the
-//!   faster way runs the following jobs, for longer each time it wins again (see
-//!   [`Chooser`]). Which thread runs a task never changes the results, so this is invisible
-//!   except in time.
+//! - **The team measures whether sharing pays** ([`Chooser`]): it starts on the caller alone,
+//!   then now and then runs short blocks of jobs shared and alone in turn, timed from one
+//!   job's start to the next, and runs the way with the lower median for longer each time it
+//!   wins again. A probe whose shared jobs wait for a preempted helper stops after one or
+//!   two of them. Which thread runs a task never changes the results, so this is invisible
+//!   except in time, and in [`Kernel::sharing`](super::Kernel::sharing) (`train`'s timing
+//!   line: `calls shared N, alone M`).
 //!
-//! Measured on a 2-core AMD EPYC (AVX-512, 2026-12-02), default `train --show 0`
-//! (`parallel_u8`), 9–11 interleaved runs each, medians of the 1000-step loop:
+//! ### Why this chooser (2026-12-06)
+//! The one before it started shared, probed once (8 jobs shared, then 8 alone, judged by
+//! their sums) and grew the winner's run ×4 up to 4096 jobs. On a 2-core AMD EPYC Zen 2
+//! (AVX2, idle) it picked "alone" in about 9 of 12 default runs: its first probe came
+//! during the first passes over the data, when every job is slow and getting faster (page
+//! faults), and the alone half came second, so the drift favoured it; the alone run then grew
+//! to 4096 jobs with no second chance. The loop took 140.8 ms (2.14× the 2-thread FMA floor)
+//! in those runs and 83–96 ms in the others. Beside a freshly started hog its shared start
+//! and shared probes cost 125–142 ms against 118–121 ms alone (AMD EPYC Zen 4, 2026-12-02).
+//! Now: blocks of 4 jobs alternate inside a probe, so a drift weighs on both ways; medians
+//! ignore a stray slow job; alone runs stop at 1024 jobs, so a wrong verdict is re-examined;
+//! the start is alone and a probe that hurts stops early, so a hog costs a few slow jobs.
 //!
-//! | | 2 threads before | 2 threads now | `--threads 1` |
-//! | --- | --- | --- | --- |
-//! | quiet machine | 97.3 ms | 98.7 ms | 140.2 ms |
-//! | `yes > /dev/null` holding one core all along | 190.2 ms | 120.3 ms | 119.0 ms |
-//! | the hog started 0.2 s before (`scripts/busy.sh`) | — | 125–142 ms | 118–121 ms |
+//! MEASUREMENTS
 //!
-//! What is left under a freshly started hog is the shared start and the first probes (each
-//! shared job then waits a millisecond or more for a preempted helper). The probes cost the
-//! quiet loop about 1%.
-
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
