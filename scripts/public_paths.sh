@@ -4,8 +4,8 @@
 # `--no-default-features` that belong to the crate itself (crate_id 0): modules, types,
 # functions, constants, traits, enum variants — every name a user can reach in the docs.
 # `#[doc(hidden)]` and `pub(crate)` items are not in it; methods and fields are not counted.
-# The JSON needs nightly rustdoc; it is built in its own target directory (target/rdjson) so
-# it does not evict the stable builds.
+# The JSON needs nightly rustdoc (and `jq` to read it); it is built in its own target
+# directory (target/rdjson) so it does not evict the stable builds.
 #
 #   scripts/public_paths.sh           the count
 #   scripts/public_paths.sh --list    the paths, sorted by kind and path, then the count
