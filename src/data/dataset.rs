@@ -11,6 +11,7 @@ use crate::data::aligned::AlignedF32;
 #[doc(hidden)]
 pub use crate::data::checksum::sha256_hex;
 use crate::data::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
+#[doc(hidden)]
 pub use crate::data::pixels::pixels_to_f32;
 
 /// SHA-256 of the decompressed MNIST files (the table in `docs/SEMANTICS.md`).

@@ -28,6 +28,8 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Decompress a gzip stream holding an IDX file into `out`, validating the header before the
 /// body is inflated and the exact length after: never writes more than the header claims (+1
 /// byte to detect trailing data). Returns the number of bytes written.
+// Public for the tests and benches only (hidden, like its re-export in `idx`).
+#[doc(hidden)]
 pub fn decompress_idx(
     path: &Path,
     compressed: impl Read,
@@ -67,6 +69,8 @@ pub fn decompress_idx(
 }
 
 /// The directory where decompressed copies of files in `data_dir` are cached.
+// Public for the tests only (hidden, like its re-export in `idx`).
+#[doc(hidden)]
 pub fn cache_dir_for(data_dir: &Path, opts: &LoadOptions) -> PathBuf {
     if let Some(dir) = &opts.cache_dir {
         return dir.clone();

@@ -17,6 +17,8 @@ pub(crate) fn candidate_names(stem: &str, suffix: &str) -> [String; 4] {
 }
 
 /// Find the file for `stem`/`suffix` in `dir` (raw with `-`, raw with `.`, then the `.gz` of each, in that order).
+// Public for the integration tests only (hidden, like its re-export in `idx`).
+#[doc(hidden)]
 pub fn locate(dir: &Path, stem: &str, suffix: &str) -> Result<PathBuf, IdxError> {
     let problem = if !dir.exists() {
         Some("does not exist")
