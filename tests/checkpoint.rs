@@ -23,7 +23,7 @@ fn model(d: usize, k: usize) -> Model {
 }
 
 fn err(bytes: &[u8]) -> CheckpointError {
-    let e = checkpoint::from_bytes(Path::new("m.safetensors"), bytes).unwrap_err();
+    let e = checkpoint::from_bytes_with_extra(Path::new("m.safetensors"), bytes).unwrap_err();
     println!("{e}");
     e
 }
@@ -111,7 +111,7 @@ fn rejects_garbage_and_truncation() {
         ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
     ]);
-    checkpoint::from_bytes(Path::new("x"), &good).unwrap();
+    checkpoint::from_bytes_with_extra(Path::new("x"), &good).unwrap();
     let e = err(&good[..good.len() - 3]);
     assert!(
         e.to_string()

@@ -11,7 +11,7 @@ use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{KernelKind, Pixels};
 use mnist_logreg::model::Model;
 use mnist_logreg::samples::{
-    FeatureFile, Format, LabelFile, Samples, SamplesError, open_train_test,
+    FeatureFile, LabelFile, Samples, SamplesError, open_train_test,
 };
 use mnist_logreg::train::{self, TrainConfig};
 
@@ -88,9 +88,10 @@ fn idx_features_of_every_element_type_and_rank() {
         &idx(0x08, &[2, 2, 2, 2], &(0..16).collect::<Vec<u8>>()),
     )
     .unwrap();
+    // Read as IDX: the type in IDX's spelling (`.npy` would say `|u1`).
     assert_eq!(
-        (f.len(), f.features(), f.format(), f.is_u8()),
-        (2, 8, Format::Idx, true)
+        (f.len(), f.features(), f.dtype(), f.is_u8()),
+        (2, 8, "u8", true)
     );
     assert!(f.is_in_place());
     match f.pixels() {
@@ -133,7 +134,7 @@ fn npy_features_of_every_version_mapped_in_place_when_little_endian_f32() {
             &npy(version, "<f4", &[3, 2], false, &le_f32(&VALUES)),
         )
         .unwrap();
-        assert_eq!((f.format(), f.len(), f.features()), (Format::Npy, 3, 2));
+        assert_eq!((f.dtype(), f.len(), f.features()), ("<f4", 3, 2));
         assert!(f.is_in_place(), "little-endian f32 must be read in place");
         assert_eq!(f32s(&f), VALUES);
     }

@@ -222,9 +222,10 @@ pub enum SamplesError {
     },
 }
 
-/// How a file was written: which format its first bytes say.
+/// How a file was written: which format its first bytes say (its [`FeatureFile::dtype`]
+/// names the type in that format's spelling: `u8`, `f32` for IDX, `|u1`, `<f4` for `.npy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// IDX (`00 00 type ndim`, big-endian dimensions and elements).
     Idx,
     /// NumPy `.npy` (`\x93NUMPY`).
@@ -618,11 +619,6 @@ impl FeatureFile {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The format its first bytes named.
-    pub fn format(&self) -> Format {
-        self.format
     }
 
     /// The element type as the file names it (`<f4`, `|u1`, `f32`, `u8`, …).

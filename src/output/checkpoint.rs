@@ -225,7 +225,7 @@ pub fn load_with_extra(path: &Path) -> Result<Loaded, CheckpointError> {
 }
 
 /// Validate checkpoint bytes (`path` is only used in messages).
-pub fn from_bytes(
+pub(crate) fn from_bytes(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(Model, HashMap<String, String>), CheckpointError> {
