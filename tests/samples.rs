@@ -10,9 +10,7 @@ use common::{gzip, write};
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{KernelKind, Pixels};
 use mnist_logreg::model::Model;
-use mnist_logreg::samples::{
-    FeatureFile, LabelFile, Samples, SamplesError, open_train_test,
-};
+use mnist_logreg::samples::{FeatureFile, LabelFile, Samples, SamplesError, open_train_test};
 use mnist_logreg::train::{self, TrainConfig};
 
 /// An IDX file: type byte, dimensions, big-endian elements already encoded.

@@ -14,9 +14,7 @@ use argmin::solver::quasinewton::LBFGS;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::kernels::{Isa, KernelKind};
 use mnist_logreg::model::Model;
-use mnist_logreg::solve::{
-    self, Objective, Precondition, Problem, SolveError, SolverConfig, Stop,
-};
+use mnist_logreg::solve::{self, Objective, Precondition, Problem, SolveError, SolverConfig, Stop};
 use mnist_logreg::train::{TrainData, evaluate};
 
 /// The optimum named `name` in tests/data/optima.txt.

@@ -591,7 +591,9 @@ pub fn solve(
     let started = Instant::now();
     let (d, k) = (problem.features(), problem.classes());
     check_start(start, d, k)?;
-    let l2 = cfg.l2.unwrap_or_else(|| l2_from_c(1.0, problem.weight_sum()));
+    let l2 = cfg
+        .l2
+        .unwrap_or_else(|| l2_from_c(1.0, problem.weight_sum()));
     let mut objective = Objective::new(*problem, l2, cfg.isa, cfg.threads)?;
     let mut theta = match start {
         Some(m) => objective.theta_of(m),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mnist_logreg::classes::ClassNames;
+use crate::classes::ClassNames;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Resident, Verification};
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{Input, Pixels};

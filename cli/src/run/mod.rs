@@ -61,8 +61,8 @@ pub const NO_NOVELTY_NOTE: &str = "note: this model has no novelty score (it was
      one, e.g. from Python or by a version before the score): hand-made rules decide which \
      answers to doubt; `train --save` on 28×28 pictures stores the calibrated score";
 
+use crate::classes::ClassNamesError;
 use mnist_logreg::checkpoint::CheckpointError;
-use mnist_logreg::classes::ClassNamesError;
 use mnist_logreg::dataset::DatasetError;
 use mnist_logreg::kernels::{Isa, SimdChoice, SimdError};
 use mnist_logreg::train::TrainError;
