@@ -7,10 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{gzip, write};
+use mnist_logreg::DataError;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{KernelKind, Pixels};
 use mnist_logreg::model::Model;
-use mnist_logreg::samples::{FeatureFile, LabelFile, Samples, SamplesError, open_train_test};
+use mnist_logreg::samples::{FeatureFile, LabelFile, Samples, open_train_test};
 use mnist_logreg::train::{self, TrainConfig};
 
 /// An IDX file: type byte, dimensions, big-endian elements already encoded.
@@ -65,11 +66,11 @@ fn f32s(f: &FeatureFile) -> Vec<f32> {
     }
 }
 
-fn open_features(dir: &Path, name: &str, bytes: &[u8]) -> Result<FeatureFile, SamplesError> {
+fn open_features(dir: &Path, name: &str, bytes: &[u8]) -> Result<FeatureFile, DataError> {
     FeatureFile::open(&write(dir, name, bytes), &LoadOptions::default())
 }
 
-fn open_labels(dir: &Path, name: &str, bytes: &[u8]) -> Result<LabelFile, SamplesError> {
+fn open_labels(dir: &Path, name: &str, bytes: &[u8]) -> Result<LabelFile, DataError> {
     LabelFile::open(&write(dir, name, bytes), &LoadOptions::default())
 }
 
@@ -220,7 +221,7 @@ fn labels_of_every_integer_type() {
     assert_eq!((l.labels(), l.label_end()), (&[2, 0, 1][..], 3));
 }
 
-fn message(r: Result<impl std::fmt::Debug, SamplesError>) -> String {
+fn message(r: Result<impl std::fmt::Debug, DataError>) -> String {
     r.unwrap_err().to_string()
 }
 

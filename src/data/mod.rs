@@ -5,6 +5,7 @@ pub mod aligned;
 pub mod batch;
 pub(crate) mod checksum;
 pub mod dataset;
+pub(crate) mod error;
 #[cfg(feature = "fetch")]
 pub mod fetch;
 pub mod idx;
