@@ -90,28 +90,33 @@ impl IdxKind {
     pub fn header_len(self) -> usize {
         4 + 4 * self.ndim()
     }
-}
 
-/// A validated IDX header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IdxHeader {
-    /// What the file holds.
-    pub kind: IdxKind,
-    /// Number of items (images or labels).
-    pub count: usize,
-}
-
-impl IdxHeader {
     /// Bytes per item (1 for labels, rows·cols for images).
-    pub fn item_len(&self) -> usize {
-        match self.kind {
+    pub fn item_len(self) -> usize {
+        match self {
             IdxKind::Labels => 1,
             IdxKind::Images { rows, cols } => rows as usize * cols as usize,
         }
     }
+}
+
+/// A validated IDX header: what the file holds and how many items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdxHeader {
+    /// What the file holds.
+    pub(crate) kind: IdxKind,
+    /// Number of items (images or labels).
+    pub(crate) count: usize,
+}
+
+impl IdxHeader {
+    /// Bytes per item (1 for labels, rows·cols for images).
+    pub(crate) fn item_len(&self) -> usize {
+        self.kind.item_len()
+    }
 
     /// Total file length the header implies.
-    pub fn file_len(&self) -> u64 {
+    pub(crate) fn file_len(&self) -> u64 {
         self.kind.header_len() as u64 + self.count as u64 * self.item_len() as u64
     }
 }
@@ -336,8 +341,13 @@ impl IdxFile {
     }
 
     /// The validated header.
-    pub fn header(&self) -> IdxHeader {
+    pub(crate) fn header(&self) -> IdxHeader {
         self.header
+    }
+
+    /// What the file holds (labels, or images of their size), as its header says.
+    pub fn kind(&self) -> IdxKind {
+        self.header.kind
     }
 
     /// Number of items.
