@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::aligned::AlignedF32;
+// The buffer type of `aligned.rs`, public here, where `Split::to_f32` returns it.
+pub use crate::data::aligned::AlignedF32;
 #[doc(hidden)]
 pub use crate::data::checksum::sha256_hex;
 use crate::data::error::DataError;
@@ -63,15 +64,6 @@ crate::names::named!(ChecksumPolicy, "checksum policy", [
     Require => "require",
     Skip => "skip",
 ]);
-
-/// What was verified about a loaded dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verification {
-    /// All four files match the MNIST checksums.
-    Mnist,
-    /// Not MNIST (or hashing skipped): loaded without a checksum.
-    Unverified,
-}
 
 /// Images and labels of one split (train or test).
 #[derive(Debug)]
@@ -225,8 +217,9 @@ pub struct Dataset {
     pub train: Split,
     /// The test split.
     pub test: Split,
-    /// What the checksums established.
-    pub verification: Verification,
+    /// True when all four files match the MNIST checksums; false for data that is not MNIST,
+    /// and with [`ChecksumPolicy::Skip`] (loaded without a checksum).
+    pub verified: bool,
 }
 
 fn open_split(
@@ -290,14 +283,14 @@ impl Dataset {
     /// Load the four files of `dir` with MNIST's 28×28 images.
     ///
     /// ```
-    /// use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Verification};
+    /// use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
     ///
     /// // The copy of MNIST in this repository (a library user points at their own, or gets
     /// // one with the `fetch` feature).
     /// let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     /// let data = Dataset::open(&dir, &Default::default(), ChecksumPolicy::Auto)?;
     /// assert_eq!((data.train.len(), data.test.len(), data.train.features()), (60_000, 10_000, 784));
-    /// assert_eq!(data.verification, Verification::Mnist);
+    /// assert!(data.verified); // MNIST's checksums
     /// assert_eq!(data.test.labels()[0], 7);
     /// # Ok::<(), mnist_logreg::DataError>(())
     /// ```
@@ -311,12 +304,12 @@ impl Dataset {
             });
         }
         let stamps = crate::data::idx::cache_dir_for(dir, opts).join(STAMP_FILE);
-        let verification = verify(&train, &test, policy, &stamps)?;
+        let verified = verify(&train, &test, policy, &stamps)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             train,
             test,
-            verification,
+            verified,
         })
     }
 }
@@ -334,14 +327,14 @@ fn verify(
     test: &Split,
     policy: ChecksumPolicy,
     stamps: &Path,
-) -> Result<Verification, DataError> {
+) -> Result<bool, DataError> {
     let must_match = match policy {
-        ChecksumPolicy::Skip => return Ok(Verification::Unverified),
+        ChecksumPolicy::Skip => return Ok(false),
         ChecksumPolicy::Require => true,
         ChecksumPolicy::Auto => claims_mnist(train, test),
     };
     if !must_match {
-        return Ok(Verification::Unverified);
+        return Ok(false);
     }
     let files = [&train.images, &train.labels, &test.images, &test.labels];
     let keys: Vec<Option<String>> = files.iter().map(|f| stamp_key(f.bytes_path())).collect();
@@ -355,7 +348,7 @@ fn verify(
         .iter()
         .all(|l| l.as_ref().is_some_and(|l| recorded.lines().any(|r| r == l)));
     if policy == ChecksumPolicy::Auto && all_recorded {
-        return Ok(Verification::Mnist);
+        return Ok(true);
     }
     let hashes: Vec<String> = std::thread::scope(|scope| {
         let running: Vec<_> = files
@@ -381,7 +374,7 @@ fn verify(
         // Best effort: a cache that cannot be written only means hashing again next time.
         let _ = write_stamps(stamps, &lines.join("\n"));
     }
-    Ok(Verification::Mnist)
+    Ok(true)
 }
 
 /// The file in the cache directory that records verified checksums.

@@ -1,7 +1,7 @@
 //! Data in: IDX files, your own features and labels (IDX of any type and shape, `.npy`), the four-file dataset with its checksums, batch samplers, aligned
 //! buffers, and (feature `fetch`) the download of MNIST.
 
-pub mod aligned;
+pub(crate) mod aligned;
 pub mod batch;
 pub(crate) mod checksum;
 pub mod dataset;
