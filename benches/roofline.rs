@@ -34,8 +34,7 @@ use std::time::{Duration, Instant};
 use mnist_logreg::batch::{Sampler, Shuffle};
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Resident};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::simd::{Simd, WithSimd};
-use mnist_logreg::kernels::{Batch, Input, Isa, Kernel, KernelKind, Pixels};
+use mnist_logreg::kernels::{Batch, Input, Isa, Kernel, KernelKind, Pixels, Simd, WithSimd};
 use mnist_logreg::model::{Grads, Model};
 use mnist_logreg::train::{self, TrainConfig, TrainData};
 

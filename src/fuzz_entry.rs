@@ -151,20 +151,6 @@ pub fn checkpoint(data: &[u8]) -> bool {
     }
 }
 
-/// Bytes as a class-names file (10 classes). Returns whether it parsed.
-pub fn class_names(data: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return false;
-    };
-    match crate::data::classes::ClassNames::parse(text, crate::mnist::MNIST_CLASSES) {
-        Ok(names) => {
-            assert_eq!(names.len(), crate::mnist::MNIST_CLASSES);
-            (0..names.len()).all(|c| !names.name(c).is_empty())
-        }
-        Err(_) => false,
-    }
-}
-
 /// A fresh directory under the system temp directory, removed with its contents when dropped.
 struct ScratchDir(std::path::PathBuf);
 

@@ -9,8 +9,8 @@
 //!
 //! | stage | modules |
 //! | --- | --- |
-//! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`samples`] (your own data: IDX of any type and shape, `.npy`, any class count); [`aligned`], [`classes`], `fetch` (feature `fetch`) |
-//! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch for AVX-512F, AVX2+FMA, SSE2, NEON and scalar in `kernels::simd`) → [`model`] → [`predict`] (one sample's answer) → [`train`] (the SGD loop) |
+//! | data in (`src/data/`) | [`idx`] (files, validation, mmap) → [`dataset`] (the four files, checksums) → [`batch`] (seeded samplers); [`samples`] (your own data: IDX of any type and shape, `.npy`, any class count); `error.rs` ([`DataError`], what all of them report); `aligned.rs` ([`AlignedF32`](dataset::AlignedF32)), `fetch` (feature `fetch`) |
+//! | compute (`src/compute/`) | [`kernels`] (reference, gemm, fused, parallel; SIMD dispatch for AVX-512F, AVX2+FMA, SSE2, NEON and scalar in `kernels/simd/`) → [`model`] (with `predict.rs`: [`Model::predict`](model::Model::predict), one sample's answer) → [`train`] (the SGD loop) |
 //! | to the optimum (`src/solve/`) | [`solve`] (the L2-regularised objective, preconditioned full-batch L-BFGS) |
 //! | results out (`src/output/`) | [`checkpoint`] |
 //! | beside them | `file_error.rs` ([`FileError`]), `names.rs` (one spelling per named choice), `mnist.rs` (MNIST's shape), `temporaries.rs` (atomic writes and their sweep), `fuzz_entry.rs` (the fuzz targets' entry points) |
@@ -66,10 +66,11 @@ mod compute;
 mod data;
 mod output;
 
-pub use compute::{kernels, model, predict, train};
+pub use compute::{kernels, model, train};
+pub use data::error::DataError;
 #[cfg(feature = "fetch")]
 pub use data::fetch;
-pub use data::{aligned, batch, classes, dataset, idx, samples};
+pub use data::{batch, dataset, idx, samples};
 pub use output::checkpoint;
 
 mod file_error;

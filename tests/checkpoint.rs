@@ -23,7 +23,7 @@ fn model(d: usize, k: usize) -> Model {
 }
 
 fn err(bytes: &[u8]) -> CheckpointError {
-    let e = checkpoint::from_bytes(Path::new("m.safetensors"), bytes).unwrap_err();
+    let e = checkpoint::from_bytes_with_extra(Path::new("m.safetensors"), bytes).unwrap_err();
     println!("{e}");
     e
 }
@@ -111,7 +111,7 @@ fn rejects_garbage_and_truncation() {
         ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
     ]);
-    checkpoint::from_bytes(Path::new("x"), &good).unwrap();
+    checkpoint::from_bytes_with_extra(Path::new("x"), &good).unwrap();
     let e = err(&good[..good.len() - 3]);
     assert!(
         e.to_string()
@@ -185,7 +185,15 @@ fn extra_tensors_round_trip_and_are_checked() {
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
         ("mine.a", Dtype::F64, vec![1], vec![0; 8]),
     ]));
-    assert!(matches!(e, CheckpointError::DType { .. }), "{e}");
+    assert!(
+        matches!(e, CheckpointError::Tensor { ref name, .. } if name == "mine.a"),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("tensor mine.a has dtype F64, expected F32"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -216,17 +224,20 @@ fn rejects_wrong_shapes() {
         ("W", Dtype::F32, vec![8], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
     ]));
-    assert!(matches!(e, CheckpointError::Shape { ref name, .. } if name == "W"));
+    assert!(matches!(e, CheckpointError::Tensor { ref name, .. } if name == "W"));
+    assert!(e.to_string().contains("tensor W has shape [8]"), "{e}");
     let e = err(&file(&[
         ("W", Dtype::F32, vec![4, 2], f32s(8, 1.0)),
         ("b", Dtype::F32, vec![1, 2], f32s(2, 0.0)),
     ]));
-    assert!(matches!(e, CheckpointError::Shape { ref name, .. } if name == "b"));
+    assert!(matches!(e, CheckpointError::Tensor { ref name, .. } if name == "b"));
+    assert!(e.to_string().contains("tensor b has shape [1, 2]"), "{e}");
     let e = err(&file(&[
         ("W", Dtype::F32, vec![0, 2], vec![]),
         ("b", Dtype::F32, vec![2], f32s(2, 0.0)),
     ]));
-    assert!(matches!(e, CheckpointError::Shape { ref name, .. } if name == "W"));
+    assert!(matches!(e, CheckpointError::Tensor { ref name, .. } if name == "W"));
+    assert!(e.to_string().contains("tensor W has shape [0, 2]"), "{e}");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! bytes, valid files with flipped / truncated / extended bytes, and a replay of the fuzz
 //! seed corpora and minimized fuzz corpora (`fuzz/seeds`, `fuzz/corpus-min`; an input that
 //! ever crashed a target belongs in `corpus-min`) through the same entry points the cargo-fuzz
-//! targets use. The binaries' picture decoder has the same tests in `cli/tests/hostile_input.rs`.
+//! targets use. The binaries' parsers (pictures, class names) have the same tests in
+//! `cli/tests/hostile_input.rs`.
 
 mod common;
 
@@ -14,13 +15,12 @@ use proptest::prelude::*;
 
 type Entry = fn(&[u8]) -> bool;
 
-const ENTRIES: [(&str, Entry); 7] = [
+const ENTRIES: [(&str, Entry); 6] = [
     ("idx_images", fuzz_entry::idx_images),
     ("idx_labels", fuzz_entry::idx_labels),
     ("gzip_idx", fuzz_entry::gzip_idx),
     ("dataset_dir", fuzz_entry::dataset_dir),
     ("checkpoint", fuzz_entry::checkpoint),
-    ("class_names", fuzz_entry::class_names),
     ("npy", fuzz_entry::npy),
 ];
 

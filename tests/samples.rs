@@ -7,12 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{gzip, write};
+use mnist_logreg::DataError;
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{KernelKind, Pixels};
 use mnist_logreg::model::Model;
-use mnist_logreg::samples::{
-    FeatureFile, Format, LabelFile, Samples, SamplesError, open_train_test,
-};
+use mnist_logreg::samples::{FeatureFile, LabelFile, Samples, open_train_test};
 use mnist_logreg::train::{self, TrainConfig};
 
 /// An IDX file: type byte, dimensions, big-endian elements already encoded.
@@ -67,11 +66,11 @@ fn f32s(f: &FeatureFile) -> Vec<f32> {
     }
 }
 
-fn open_features(dir: &Path, name: &str, bytes: &[u8]) -> Result<FeatureFile, SamplesError> {
+fn open_features(dir: &Path, name: &str, bytes: &[u8]) -> Result<FeatureFile, DataError> {
     FeatureFile::open(&write(dir, name, bytes), &LoadOptions::default())
 }
 
-fn open_labels(dir: &Path, name: &str, bytes: &[u8]) -> Result<LabelFile, SamplesError> {
+fn open_labels(dir: &Path, name: &str, bytes: &[u8]) -> Result<LabelFile, DataError> {
     LabelFile::open(&write(dir, name, bytes), &LoadOptions::default())
 }
 
@@ -88,9 +87,10 @@ fn idx_features_of_every_element_type_and_rank() {
         &idx(0x08, &[2, 2, 2, 2], &(0..16).collect::<Vec<u8>>()),
     )
     .unwrap();
+    // Read as IDX: the type in IDX's spelling (`.npy` would say `|u1`).
     assert_eq!(
-        (f.len(), f.features(), f.format(), f.is_u8()),
-        (2, 8, Format::Idx, true)
+        (f.len(), f.features(), f.dtype(), f.is_u8()),
+        (2, 8, "u8", true)
     );
     assert!(f.is_in_place());
     match f.pixels() {
@@ -133,7 +133,7 @@ fn npy_features_of_every_version_mapped_in_place_when_little_endian_f32() {
             &npy(version, "<f4", &[3, 2], false, &le_f32(&VALUES)),
         )
         .unwrap();
-        assert_eq!((f.format(), f.len(), f.features()), (Format::Npy, 3, 2));
+        assert_eq!((f.dtype(), f.len(), f.features()), ("<f4", 3, 2));
         assert!(f.is_in_place(), "little-endian f32 must be read in place");
         assert_eq!(f32s(&f), VALUES);
     }
@@ -221,7 +221,7 @@ fn labels_of_every_integer_type() {
     assert_eq!((l.labels(), l.label_end()), (&[2, 0, 1][..], 3));
 }
 
-fn message(r: Result<impl std::fmt::Debug, SamplesError>) -> String {
+fn message(r: Result<impl std::fmt::Debug, DataError>) -> String {
     r.unwrap_err().to_string()
 }
 

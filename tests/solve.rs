@@ -14,9 +14,7 @@ use argmin::solver::quasinewton::LBFGS;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::kernels::{Isa, KernelKind};
 use mnist_logreg::model::Model;
-use mnist_logreg::solve::{
-    self, Objective, Precondition, Problem, SolveError, SolverConfig, Stop, l2_from_c,
-};
+use mnist_logreg::solve::{self, Objective, Precondition, Problem, SolveError, SolverConfig, Stop};
 use mnist_logreg::train::{TrainData, evaluate};
 
 /// The optimum named `name` in tests/data/optima.txt.
@@ -191,7 +189,7 @@ fn reaches_scipys_optimum_of_the_small_problems_plain_and_preconditioned() {
             );
             assert_eq!(reports, sol.iterations);
             // λ defaults to 1/Σs (scikit-learn's C = 1), as the reference.
-            assert_eq!(sol.l2, l2_from_c(1.0, problem.weight_sum()));
+            assert_eq!(sol.l2, 1.0 / problem.weight_sum());
         }
     }
 }

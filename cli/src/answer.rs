@@ -2,7 +2,7 @@
 //! the novelty score and the hand-made rules. `predict`, `serve` (and what comes after them)
 //! ask a [`Judge`] and print or send its [`Answer`].
 
-use mnist_logreg::classes::ClassNames;
+use crate::classes::ClassNames;
 use mnist_logreg::kernels::{Batch, Isa, Kernel, KernelKind};
 use mnist_logreg::model::Model;
 use serde::Serialize;

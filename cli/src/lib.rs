@@ -8,6 +8,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`answer`] | an answer with its doubts: the model, the novelty score and the class names |
+//! | [`classes`] | the names of the classes for output people read: numbered, or from `class-names.txt` |
 //! | [`run`] | the pipeline the binaries share: data, start model, evaluation, verdict, metadata |
 //! | [`preprocess`] | a picture file → a 28×28 MNIST-style input, and the hand-made doubt rules |
 //! | [`novelty`] | the calibrated novelty score: fitted on the training split, stored in checkpoints |
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod classes;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod metrics;

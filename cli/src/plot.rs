@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use mnist_logreg::classes::ClassNames;
+use crate::classes::ClassNames;
 use mnist_logreg::model::Model;
 use mnist_logreg::train::Report;
 
@@ -169,6 +169,16 @@ fn draw_objective(path: &Path, points: &[(usize, f64, f64)]) -> Drawn {
     chart.draw_series(LineSeries::new(grad, RED.stroke_width(2)))?;
     root.present()?;
     Ok(())
+}
+
+/// `counts[t][p]`: test samples of true class `t` predicted as `p` (what
+/// [`confusion_matrix`] draws).
+pub fn confusion(predictions: &[u32], labels: &[u32], classes: usize) -> Vec<Vec<usize>> {
+    let mut counts = vec![vec![0; classes]; classes];
+    for (&p, &t) in predictions.iter().zip(labels) {
+        counts[t as usize][p as usize] += 1;
+    }
+    counts
 }
 
 /// The confusion matrix: rows are true classes, columns predictions; each cell shows its count
@@ -478,7 +488,7 @@ pub fn run_pictures(
     if !reports.is_empty() {
         curves(&dir.join("curves.svg"), reports)?;
     }
-    let counts = mnist_logreg::train::confusion(predictions, test.labels(), model.classes());
+    let counts = confusion(predictions, test.labels(), model.classes());
     confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
     let items: Vec<GridItem> = (0..test.len().min(grid))
         .map(|i| GridItem {

@@ -744,8 +744,7 @@ fn write_plots(
         // Not 28×28 pictures: the confusion matrix, for up to 100 classes.
         _ if model.classes() <= 100 => {
             let classes = model.classes();
-            let counts =
-                mnist_logreg::train::confusion(predictions, cx.data.test_labels(), classes);
+            let counts = plot::confusion(predictions, cx.data.test_labels(), classes);
             plot::confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
         }
         _ => eprintln!("note: confusion.svg is drawn for at most 100 classes"),

@@ -1,19 +1,28 @@
-//! Hostile bytes for the binaries' picture decoder (`predict`, `serve`): arbitrary bytes,
-//! mutated valid pictures and a replay of the `image_file` fuzz corpora (`fuzz/seeds`,
-//! `fuzz/corpus-min`) through the entry point the cargo-fuzz target uses. The library's
-//! parsers have theirs in the library's `tests/hostile_input.rs`.
+//! Hostile bytes for the binaries' parsers: the picture decoder (`predict`, `serve`) and the
+//! class-names file. Arbitrary bytes, mutated valid inputs and a replay of the `image_file`
+//! and `class_names` fuzz corpora (`fuzz/seeds`, `fuzz/corpus-min`) through the entry points
+//! the cargo-fuzz targets use. The library's parsers have theirs in the library's
+//! `tests/hostile_input.rs`.
 
 use std::path::PathBuf;
 
 use mnist_logreg_cli::fuzz_entry;
 use proptest::prelude::*;
 
-/// The corpora of the `image_file` target under `fuzz/{dir}`.
-fn corpus(dir: &str) -> Vec<Vec<u8>> {
+type Entry = fn(&[u8]) -> bool;
+
+/// The targets of this crate's entry points, by their corpus directory's name.
+const ENTRIES: [(&str, Entry); 2] = [
+    ("image_file", fuzz_entry::image_file),
+    ("class_names", fuzz_entry::class_names),
+];
+
+/// The corpus of `target` under `fuzz/{dir}`.
+fn corpus(dir: &str, target: &str) -> Vec<Vec<u8>> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz")
         .join(dir)
-        .join("image_file");
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (every target has a corpus)", path.display()))
         .map(|e| e.unwrap().path())
@@ -28,14 +37,16 @@ fn cases() -> u32 {
 }
 
 #[test]
-fn seeds_are_valid_pictures_and_corpora_replay() {
-    let seeds = corpus("seeds");
-    assert!(!seeds.is_empty());
-    for seed in &seeds {
-        assert!(fuzz_entry::image_file(seed), "a seed does not decode");
-    }
-    for input in corpus("corpus-min") {
-        fuzz_entry::image_file(&input);
+fn seeds_are_valid_inputs_and_corpora_replay() {
+    for (target, entry) in ENTRIES {
+        let seeds = corpus("seeds", target);
+        assert!(!seeds.is_empty(), "{target}: no seeds");
+        for seed in &seeds {
+            assert!(entry(seed), "{target}: a seed does not parse");
+        }
+        for input in corpus("corpus-min", target) {
+            entry(&input);
+        }
     }
 }
 
@@ -44,22 +55,26 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        fuzz_entry::image_file(&data);
+        for (_, entry) in ENTRIES {
+            entry(&data);
+        }
     }
 
     #[test]
-    fn mutated_pictures_never_panic(
+    fn mutated_valid_inputs_never_panic(
+        target in 0usize..ENTRIES.len(),
         which in any::<prop::sample::Index>(),
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..8),
         keep in any::<prop::sample::Index>(),
     ) {
-        let seeds = corpus("seeds");
+        let (name, entry) = ENTRIES[target];
+        let seeds = corpus("seeds", name);
         let mut data = which.get(&seeds).clone();
         for (at, mask) in flips {
             let i = at.index(data.len());
             data[i] ^= mask;
         }
         data.truncate(keep.index(data.len() + 1));
-        fuzz_entry::image_file(&data);
+        entry(&data);
     }
 }

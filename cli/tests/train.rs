@@ -20,11 +20,7 @@ fn mnist() -> Dataset {
 }
 
 /// Train with `kind` and return (reports, test accuracy, never-predicted classes).
-fn run(
-    data: &Dataset,
-    cfg: &TrainConfig,
-    kind: KernelKind,
-) -> (Vec<train::Report>, f64, Vec<usize>) {
+fn run(data: &Dataset, cfg: &TrainConfig, kind: KernelKind) -> (Vec<train::Report>, f64, Vec<u32>) {
     let (tr, te) = (data.train.to_f32(), data.test.to_f32());
     let train_px = kind.input().pick(&tr, data.train.pixels());
     let test_px = kind.input().pick(&te, data.test.pixels());
@@ -48,7 +44,10 @@ fn run(
     (
         reports,
         stats.correct as f64 / 10_000.0,
-        train::never_predicted(&preds, 10),
+        // The classes no test sample was predicted as.
+        (0..10)
+            .filter(|&c| !preds.contains(&c))
+            .collect::<Vec<u32>>(),
     )
 }
 

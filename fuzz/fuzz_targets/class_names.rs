@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    mnist_logreg::fuzz_entry::class_names(data);
+    mnist_logreg_cli::fuzz_entry::class_names(data);
 });

@@ -299,12 +299,11 @@ fn mnist_files(dir: PathBuf) -> PyResult<Vec<(PathBuf, usize, usize, usize)>> {
     let data = Dataset::open(&dir, &Default::default(), ChecksumPolicy::Auto)
         .map_err(|e| PyOSError::new_err(e.to_string()))?;
     let entry = |f: &mnist_logreg::idx::IdxFile| {
-        let h = f.header();
         (
             f.bytes_path().to_path_buf(),
-            h.kind.header_len(),
-            h.count,
-            h.item_len(),
+            f.kind().header_len(),
+            f.count(),
+            f.kind().item_len(),
         )
     };
     Ok(vec![

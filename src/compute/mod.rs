@@ -3,5 +3,5 @@
 
 pub mod kernels;
 pub mod model;
-pub mod predict;
+pub(crate) mod predict;
 pub mod train;

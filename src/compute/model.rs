@@ -1,4 +1,5 @@
-//! The linear model `softmax(x·W + b)`, its gradient buffers, and the SGD update.
+//! The linear model `softmax(x·W + b)`, its gradient buffers, and the SGD update; one
+//! sample's answer is [`Model::predict`] (a [`Prediction`], or a [`PredictError`]).
 //!
 //! `W` is stored **class-major** (`classes × features`, i.e. the transpose of the tutorial's
 //! `784 × 10` matrix): each logit is then one contiguous dot product, and the gradient `dW` is
@@ -13,6 +14,7 @@
 //! model, the batch and the gradient buffer in one place (`kernels::check_backward`) before
 //! any raw access.
 
+pub use crate::compute::predict::{PredictError, Prediction};
 use crate::data::aligned::AlignedF32;
 
 /// A model whose buffers do not match its shape.

@@ -384,12 +384,6 @@ fn check_finite(
     })
 }
 
-/// Steps that make `epochs` passes over `samples` training samples in batches of `batch_size`
-/// (the last batch of the run may cross into a further epoch).
-pub fn steps_for_epochs(epochs: usize, samples: usize, batch_size: usize) -> usize {
-    (epochs * samples).div_ceil(batch_size.max(1))
-}
-
 /// Forward pass over every sample of a split: stats and one prediction per sample.
 pub fn evaluate(
     kernel: &dyn Kernel,
@@ -420,25 +414,4 @@ fn check_data<'a>(
         });
     }
     Ok(Batch::new(pixels, features, labels, rows, model.classes())?)
-}
-
-/// Classes that never appear in `predictions` (a stalled class, see `docs/cli.md`, "Seeds,
-/// stalls, and a recipe that never stalls").
-pub fn never_predicted(predictions: &[u32], classes: usize) -> Vec<usize> {
-    let mut seen = vec![false; classes];
-    for &p in predictions {
-        if let Some(s) = seen.get_mut(p as usize) {
-            *s = true;
-        }
-    }
-    (0..classes).filter(|&c| !seen[c]).collect()
-}
-
-/// `counts[t][p]`: test samples of true class `t` predicted as `p`.
-pub fn confusion(predictions: &[u32], labels: &[u32], classes: usize) -> Vec<Vec<usize>> {
-    let mut counts = vec![vec![0; classes]; classes];
-    for (&p, &t) in predictions.iter().zip(labels) {
-        counts[t as usize][p as usize] += 1;
-    }
-    counts
 }

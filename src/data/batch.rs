@@ -1,5 +1,6 @@
 //! Seeded batch samplers: the tutorial's streaming shuffle buffer, a per-epoch permutation, and
-//! sequential order. A sampler yields sample indices; kernels read the rows in place (no copy).
+//! sequential order, chosen by [`Shuffle`] (`TrainConfig::shuffle`). A sampler yields sample
+//! indices; kernels read the rows in place (no copy).
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -62,6 +63,9 @@ impl Shuffle {
 }
 
 /// A seeded, reproducible stream of sample indices in `0..n`.
+// What `train` draws its batches with; public for the benches and tests/sampler.rs (which
+// checks the rules of docs/SEMANTICS.md through it), hidden: a user sets `TrainConfig::shuffle`.
+#[doc(hidden)]
 #[derive(Clone, Debug)]
 pub struct Sampler {
     n: usize,

@@ -12,6 +12,8 @@ use std::io::{self, Read};
 use hmac_sha256::Hash;
 
 /// Hex SHA-256 of `bytes`.
+// Public for the benches and the `fetch` tests only (hidden, like its re-export in `dataset`).
+#[doc(hidden)]
 pub fn sha256_hex(bytes: &[u8]) -> String {
     to_hex(&Hash::hash(bytes))
 }

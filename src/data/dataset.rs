@@ -7,10 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::aligned::AlignedF32;
+// The buffer type of `aligned.rs`, public here, where `Split::to_f32` returns it.
+pub use crate::data::aligned::AlignedF32;
 #[doc(hidden)]
 pub use crate::data::checksum::sha256_hex;
-use crate::data::idx::{IdxError, IdxFile, IdxKind, LoadOptions, locate};
+use crate::data::error::DataError;
+use crate::data::idx::{IdxFile, IdxKind, LoadOptions, locate};
+#[doc(hidden)]
 pub use crate::data::pixels::pixels_to_f32;
 
 /// SHA-256 of the decompressed MNIST files (the table in `docs/SEMANTICS.md`).
@@ -40,59 +43,6 @@ pub const MNIST_FIRST_TRAIN_LABELS: [u32; 10] = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4];
 #[doc(hidden)]
 pub const MNIST_FIRST_TEST_LABELS: [u32; 10] = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9];
 
-/// Faults of a dataset as a whole (its files are checked by [`IdxError`]).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DatasetError {
-    /// One file is unreadable or malformed.
-    #[error(transparent)]
-    Idx(#[from] IdxError),
-    /// Images and labels files disagree on the count.
-    #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
-    CountMismatch {
-        /// The images file.
-        images: PathBuf,
-        /// Its image count.
-        n_images: usize,
-        /// The labels file.
-        labels: PathBuf,
-        /// Its label count.
-        n_labels: usize,
-    },
-    /// A label outside `0..classes`.
-    #[error("{path}: label {label} at index {index} is out of range: expected 0..{classes}")]
-    BadLabel {
-        /// The labels file.
-        path: PathBuf,
-        /// Index of the first bad label.
-        index: usize,
-        /// The label found.
-        label: u32,
-        /// Number of classes.
-        classes: usize,
-    },
-    /// A file that claims to be MNIST has the wrong content.
-    #[error(
-        "{path}: SHA-256 of the decompressed bytes is {found}, expected {expected} (the MNIST {name} file); the file is corrupt or not MNIST (ChecksumPolicy::Skip loads it anyway)"
-    )]
-    Checksum {
-        /// The file.
-        path: PathBuf,
-        /// Which MNIST file it should be.
-        name: &'static str,
-        /// The known checksum.
-        expected: &'static str,
-        /// The checksum computed.
-        found: String,
-    },
-    /// The dataset has no samples.
-    #[error("{path}: the training set is empty")]
-    Empty {
-        /// The images file.
-        path: PathBuf,
-    },
-}
-
 /// When to verify checksums.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -114,15 +64,6 @@ crate::names::named!(ChecksumPolicy, "checksum policy", [
     Require => "require",
     Skip => "skip",
 ]);
-
-/// What was verified about a loaded dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verification {
-    /// All four files match the MNIST checksums.
-    Mnist,
-    /// Not MNIST (or hashing skipped): loaded without a checksum.
-    Unverified,
-}
 
 /// Images and labels of one split (train or test).
 #[derive(Debug)]
@@ -276,8 +217,9 @@ pub struct Dataset {
     pub train: Split,
     /// The test split.
     pub test: Split,
-    /// What the checksums established.
-    pub verification: Verification,
+    /// True when all four files match the MNIST checksums; false for data that is not MNIST,
+    /// and with [`ChecksumPolicy::Skip`] (loaded without a checksum).
+    pub verified: bool,
 }
 
 fn open_split(
@@ -285,7 +227,7 @@ fn open_split(
     prefix: &str,
     kind: IdxKind,
     opts: &LoadOptions,
-) -> Result<Split, DatasetError> {
+) -> Result<Split, DataError> {
     let images = IdxFile::open(
         &locate(dir, &format!("{prefix}-images"), "idx3-ubyte")?,
         kind,
@@ -305,11 +247,12 @@ fn open_split(
 }
 
 /// Check that a split's files agree: equal counts, labels below [`MNIST_CLASSES`](crate::mnist::MNIST_CLASSES).
-pub(crate) fn check_split(split: Split) -> Result<Split, DatasetError> {
+pub(crate) fn check_split(split: Split) -> Result<Split, DataError> {
     if split.images.count() != split.labels.count() {
-        return Err(DatasetError::CountMismatch {
-            images: split.images.path().to_path_buf(),
-            n_images: split.images.count(),
+        return Err(DataError::CountMismatch {
+            features: split.images.path().to_path_buf(),
+            n_features: split.images.count(),
+            what: "images",
             labels: split.labels.path().to_path_buf(),
             n_labels: split.labels.count(),
         });
@@ -320,10 +263,10 @@ pub(crate) fn check_split(split: Split) -> Result<Split, DatasetError> {
         .enumerate()
         .find(|&(_, &l)| l as usize >= crate::mnist::MNIST_CLASSES)
     {
-        return Err(DatasetError::BadLabel {
+        return Err(DataError::BadLabel {
             path: split.labels.path().to_path_buf(),
             index,
-            label,
+            label: label.into(),
             classes: crate::mnist::MNIST_CLASSES,
         });
     }
@@ -333,44 +276,40 @@ pub(crate) fn check_split(split: Split) -> Result<Split, DatasetError> {
 impl Dataset {
     /// Load only the test split of `dir` (`t10k-images`, `t10k-labels`), checked for shape and
     /// labels but not against the checksums: enough to look at or classify test images.
-    pub fn open_test(dir: &Path, opts: &LoadOptions) -> Result<Split, DatasetError> {
+    pub fn open_test(dir: &Path, opts: &LoadOptions) -> Result<Split, DataError> {
         open_split(dir, "t10k", IdxKind::MNIST_IMAGES, opts)
     }
 
     /// Load the four files of `dir` with MNIST's 28×28 images.
     ///
     /// ```
-    /// use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Verification};
+    /// use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
     ///
     /// // The copy of MNIST in this repository (a library user points at their own, or gets
     /// // one with the `fetch` feature).
     /// let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     /// let data = Dataset::open(&dir, &Default::default(), ChecksumPolicy::Auto)?;
     /// assert_eq!((data.train.len(), data.test.len(), data.train.features()), (60_000, 10_000, 784));
-    /// assert_eq!(data.verification, Verification::Mnist);
+    /// assert!(data.verified); // MNIST's checksums
     /// assert_eq!(data.test.labels()[0], 7);
-    /// # Ok::<(), mnist_logreg::dataset::DatasetError>(())
+    /// # Ok::<(), mnist_logreg::DataError>(())
     /// ```
-    pub fn open(
-        dir: &Path,
-        opts: &LoadOptions,
-        policy: ChecksumPolicy,
-    ) -> Result<Self, DatasetError> {
+    pub fn open(dir: &Path, opts: &LoadOptions, policy: ChecksumPolicy) -> Result<Self, DataError> {
         let kind = IdxKind::MNIST_IMAGES;
         let train = open_split(dir, "train", kind, opts)?;
         let test = open_split(dir, "t10k", kind, opts)?;
         if train.is_empty() {
-            return Err(DatasetError::Empty {
+            return Err(DataError::NoSamples {
                 path: train.images.path().to_path_buf(),
             });
         }
         let stamps = crate::data::idx::cache_dir_for(dir, opts).join(STAMP_FILE);
-        let verification = verify(&train, &test, policy, &stamps)?;
+        let verified = verify(&train, &test, policy, &stamps)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             train,
             test,
-            verification,
+            verified,
         })
     }
 }
@@ -388,14 +327,14 @@ fn verify(
     test: &Split,
     policy: ChecksumPolicy,
     stamps: &Path,
-) -> Result<Verification, DatasetError> {
+) -> Result<bool, DataError> {
     let must_match = match policy {
-        ChecksumPolicy::Skip => return Ok(Verification::Unverified),
+        ChecksumPolicy::Skip => return Ok(false),
         ChecksumPolicy::Require => true,
         ChecksumPolicy::Auto => claims_mnist(train, test),
     };
     if !must_match {
-        return Ok(Verification::Unverified);
+        return Ok(false);
     }
     let files = [&train.images, &train.labels, &test.images, &test.labels];
     let keys: Vec<Option<String>> = files.iter().map(|f| stamp_key(f.bytes_path())).collect();
@@ -409,7 +348,7 @@ fn verify(
         .iter()
         .all(|l| l.as_ref().is_some_and(|l| recorded.lines().any(|r| r == l)));
     if policy == ChecksumPolicy::Auto && all_recorded {
-        return Ok(Verification::Mnist);
+        return Ok(true);
     }
     let hashes: Vec<String> = std::thread::scope(|scope| {
         let running: Vec<_> = files
@@ -423,7 +362,7 @@ fn verify(
     });
     for ((file, found), (name, expected)) in files.iter().zip(hashes).zip(MNIST_SHA256) {
         if found != expected {
-            return Err(DatasetError::Checksum {
+            return Err(DataError::Checksum {
                 path: file.path().to_path_buf(),
                 name,
                 expected,
@@ -435,7 +374,7 @@ fn verify(
         // Best effort: a cache that cannot be written only means hashing again next time.
         let _ = write_stamps(stamps, &lines.join("\n"));
     }
-    Ok(Verification::Mnist)
+    Ok(true)
 }
 
 /// The file in the cache directory that records verified checksums.

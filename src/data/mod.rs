@@ -1,11 +1,11 @@
 //! Data in: IDX files, your own features and labels (IDX of any type and shape, `.npy`), the four-file dataset with its checksums, batch samplers, aligned
-//! buffers, class names, and (feature `fetch`) the download of MNIST.
+//! buffers, and (feature `fetch`) the download of MNIST.
 
-pub mod aligned;
+pub(crate) mod aligned;
 pub mod batch;
 pub(crate) mod checksum;
-pub mod classes;
 pub mod dataset;
+pub(crate) mod error;
 #[cfg(feature = "fetch")]
 pub mod fetch;
 pub mod idx;

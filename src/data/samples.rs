@@ -38,7 +38,8 @@ use memmap2::Mmap;
 use crate::compute::kernels::Pixels;
 use crate::compute::train::TrainData;
 use crate::data::aligned::AlignedF32;
-use crate::data::idx::{GZIP_MAGIC, LoadOptions};
+use crate::data::error::DataError;
+use crate::data::idx::{GZIP_MAGIC, LoadOptions, bad_length};
 use crate::data::npy::{self, NpyHeader};
 use crate::file_error::FileError;
 
@@ -46,185 +47,10 @@ use crate::file_error::FileError;
 /// 2^24.
 pub const MAX_CLASSES: usize = 1 << 24;
 
-/// Everything that can be wrong with a features or labels file, or a pair of them. Every
-/// variant names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SamplesError {
-    /// The file could not be opened, read or mapped.
-    #[error(transparent)]
-    Io(#[from] FileError),
-    /// A file of 0 bytes.
-    #[error("{path}: the file is empty")]
-    Empty {
-        /// The file.
-        path: PathBuf,
-    },
-    /// Neither IDX nor `.npy` (nor gzip of either).
-    #[error("{path}: not an IDX or .npy file (first bytes {found})")]
-    UnknownFormat {
-        /// The file.
-        path: PathBuf,
-        /// The first bytes, hex.
-        found: String,
-    },
-    /// A header that cannot be read (`.npy` dict, IDX magic, version, …).
-    #[error("{path}: {reason}")]
-    BadHeader {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An element type this file cannot hold for its role.
-    #[error("{path}: element type {dtype} cannot be {role}: expected {expected}")]
-    BadDtype {
-        /// The file.
-        path: PathBuf,
-        /// The type found (`.npy` `descr` or IDX type byte).
-        dtype: String,
-        /// `features` or `labels`.
-        role: &'static str,
-        /// The accepted types.
-        expected: &'static str,
-    },
-    /// Wrong number of dimensions.
-    #[error("{path}: shape {shape:?} has {found} dimension(s): {role} need {expected}")]
-    BadRank {
-        /// The file.
-        path: PathBuf,
-        /// The shape.
-        shape: Vec<usize>,
-        /// Its dimension count.
-        found: usize,
-        /// `features` or `labels`.
-        role: &'static str,
-        /// `2 or more` or `1`.
-        expected: &'static str,
-    },
-    /// A `.npy` file in Fortran (column-major) order.
-    #[error(
-        "{path}: the array is in Fortran order; save it in C order (numpy.ascontiguousarray) and try again"
-    )]
-    FortranOrder {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A feature vector of no values (a dimension of size 0 after the first).
-    #[error("{path}: shape {shape:?} leaves no features per sample")]
-    NoFeatures {
-        /// The file.
-        path: PathBuf,
-        /// The shape.
-        shape: Vec<usize>,
-    },
-    /// More data claimed than `LoadOptions::max_bytes` allows, or than memory can address.
-    #[error("{path}: header claims {claimed} bytes of data, over the limit of {limit} bytes")]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Bytes claimed (saturated).
-        claimed: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// The file's length is not what its header says.
-    #[error("{path}: {found} bytes, but the header says {expected} bytes ({fault})")]
-    BadLength {
-        /// The file.
-        path: PathBuf,
-        /// Bytes the header implies.
-        expected: u64,
-        /// Bytes present (after decompression for `.gz`).
-        found: u64,
-        /// `truncated` or `trailing bytes`.
-        fault: &'static str,
-    },
-    /// A gzip stream that does not inflate.
-    #[error("{path}: corrupt gzip stream: {source}")]
-    Gzip {
-        /// The file.
-        path: PathBuf,
-        /// What the decoder reported.
-        source: std::io::Error,
-    },
-    /// A NaN or infinite feature value.
-    #[error(
-        "{path}: feature {column} of row {row} is {value:e}: features must be finite float32 values"
-    )]
-    NonFinite {
-        /// The file.
-        path: PathBuf,
-        /// The sample (0-based).
-        row: usize,
-        /// The feature within it (0-based, flattened).
-        column: usize,
-        /// The value.
-        value: f64,
-    },
-    /// A negative label.
-    #[error("{path}: label {label} at index {index} is negative: labels are class indices 0, 1, …")]
-    NegativeLabel {
-        /// The labels file.
-        path: PathBuf,
-        /// Index of the first negative label.
-        index: usize,
-        /// The label.
-        label: i64,
-    },
-    /// A label not below the class count.
-    #[error("{path}: label {label} at index {index} is out of range: expected 0..{classes}")]
-    BadLabel {
-        /// The labels file.
-        path: PathBuf,
-        /// Index of the first bad label.
-        index: usize,
-        /// The label.
-        label: u64,
-        /// The class count.
-        classes: usize,
-    },
-    /// Features and labels disagree on the sample count.
-    #[error("{features} holds {n_features} samples but {labels} holds {n_labels} labels")]
-    CountMismatch {
-        /// The features file.
-        features: PathBuf,
-        /// Its sample count.
-        n_features: usize,
-        /// The labels file.
-        labels: PathBuf,
-        /// Its label count.
-        n_labels: usize,
-    },
-    /// Training and test features of different lengths.
-    #[error("{train} has {train_features} features per sample but {test} has {test_features}")]
-    FeatureMismatch {
-        /// The training features file.
-        train: PathBuf,
-        /// Its feature count.
-        train_features: usize,
-        /// The test features file.
-        test: PathBuf,
-        /// Its feature count.
-        test_features: usize,
-    },
-    /// A class count below 2 or above [`MAX_CLASSES`].
-    #[error("{classes} classes: the class count must be between 2 and {MAX_CLASSES}")]
-    BadClassCount {
-        /// The class count given or found.
-        classes: usize,
-    },
-    /// A training set without samples.
-    #[error("{path}: the training set has no samples")]
-    NoSamples {
-        /// The training features file.
-        path: PathBuf,
-    },
-}
-
-/// How a file was written: which format its first bytes say.
+/// How a file was written: which format its first bytes say (its [`FeatureFile::dtype`]
+/// names the type in that format's spelling: `u8`, `f32` for IDX, `|u1`, `<f4` for `.npy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// IDX (`00 00 type ndim`, big-endian dimensions and elements).
     Idx,
     /// NumPy `.npy` (`\x93NUMPY`).
@@ -289,17 +115,28 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
+/// The message of an element type `dtype` that a file cannot hold as `role`.
+fn bad_dtype(dtype: &str, role: &str, expected: &str) -> String {
+    format!("element type {dtype} cannot be {role}: expected {expected}")
+}
+
+/// The message of a shape with the wrong number of dimensions for `role`.
+fn bad_rank(shape: &[usize], role: &str, expected: &str) -> String {
+    format!(
+        "shape {shape:?} has {} dimension(s): {role} need {expected}",
+        shape.len()
+    )
+}
+
 /// Read or map `path`; a gzip file is inflated into memory (at most `opts.max_bytes` + 1).
-fn load_bytes(path: &Path, opts: &LoadOptions) -> Result<Bytes, SamplesError> {
+fn load_bytes(path: &Path, opts: &LoadOptions) -> Result<Bytes, DataError> {
     let mut file = File::open(path).map_err(FileError::on(path, "cannot open"))?;
     let len = file
         .metadata()
         .map_err(FileError::on(path, "cannot stat"))?
         .len();
     if len == 0 {
-        return Err(SamplesError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(DataError::format(path, "the file is empty"));
     }
     let mut magic = [0u8; 2];
     let gz = len >= 2 && {
@@ -313,21 +150,19 @@ fn load_bytes(path: &Path, opts: &LoadOptions) -> Result<Bytes, SamplesError> {
         crate::data::idx::gunzip(std::io::BufReader::new(file))
             .take(opts.max_bytes.saturating_add(1))
             .read_to_end(&mut out)
-            .map_err(|source| SamplesError::Gzip {
+            .map_err(|source| DataError::Gzip {
                 path: path.to_path_buf(),
                 source,
             })?;
         if out.len() as u64 > opts.max_bytes {
-            return Err(SamplesError::TooLarge {
+            return Err(DataError::TooLarge {
                 path: path.to_path_buf(),
                 claimed: out.len() as u64,
                 limit: opts.max_bytes,
             });
         }
         if out.is_empty() {
-            return Err(SamplesError::Empty {
-                path: path.to_path_buf(),
-            });
+            return Err(DataError::format(path, "the file is empty"));
         }
         return Ok(Bytes::Owned(out));
     }
@@ -437,7 +272,7 @@ fn idx_header(bytes: &[u8]) -> Result<Header, String> {
 }
 
 /// The file's length `found` must be what the header claims, and the claim within `limit`.
-fn check_length(path: &Path, header: &Header, found: u64, limit: u64) -> Result<(), SamplesError> {
+fn check_length(path: &Path, header: &Header, found: u64, limit: u64) -> Result<(), DataError> {
     // The body's length, checked before any element is read.
     let size = match header.elem {
         Some(Elem::U(s) | Elem::I(s) | Elem::F(s)) => s,
@@ -451,20 +286,11 @@ fn check_length(path: &Path, header: &Header, found: u64, limit: u64) -> Result<
     match claimed {
         Some(c) if c <= limit && usize::try_from(c).is_ok() => {
             if header.elem.is_some() && found != c {
-                return Err(SamplesError::BadLength {
-                    path: path.to_path_buf(),
-                    expected: c,
-                    found,
-                    fault: if found < c {
-                        "truncated"
-                    } else {
-                        "trailing bytes"
-                    },
-                });
+                return Err(DataError::format(path, bad_length(found, c)));
             }
         }
         _ => {
-            return Err(SamplesError::TooLarge {
+            return Err(DataError::TooLarge {
                 path: path.to_path_buf(),
                 claimed: claimed.unwrap_or(u64::MAX),
                 limit,
@@ -474,20 +300,17 @@ fn check_length(path: &Path, header: &Header, found: u64, limit: u64) -> Result<
     Ok(())
 }
 
-fn parse_any(path: &Path, bytes: &[u8], limit: u64) -> Result<Header, SamplesError> {
-    let bad = |reason: String| SamplesError::BadHeader {
-        path: path.to_path_buf(),
-        reason,
-    };
+fn parse_any(path: &Path, bytes: &[u8], limit: u64) -> Result<Header, DataError> {
+    let bad = |reason: String| DataError::format(path, reason);
     let header = if bytes.starts_with(npy::MAGIC) {
         npy_header(bytes).map_err(bad)?
     } else if bytes.len() >= 4 && bytes[0] == 0 && bytes[1] == 0 {
         idx_header(bytes).map_err(bad)?
     } else {
-        return Err(SamplesError::UnknownFormat {
-            path: path.to_path_buf(),
-            found: hex(bytes),
-        });
+        return Err(bad(format!(
+            "not an IDX or .npy file (first bytes {})",
+            hex(bytes)
+        )));
     };
     if header.elem.is_none() && header.format == Format::Idx {
         return Err(bad(format!(
@@ -496,9 +319,9 @@ fn parse_any(path: &Path, bytes: &[u8], limit: u64) -> Result<Header, SamplesErr
         )));
     }
     if header.fortran {
-        return Err(SamplesError::FortranOrder {
-            path: path.to_path_buf(),
-        });
+        return Err(bad(
+            "the array is in Fortran order; save it in C order (numpy.ascontiguousarray) and try again".into(),
+        ));
     }
     check_length(path, &header, bytes.len() as u64, limit)?;
     Ok(header)
@@ -533,43 +356,43 @@ fn element(body: &[u8], elem: Elem, little: bool, i: usize) -> f64 {
 impl FeatureFile {
     /// Open a features file (IDX or `.npy`, raw or `.gz`; the format is read from its first
     /// bytes).
-    pub fn open(path: &Path, opts: &LoadOptions) -> Result<Self, SamplesError> {
+    pub fn open(path: &Path, opts: &LoadOptions) -> Result<Self, DataError> {
         Self::from_loaded(path, load_bytes(path, opts)?, opts.max_bytes)
     }
 
     /// Validate a features file already in memory (tests and fuzzers).
-    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, SamplesError> {
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, DataError> {
         Self::from_loaded(path, Bytes::Owned(bytes), LoadOptions::default().max_bytes)
     }
 
-    fn from_loaded(path: &Path, bytes: Bytes, limit: u64) -> Result<Self, SamplesError> {
+    fn from_loaded(path: &Path, bytes: Bytes, limit: u64) -> Result<Self, DataError> {
         let h = parse_any(path, &bytes, limit)?;
-        let role = "features";
-        let bad_dtype = || SamplesError::BadDtype {
-            path: path.to_path_buf(),
-            dtype: h.dtype.clone(),
-            role,
-            expected: "uint8, float32 or float64 (.npy); u8, i8, i16, i32, f32 or f64 (IDX)",
+        let bad_dtype = || {
+            DataError::format(
+                path,
+                bad_dtype(
+                    &h.dtype,
+                    "features",
+                    "uint8, float32 or float64 (.npy); u8, i8, i16, i32, f32 or f64 (IDX)",
+                ),
+            )
         };
         let elem = h.elem.ok_or_else(bad_dtype)?;
         if h.format == Format::Npy && matches!(elem, Elem::I(_) | Elem::U(2 | 4 | 8)) {
             return Err(bad_dtype());
         }
         if h.shape.len() < 2 {
-            return Err(SamplesError::BadRank {
-                path: path.to_path_buf(),
-                found: h.shape.len(),
-                shape: h.shape,
-                role,
-                expected: "2 or more ([samples, features…])",
-            });
+            return Err(DataError::format(
+                path,
+                bad_rank(&h.shape, "features", "2 or more ([samples, features…])"),
+            ));
         }
         let features = h.shape[1..].iter().product::<usize>();
         if features == 0 {
-            return Err(SamplesError::NoFeatures {
-                path: path.to_path_buf(),
-                shape: h.shape,
-            });
+            return Err(DataError::format(
+                path,
+                format!("shape {:?} leaves no features per sample", h.shape),
+            ));
         }
         let n = h.shape[0];
         let count = n * features;
@@ -618,11 +441,6 @@ impl FeatureFile {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The format its first bytes named.
-    pub fn format(&self) -> Format {
-        self.format
     }
 
     /// The element type as the file names it (`<f4`, `|u1`, `f32`, `u8`, …).
@@ -678,8 +496,8 @@ impl FeatureFile {
 }
 
 /// The error for value `i` (flattened) of a file of `features` values per sample.
-fn non_finite(path: &Path, i: usize, features: usize, value: f64) -> SamplesError {
-    SamplesError::NonFinite {
+fn non_finite(path: &Path, i: usize, features: usize, value: f64) -> DataError {
+    DataError::NonFinite {
         path: path.to_path_buf(),
         row: i / features,
         column: i % features,
@@ -696,37 +514,33 @@ pub struct LabelFile {
 
 impl LabelFile {
     /// Open a labels file (IDX or `.npy`, raw or `.gz`).
-    pub fn open(path: &Path, opts: &LoadOptions) -> Result<Self, SamplesError> {
+    pub fn open(path: &Path, opts: &LoadOptions) -> Result<Self, DataError> {
         Self::from_loaded(path, &load_bytes(path, opts)?, opts.max_bytes)
     }
 
     /// Validate a labels file already in memory (tests and fuzzers).
-    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, SamplesError> {
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, DataError> {
         Self::from_loaded(path, bytes, LoadOptions::default().max_bytes)
     }
 
-    fn from_loaded(path: &Path, bytes: &[u8], limit: u64) -> Result<Self, SamplesError> {
+    fn from_loaded(path: &Path, bytes: &[u8], limit: u64) -> Result<Self, DataError> {
         let h = parse_any(path, bytes, limit)?;
         let elem = match (h.format, h.elem) {
             (Format::Npy, Some(e @ (Elem::U(_) | Elem::I(_)))) => e,
             (Format::Idx, Some(e @ (Elem::U(1) | Elem::I(_)))) => e,
             _ => {
-                return Err(SamplesError::BadDtype {
-                    path: path.to_path_buf(),
-                    dtype: h.dtype,
-                    role: "labels",
-                    expected: "an integer type (.npy); u8, i8, i16 or i32 (IDX)",
-                });
+                return Err(DataError::format(
+                    path,
+                    bad_dtype(
+                        &h.dtype,
+                        "labels",
+                        "an integer type (.npy); u8, i8, i16 or i32 (IDX)",
+                    ),
+                ));
             }
         };
         if h.shape.len() != 1 {
-            return Err(SamplesError::BadRank {
-                path: path.to_path_buf(),
-                found: h.shape.len(),
-                shape: h.shape,
-                role: "labels",
-                expected: "1",
-            });
+            return Err(DataError::format(path, bad_rank(&h.shape, "labels", "1")));
         }
         let body = &bytes[h.offset..];
         let mut labels = Vec::with_capacity(h.shape[0]);
@@ -754,14 +568,14 @@ impl LabelFile {
                 _ => unsigned as i128,
             };
             if value < 0 {
-                return Err(SamplesError::NegativeLabel {
+                return Err(DataError::NegativeLabel {
                     path: path.to_path_buf(),
                     index,
                     label: value as i64,
                 });
             }
             if value >= MAX_CLASSES as i128 {
-                return Err(SamplesError::BadLabel {
+                return Err(DataError::BadLabel {
                     path: path.to_path_buf(),
                     index,
                     label: value as u64,
@@ -806,9 +620,9 @@ impl LabelFile {
     }
 
     /// Check every label is below `classes`.
-    pub fn check_classes(&self, classes: usize) -> Result<(), SamplesError> {
+    pub fn check_classes(&self, classes: usize) -> Result<(), DataError> {
         match self.labels.iter().position(|&l| l as usize >= classes) {
-            Some(index) => Err(SamplesError::BadLabel {
+            Some(index) => Err(DataError::BadLabel {
                 path: self.path.clone(),
                 index,
                 label: self.labels[index] as u64,
@@ -830,7 +644,7 @@ pub struct Samples {
 
 impl Samples {
     /// Open and pair `features` and `labels`: the counts must agree.
-    pub fn open(features: &Path, labels: &Path, opts: &LoadOptions) -> Result<Self, SamplesError> {
+    pub fn open(features: &Path, labels: &Path, opts: &LoadOptions) -> Result<Self, DataError> {
         Self::pair(
             FeatureFile::open(features, opts)?,
             LabelFile::open(labels, opts)?,
@@ -838,11 +652,12 @@ impl Samples {
     }
 
     /// Pair two files already opened: the counts must agree.
-    pub fn pair(features: FeatureFile, labels: LabelFile) -> Result<Self, SamplesError> {
+    pub fn pair(features: FeatureFile, labels: LabelFile) -> Result<Self, DataError> {
         if features.len() != labels.len() {
-            return Err(SamplesError::CountMismatch {
+            return Err(DataError::CountMismatch {
                 features: features.path().to_path_buf(),
                 n_features: features.len(),
+                what: "samples",
                 labels: labels.path().to_path_buf(),
                 n_labels: labels.len(),
             });
@@ -900,16 +715,16 @@ pub fn open_train_test(
     paths: [&Path; 4],
     classes: Option<usize>,
     opts: &LoadOptions,
-) -> Result<TrainTest, SamplesError> {
+) -> Result<TrainTest, DataError> {
     let train = Samples::open(paths[0], paths[1], opts)?;
     let test = Samples::open(paths[2], paths[3], opts)?;
     if train.is_empty() {
-        return Err(SamplesError::NoSamples {
+        return Err(DataError::NoSamples {
             path: paths[0].to_path_buf(),
         });
     }
     if train.features.features() != test.features.features() {
-        return Err(SamplesError::FeatureMismatch {
+        return Err(DataError::FeatureMismatch {
             train: paths[0].to_path_buf(),
             train_features: train.features.features(),
             test: paths[2].to_path_buf(),
@@ -918,7 +733,7 @@ pub fn open_train_test(
     }
     let classes = classes.unwrap_or_else(|| train.labels.label_end().max(test.labels.label_end()));
     if !(2..=MAX_CLASSES).contains(&classes) {
-        return Err(SamplesError::BadClassCount { classes });
+        return Err(DataError::BadClassCount { classes });
     }
     train.labels.check_classes(classes)?;
     test.labels.check_classes(classes)?;

@@ -56,37 +56,16 @@ pub enum CheckpointError {
         /// The names found, comma separated.
         found: String,
     },
-    /// A tensor that is not f32.
-    #[error("{path}: tensor {name} has dtype {found}, expected F32")]
-    DType {
+    /// A tensor that is not what a checkpoint holds: not f32, of the wrong shape, or with a
+    /// NaN or infinite value.
+    #[error("{path}: tensor {name} {reason}")]
+    Tensor {
         /// The file.
         path: PathBuf,
         /// The tensor.
         name: String,
-        /// Its dtype.
-        found: String,
-    },
-    /// A tensor of the wrong shape.
-    #[error("{path}: tensor {name} has shape {found:?}, expected {expected}")]
-    Shape {
-        /// The file.
-        path: PathBuf,
-        /// The tensor.
-        name: String,
-        /// The shape found.
-        found: Vec<usize>,
-        /// The shape expected, in words.
-        expected: String,
-    },
-    /// NaN or infinite values.
-    #[error("{path}: tensor {name} holds a non-finite value at index {index}")]
-    NonFinite {
-        /// The file.
-        path: PathBuf,
-        /// The tensor.
-        name: String,
-        /// Flat index of the first bad value.
-        index: usize,
+        /// What is wrong with it, with what was expected and what was found.
+        reason: String,
     },
 }
 
@@ -225,7 +204,7 @@ pub fn load_with_extra(path: &Path) -> Result<Loaded, CheckpointError> {
 }
 
 /// Validate checkpoint bytes (`path` is only used in messages).
-pub fn from_bytes(
+pub(crate) fn from_bytes(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(Model, HashMap<String, String>), CheckpointError> {
@@ -296,11 +275,8 @@ impl Reader<'_> {
     fn tensor(&self, name: &str) -> Result<TensorView<'_>, CheckpointError> {
         let t = self.st.tensor(name).map_err(format_error(self.path))?;
         if t.dtype() != Dtype::F32 {
-            return Err(CheckpointError::DType {
-                path: self.path.to_path_buf(),
-                name: name.to_string(),
-                found: format!("{:?}", t.dtype()),
-            });
+            let found = t.dtype();
+            return Err(self.tensor_error(name, format!("has dtype {found:?}, expected F32")));
         }
         Ok(t)
     }
@@ -313,23 +289,25 @@ impl Reader<'_> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         match v.iter().position(|x| !x.is_finite()) {
-            Some(index) => Err(CheckpointError::NonFinite {
-                path: self.path.to_path_buf(),
-                name: name.to_string(),
-                index,
-            }),
+            Some(index) => {
+                Err(self.tensor_error(name, format!("holds a non-finite value at index {index}")))
+            }
             None => Ok(v),
+        }
+    }
+
+    /// What is wrong with the tensor `name`.
+    fn tensor_error(&self, name: &str, reason: String) -> CheckpointError {
+        CheckpointError::Tensor {
+            path: self.path.to_path_buf(),
+            name: name.to_string(),
+            reason,
         }
     }
 
     /// `name` has shape `found`, not `expected` (in words).
     fn shape_error(&self, name: &str, found: &[usize], expected: String) -> CheckpointError {
-        CheckpointError::Shape {
-            path: self.path.to_path_buf(),
-            name: name.to_string(),
-            found: found.to_vec(),
-            expected,
-        }
+        self.tensor_error(name, format!("has shape {found:?}, expected {expected}"))
     }
 
     /// The model from `W` (`[features, classes]`) and `b` (`[classes]`).

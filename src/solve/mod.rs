@@ -11,13 +11,13 @@
 //! ```
 //!
 //! the exact log-softmax cross-entropy (no clip, unlike the SGD tutorial's loss), the bias
-//! not penalised. scikit-learn's `C` is `λ = 1/(C·Σsᵢ)` ([`l2_from_c`]); without a λ the
+//! not penalised. scikit-learn's `C` is `λ = 1/(C·Σsᵢ)`; without a λ the
 //! solver takes scikit-learn's default `C = 1`, `λ = 1/Σsᵢ` (`1/n` without weights).
 //!
 //! ## One evaluation = one fused pass
 //! [`Objective::eval`] runs the fused forward + backward kernel once over all rows, read in
 //! place (u8 pixels converted in registers, no copy of the data, no allocation after the
-//! first call), on a team of threads. The rows are cut into chunks of [`CHUNK_ROWS`]
+//! first call), on a team of threads. The rows are cut into chunks of 1024 rows
 //! independent of the thread count; each chunk sums its loss in `f64` and its gradient in
 //! `f32` (32-row register blocks, 32 blocks), and the chunks are added in chunk order in
 //! `f64`. Every result is therefore bit-identical for any number of threads.
@@ -65,7 +65,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use lbfgs::Stop;
-pub use precondition::NotPositiveDefinite;
 
 use crate::compute::kernels::fused::{objective_rows, padded_classes, with_scratch};
 use crate::compute::kernels::share::{Team, lock};
@@ -75,6 +74,8 @@ use crate::data::aligned::AlignedF32;
 
 /// Rows per chunk of an evaluation (a multiple of the kernel's 32-row block). Fixed, so the
 /// summation order, and every result, is the same for any thread count.
+// Public for tests/solve.rs, which crosses chunk boundaries with it; hidden from the docs.
+#[doc(hidden)]
 pub const CHUNK_ROWS: usize = 1024;
 
 /// Why a problem or a solve was refused.
@@ -110,9 +111,15 @@ pub enum SolveError {
     /// The model could not be made (no features or classes).
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// The preconditioner's factorisation failed.
-    #[error(transparent)]
-    Precondition(#[from] NotPositiveDefinite),
+    /// The preconditioner's factorisation failed: the second-moment matrix is not positive
+    /// definite.
+    #[error("the second-moment matrix is not positive definite (pivot {index} is {value:e})")]
+    Precondition {
+        /// The pivot's index.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
 }
 
 /// The training data of an objective: pixels, labels, class count and sample weights,
@@ -218,11 +225,7 @@ impl<'a> Problem<'a> {
 }
 
 /// scikit-learn's `C` as the λ of the objective: `1/(C·Σsᵢ)`.
-///
-/// ```
-/// assert_eq!(mnist_logreg::solve::l2_from_c(1.0, 60000.0), 1.0 / 60000.0);
-/// ```
-pub fn l2_from_c(c: f64, weight_sum: f64) -> f64 {
+pub(crate) fn l2_from_c(c: f64, weight_sum: f64) -> f64 {
     1.0 / (c * weight_sum)
 }
 
@@ -588,7 +591,9 @@ pub fn solve(
     let started = Instant::now();
     let (d, k) = (problem.features(), problem.classes());
     check_start(start, d, k)?;
-    let l2 = cfg.l2.unwrap_or(1.0 / problem.weight_sum());
+    let l2 = cfg
+        .l2
+        .unwrap_or_else(|| l2_from_c(1.0, problem.weight_sum()));
     let mut objective = Objective::new(*problem, l2, cfg.isa, cfg.threads)?;
     let mut theta = match start {
         Some(m) => objective.theta_of(m),

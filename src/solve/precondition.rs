@@ -15,18 +15,9 @@
 //! for 2048 MNIST rows), a Cholesky factorisation (`(d+1)³/3` flops), then per iteration one
 //! `R⁻ᵀ·g` and one `R⁻¹·d` for the `K` classes (`2·K·(d+1)²` flops).
 
+use super::SolveError;
 use super::lbfgs::Coordinates;
 use crate::compute::kernels::Pixels;
-
-/// `M` was not positive definite: pivot `index` was `value`.
-#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
-#[error("the second-moment matrix is not positive definite (pivot {index} is {value:e})")]
-pub struct NotPositiveDefinite {
-    /// The pivot's index.
-    pub index: usize,
-    /// Its value.
-    pub value: f64,
-}
 
 /// The factor `R` (upper triangular, row-major, `n × n` with `n = features + 1`) and the
 /// class count `K` of the vectors it maps (class-major: `K` blocks of `n` values).
@@ -68,7 +59,7 @@ impl SecondMoment {
         alpha: f64,
         ridge: f64,
         sample_rows: usize,
-    ) -> Result<Self, NotPositiveDefinite> {
+    ) -> Result<Self, SolveError> {
         let rows = pixels.len() / features;
         let m = rows.min(sample_rows.max(1));
         let n = features + 1;
@@ -121,14 +112,15 @@ impl SecondMoment {
 }
 
 /// In place: the upper triangle of the symmetric `a` (`n × n`, row-major) becomes `R` with
-/// `RᵀR = a` (the strict lower triangle is zeroed).
-fn cholesky_upper(a: &mut [f64], n: usize) -> Result<(), NotPositiveDefinite> {
+/// `RᵀR = a` (the strict lower triangle is zeroed); [`SolveError::Precondition`] when `a` is
+/// not positive definite.
+fn cholesky_upper(a: &mut [f64], n: usize) -> Result<(), SolveError> {
     for k in 0..n {
         let (head, tail) = a.split_at_mut((k + 1) * n);
         let row_k = &mut head[k * n..];
         let pivot = row_k[k];
         if pivot.is_nan() || pivot <= 0.0 || !pivot.is_finite() {
-            return Err(NotPositiveDefinite {
+            return Err(SolveError::Precondition {
                 index: k,
                 value: pivot,
             });

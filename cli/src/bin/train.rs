@@ -266,6 +266,12 @@ enum Ended {
     Interrupted(run::StopSignal),
 }
 
+/// Steps that make `epochs` passes over `samples` training samples in batches of `batch_size`
+/// (the last batch of the run may cross into a further epoch).
+fn steps_for_epochs(epochs: usize, samples: usize, batch_size: usize) -> usize {
+    (epochs * samples).div_ceil(batch_size.max(1))
+}
+
 /// The spec of this run and where it starts: from the flags, or from the --resume checkpoint.
 /// With --epochs the step count depends on the training set's size, `train_len`.
 fn spec_and_start(
@@ -299,7 +305,7 @@ fn spec_and_start(
     }
     let steps = match (args.steps, args.epochs) {
         (Some(steps), _) => steps,
-        (None, Some(epochs)) => train::steps_for_epochs(epochs, train_len, args.batch_size),
+        (None, Some(epochs)) => steps_for_epochs(epochs, train_len, args.batch_size),
         (None, None) => TrainConfig::default().steps,
     };
     let spec = RunSpec {
@@ -627,7 +633,7 @@ struct Saving<'a> {
     spec: &'a RunSpec,
     data_dir: &'a Path,
     novelty: Option<&'a Novelty>,
-    names: &'a mnist_logreg::classes::ClassNames,
+    names: &'a mnist_logreg_cli::classes::ClassNames,
 }
 
 impl Saving<'_> {
@@ -743,7 +749,7 @@ fn finish(
                 }
                 let classes = model.classes();
                 if classes <= MAX_CONFUSION_CLASSES {
-                    let counts = train::confusion(&eval.predictions, data.test_labels(), classes);
+                    let counts = plot::confusion(&eval.predictions, data.test_labels(), classes);
                     plot::confusion_matrix(&dir.join("confusion.svg"), &counts, names)?;
                 } else {
                     eprintln!(

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mnist_logreg::classes::ClassNames;
-use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Resident, Verification};
+use crate::classes::ClassNames;
+use mnist_logreg::dataset::{ChecksumPolicy, Dataset, Resident};
 use mnist_logreg::idx::LoadOptions;
 use mnist_logreg::kernels::{Input, Pixels};
 use mnist_logreg::samples::{TrainTest, open_train_test};
@@ -67,12 +67,12 @@ enum Store {
     },
     F32 {
         train: Resident<f32>,
-        test: mnist_logreg::aligned::AlignedF32,
+        test: mnist_logreg::dataset::AlignedF32,
     },
     /// Own u8 files read by an `f32` kernel: converted copies.
     FilesF32 {
-        train: mnist_logreg::aligned::AlignedF32,
-        test: mnist_logreg::aligned::AlignedF32,
+        train: mnist_logreg::dataset::AlignedF32,
+        test: mnist_logreg::dataset::AlignedF32,
     },
 }
 
@@ -101,8 +101,8 @@ impl std::fmt::Debug for LoadedData {
     }
 }
 
-fn to_f32(pixels: Pixels) -> mnist_logreg::aligned::AlignedF32 {
-    let mut out = mnist_logreg::aligned::AlignedF32::zeros(pixels.len());
+fn to_f32(pixels: Pixels) -> mnist_logreg::dataset::AlignedF32 {
+    let mut out = mnist_logreg::dataset::AlignedF32::zeros(pixels.len());
     match pixels {
         Pixels::U8(p) => mnist_logreg::dataset::pixels_to_f32(p, &mut out),
         Pixels::F32(x) => out.copy_from_slice(x),
@@ -271,7 +271,7 @@ impl LoadedData {
 
     /// True when the files matched the MNIST checksums.
     pub fn verified(&self) -> bool {
-        matches!(&self.sets, Sets::Mnist(d) if d.verification == Verification::Mnist)
+        matches!(&self.sets, Sets::Mnist(d) if d.verified)
     }
 
     /// The training split as the kernels read it.

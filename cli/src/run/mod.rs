@@ -61,9 +61,9 @@ pub const NO_NOVELTY_NOTE: &str = "note: this model has no novelty score (it was
      one, e.g. from Python or by a version before the score): hand-made rules decide which \
      answers to doubt; `train --save` on 28×28 pictures stores the calibrated score";
 
+use crate::classes::ClassNamesError;
+use mnist_logreg::DataError;
 use mnist_logreg::checkpoint::CheckpointError;
-use mnist_logreg::classes::ClassNamesError;
-use mnist_logreg::dataset::DatasetError;
 use mnist_logreg::kernels::{Isa, SimdChoice, SimdError};
 use mnist_logreg::train::TrainError;
 
@@ -71,9 +71,9 @@ use mnist_logreg::train::TrainError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The data directory or its files.
+    /// The data: the data directory or its files, or own data files (`--train-images` …).
     #[error(transparent)]
-    Dataset(#[from] DatasetError),
+    Data(#[from] DataError),
     /// A checkpoint that cannot be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -83,9 +83,6 @@ pub enum RunError {
     /// A class-names file.
     #[error(transparent)]
     ClassNames(#[from] ClassNamesError),
-    /// Own data files (`--train-images` …).
-    #[error(transparent)]
-    Samples(#[from] mnist_logreg::samples::SamplesError),
     /// Training stopped on an error.
     #[error(transparent)]
     Train(#[from] TrainError),
@@ -171,7 +168,7 @@ pub fn cli_message(e: &(dyn std::error::Error + 'static)) -> String {
             .to_string()
             .replace("set allow_non_finite", "pass --allow-non-finite"),
     };
-    let dataset = |e: &DatasetError| {
+    let data = |e: &DataError| {
         e.to_string().replace(
             "ChecksumPolicy::Skip loads it anyway",
             "use --checksum skip to load it anyway",
@@ -180,13 +177,13 @@ pub fn cli_message(e: &(dyn std::error::Error + 'static)) -> String {
     if let Some(e) = e.downcast_ref::<RunError>() {
         match e {
             RunError::Train(e) => train(e),
-            RunError::Dataset(e) => dataset(e),
+            RunError::Data(e) => data(e),
             e => e.to_string(),
         }
     } else if let Some(e) = e.downcast_ref::<TrainError>() {
         train(e)
-    } else if let Some(e) = e.downcast_ref::<DatasetError>() {
-        dataset(e)
+    } else if let Some(e) = e.downcast_ref::<DataError>() {
+        data(e)
     } else {
         e.to_string()
     }

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::classes::ClassNames;
 use mnist_logreg::batch::ShuffleKind;
 use mnist_logreg::checkpoint::{self};
-use mnist_logreg::classes::ClassNames;
 use mnist_logreg::kernels::{ClipGradient, Isa, Kernel, KernelKind};
 use mnist_logreg::model::Model;
 use mnist_logreg::train::{Progress, TrainConfig};
@@ -51,7 +51,7 @@ pub fn class_names_of(
         ));
     };
     let mut warnings = Vec::new();
-    let file = data_dir.join(mnist_logreg::classes::DEFAULT_FILE);
+    let file = data_dir.join(crate::classes::DEFAULT_FILE);
     if file.is_file() {
         match ClassNames::load(&file, classes) {
             Ok(theirs) if theirs != own => warnings.push(format!(

@@ -81,7 +81,7 @@ fn verdicts() {
     // tutorial's; else only what was measured to help (the rate 0.001, never another seed or
     // the clip rule, which lost to the default on Fashion-MNIST).
     let stalled = verdict(1000, false, 5, &no_nine, 10);
-    let names = mnist_logreg::classes::ClassNames::numbered(10);
+    let names = crate::classes::ClassNames::numbered(10);
     let fast = stalled.message(&names, 100.0).unwrap();
     assert!(fast.contains("learning rate 100 is above"), "{fast}");
     let huge = stalled.message(&names, 1e30).unwrap();

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::classes::ClassNames;
 use crate::metrics::Summary;
-use mnist_logreg::classes::ClassNames;
 use mnist_logreg::kernels::{Isa, Kernel, Stats};
 use mnist_logreg::model::Model;
 use mnist_logreg::train::{self, TrainOutcome};
@@ -131,6 +131,18 @@ fn stall_advice(learning_rate: f32) -> String {
     }
 }
 
+/// Classes that never appear in `predictions` (a stalled class, see `docs/cli.md`, "Seeds,
+/// stalls, and a recipe that never stalls").
+fn never_predicted(predictions: &[u32], classes: usize) -> Vec<usize> {
+    let mut seen = vec![false; classes];
+    for &p in predictions {
+        if let Some(s) = seen.get_mut(p as usize) {
+            *s = true;
+        }
+    }
+    (0..classes).filter(|&c| !seen[c]).collect()
+}
+
 /// Judge a run that took `steps` steps (`from_checkpoint`: it started from a loaded model).
 pub fn verdict(
     steps: usize,
@@ -139,7 +151,7 @@ pub fn verdict(
     predictions: &[u32],
     classes: usize,
 ) -> Verdict {
-    let never_predicted = train::never_predicted(predictions, classes);
+    let never_predicted = never_predicted(predictions, classes);
     if steps == 0 && !from_checkpoint {
         Verdict::Untrained
     } else if never_predicted.is_empty() {

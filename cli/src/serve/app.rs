@@ -4,9 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::answer::{Answer, Judge};
+use crate::classes::ClassNames;
 use crate::novelty::Novelty;
 use crate::preprocess::{self, DecodeError, Invert, PreprocessError, SIDE};
-use mnist_logreg::classes::ClassNames;
 use mnist_logreg::dataset::Split;
 use mnist_logreg::kernels::{Isa, KernelKind};
 use mnist_logreg::model::Model;

@@ -17,7 +17,10 @@
 //! The `_u8` variants are the same kernels fed with the u8 pixels of the mapped file
 //! (each row converted to `f32` once per call, the 1/255 folded into the logits and the
 //! gradient) instead of the `f32` buffer. The fused kernels run on the instruction set chosen at run
-//! time ([`simd::Isa`]): AVX-512F, AVX2+FMA or SSE2 on x86-64, NEON on aarch64, or scalar.
+//! time ([`Isa`]): AVX-512F, AVX2+FMA or SSE2 on x86-64, NEON on aarch64, or scalar. Code of
+//! your own runs on it the same way: a [`WithSimd`] computation, generic over the sealed
+//! [`Simd`] trait, passed to [`Isa::run`] (why run-time dispatch, why tokens, why not `pulp` or
+//! `std::simd`: the module docs of `simd/mod.rs`).
 
 pub(crate) mod fused;
 pub(crate) mod gemm;
@@ -27,10 +30,10 @@ pub(crate) mod parallel;
 #[doc(hidden)]
 pub mod reference;
 pub(crate) mod share;
-pub mod simd;
+pub(crate) mod simd;
 pub(crate) mod softmax;
 
-pub use simd::{Isa, SimdChoice, SimdError};
+pub use simd::{Isa, Simd, SimdChoice, SimdError, WithSimd};
 pub use softmax::ClipGradient;
 
 use crate::compute::model::{Grads, Model};

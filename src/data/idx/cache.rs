@@ -7,9 +7,10 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use crate::data::error::DataError;
 use crate::file_error::FileError;
 
-use super::{DTYPE_U8, GZIP_MAGIC, IdxError, IdxKind, LoadOptions, check_len, hex, parse_header};
+use super::{DTYPE_U8, GZIP_MAGIC, IdxKind, LoadOptions, check_len, hex, parse_header};
 
 /// Read at most `buf.len()` bytes, stopping early only at end of stream.
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -28,14 +29,16 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Decompress a gzip stream holding an IDX file into `out`, validating the header before the
 /// body is inflated and the exact length after: never writes more than the header claims (+1
 /// byte to detect trailing data). Returns the number of bytes written.
+// Public for the tests and benches only (hidden, like its re-export in `idx`).
+#[doc(hidden)]
 pub fn decompress_idx(
     path: &Path,
     compressed: impl Read,
     kind: IdxKind,
     max_bytes: u64,
     out: &mut impl Write,
-) -> Result<u64, IdxError> {
-    let gz_err = |source| IdxError::Gzip {
+) -> Result<u64, DataError> {
+    let gz_err = |source| DataError::Gzip {
         path: path.to_path_buf(),
         source,
     };
@@ -67,6 +70,8 @@ pub fn decompress_idx(
 }
 
 /// The directory where decompressed copies of files in `data_dir` are cached.
+// Public for the tests only (hidden, like its re-export in `idx`).
+#[doc(hidden)]
 pub fn cache_dir_for(data_dir: &Path, opts: &LoadOptions) -> PathBuf {
     if let Some(dir) = &opts.cache_dir {
         return dir.clone();
@@ -107,22 +112,25 @@ pub(crate) fn decompress_cached(
     gz: &Path,
     kind: IdxKind,
     opts: &LoadOptions,
-) -> Result<PathBuf, IdxError> {
+) -> Result<PathBuf, DataError> {
     let mut file = File::open(gz).map_err(FileError::on(gz, "cannot open"))?;
     let meta = file.metadata().map_err(FileError::on(gz, "cannot stat"))?;
     let mut magic = [0u8; 4];
     let n = read_up_to(&mut file, &mut magic).map_err(FileError::on(gz, "cannot read"))?;
     if !magic[..n].starts_with(&GZIP_MAGIC) || n < 2 {
         let looks_raw = n >= 3 && magic[..3] == [0, 0, DTYPE_U8];
-        return Err(IdxError::NotGzip {
-            path: gz.to_path_buf(),
-            found: hex(&magic[..n]),
-            hint: if looks_raw {
-                ": it looks like raw IDX data, remove the .gz suffix"
-            } else {
-                ""
-            },
-        });
+        let hint = if looks_raw {
+            ": it looks like raw IDX data, remove the .gz suffix"
+        } else {
+            ""
+        };
+        return Err(DataError::format(
+            gz,
+            format!(
+                "named .gz but is not gzip data (first bytes {}){hint}",
+                hex(&magic[..n])
+            ),
+        ));
     }
     let mtime = meta
         .modified()

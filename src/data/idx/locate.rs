@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::IdxError;
+use crate::data::error::DataError;
 
 /// The accepted file names for `stem` (e.g. `train-images`) and `suffix` (e.g. `idx3-ubyte`),
 /// in order of preference: raw with `-`, raw with `.`, then the `.gz` of each.
@@ -17,7 +17,9 @@ pub(crate) fn candidate_names(stem: &str, suffix: &str) -> [String; 4] {
 }
 
 /// Find the file for `stem`/`suffix` in `dir` (raw with `-`, raw with `.`, then the `.gz` of each, in that order).
-pub fn locate(dir: &Path, stem: &str, suffix: &str) -> Result<PathBuf, IdxError> {
+// Public for the integration tests only (hidden, like its re-export in `idx`).
+#[doc(hidden)]
+pub fn locate(dir: &Path, stem: &str, suffix: &str) -> Result<PathBuf, DataError> {
     let problem = if !dir.exists() {
         Some("does not exist")
     } else if !dir.is_dir() {
@@ -25,11 +27,12 @@ pub fn locate(dir: &Path, stem: &str, suffix: &str) -> Result<PathBuf, IdxError>
     } else {
         None
     };
+    let missing = |reason: String| DataError::Missing {
+        dir: dir.to_path_buf(),
+        reason,
+    };
     if let Some(problem) = problem {
-        return Err(IdxError::Directory {
-            dir: dir.to_path_buf(),
-            problem,
-        });
+        return Err(missing(format!("the data directory {problem}")));
     }
     let names = candidate_names(stem, suffix);
     if let Some(found) = names.iter().map(|n| dir.join(n)).find(|p| p.is_file()) {
@@ -38,17 +41,16 @@ pub fn locate(dir: &Path, stem: &str, suffix: &str) -> Result<PathBuf, IdxError>
     // `train-images-idx3-ubyte/train-images-idx3-ubyte`: name the layout, not just the miss.
     for folder in names.iter().map(|n| dir.join(n)).filter(|p| p.is_dir()) {
         if let Some(inner) = names.iter().map(|n| folder.join(n)).find(|p| p.is_file()) {
-            return Err(IdxError::Nested {
-                dir: dir.to_path_buf(),
-                stem: stem.to_string(),
-                folder,
-                inner,
-            });
+            return Err(missing(format!(
+                "no {stem} file, but {} is a folder holding {}; some downloads unpack each file into a folder of its own name: move the files up into {}",
+                folder.display(),
+                inner.display(),
+                dir.display()
+            )));
         }
     }
-    Err(IdxError::Missing {
-        dir: dir.to_path_buf(),
-        stem: stem.to_string(),
-        tried: names.join(", "),
-    })
+    Err(missing(format!(
+        "no {stem} file found (looked for {})",
+        names.join(", ")
+    )))
 }

@@ -4,7 +4,7 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `mod.rs` | the format: errors, [`IdxKind`], header parsing, [`IdxFile`] (mapped or read) |
+//! | `mod.rs` | the format: [`IdxKind`], header parsing, [`IdxFile`] (mapped or read) |
 //! | `locate.rs` | which file of a directory holds a stem (`locate`) |
 //! | `cache.rs` | `.gz` decompressed once into a cache directory, written atomically, swept |
 //!
@@ -39,160 +39,19 @@ pub use cache::{cache_dir_for, decompress_idx};
 pub use locate::locate;
 
 use std::fs::File;
-use std::io::{self, Read, Seek};
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 use memmap2::Mmap;
 
+use crate::data::error::DataError;
 use crate::file_error::FileError;
 
 /// The element type byte of u8 data, the only type MNIST uses.
 pub(crate) const DTYPE_U8: u8 = 0x08;
 /// The two leading bytes of a gzip stream.
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Everything that can be wrong with one IDX file. Every variant names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IdxError {
-    /// The file could not be opened, read or written.
-    #[error(transparent)]
-    Io(#[from] FileError),
-    /// None of the accepted names exists in the directory.
-    #[error("{dir}: no {stem} file found (looked for {tried})")]
-    Missing {
-        /// The directory searched.
-        dir: PathBuf,
-        /// Which file, e.g. `train-images`.
-        stem: String,
-        /// The names tried, comma separated.
-        tried: String,
-    },
-    /// The data directory itself is missing or a file.
-    #[error("{dir}: the data directory {problem}")]
-    Directory {
-        /// The path given.
-        dir: PathBuf,
-        /// `does not exist` or `is not a directory`.
-        problem: &'static str,
-    },
-    /// The file sits one folder too deep, in a folder named like the file (as some downloads
-    /// unpack each archive).
-    #[error(
-        "{dir}: no {stem} file, but {folder} is a folder holding {inner}; some downloads unpack each file into a folder of its own name: move the files up into {dir}"
-    )]
-    Nested {
-        /// The directory searched.
-        dir: PathBuf,
-        /// Which file, e.g. `train-images`.
-        stem: String,
-        /// The folder named like the file.
-        folder: PathBuf,
-        /// The file inside it.
-        inner: PathBuf,
-    },
-    /// Shorter than its own header.
-    #[error("{path}: {found} bytes is too short for an IDX header of {expected} bytes")]
-    TooShort {
-        /// The file.
-        path: PathBuf,
-        /// Bytes needed for the header.
-        expected: usize,
-        /// Bytes present.
-        found: usize,
-    },
-    /// The first two bytes are not zero.
-    #[error("{path}: bad IDX magic: expected 00 00 08 {expected_ndim:02x}, found {found}")]
-    BadMagic {
-        /// The file.
-        path: PathBuf,
-        /// Expected dimension count.
-        expected_ndim: usize,
-        /// The first four bytes, hex.
-        found: String,
-    },
-    /// Element type other than u8.
-    #[error("{path}: element type 0x{found:02x} is not supported: expected 0x08 (u8)")]
-    BadElementType {
-        /// The file.
-        path: PathBuf,
-        /// The type byte found.
-        found: u8,
-    },
-    /// Wrong number of dimensions for what the file should hold.
-    #[error("{path}: {found} dimensions, expected {expected} ({what})")]
-    BadRank {
-        /// The file.
-        path: PathBuf,
-        /// Expected dimension count.
-        expected: usize,
-        /// Found dimension count.
-        found: usize,
-        /// `images` or `labels`.
-        what: &'static str,
-    },
-    /// Images of another size than expected.
-    #[error("{path}: images are {found_rows}×{found_cols} pixels, expected {rows}×{cols}")]
-    BadImageSize {
-        /// The file.
-        path: PathBuf,
-        /// Expected rows.
-        rows: u32,
-        /// Expected columns.
-        cols: u32,
-        /// Found rows.
-        found_rows: u32,
-        /// Found columns.
-        found_cols: u32,
-    },
-    /// Body size overflows or exceeds the configured limit.
-    #[error("{path}: header claims {claimed} bytes of data, over the limit of {limit} bytes")]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Bytes claimed by the header (saturated at u64::MAX).
-        claimed: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// The file length does not match the header.
-    #[error("{path}: {found} bytes, but the header says {expected} bytes ({fault})")]
-    BadLength {
-        /// The file.
-        path: PathBuf,
-        /// Length implied by the header.
-        expected: u64,
-        /// Actual length (of the decompressed data for `.gz`).
-        found: u64,
-        /// `truncated` or `trailing bytes`.
-        fault: &'static str,
-    },
-    /// A raw file that holds gzip data.
-    #[error("{path}: is gzip-compressed data but its name has no .gz suffix (rename it to .gz)")]
-    UnexpectedGzip {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A `.gz` file that is not gzip.
-    #[error("{path}: named .gz but is not gzip data (first bytes {found}){hint}")]
-    NotGzip {
-        /// The file.
-        path: PathBuf,
-        /// First bytes, hex.
-        found: String,
-        /// A hint, e.g. that it looks like raw IDX.
-        hint: &'static str,
-    },
-    /// The gzip stream is corrupt (bad deflate data, CRC mismatch, truncated stream).
-    #[error("{path}: corrupt gzip stream: {source}")]
-    Gzip {
-        /// The file.
-        path: PathBuf,
-        /// What flate2 reported.
-        source: io::Error,
-    },
-}
 
 /// What an IDX file must hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,28 +90,33 @@ impl IdxKind {
     pub fn header_len(self) -> usize {
         4 + 4 * self.ndim()
     }
-}
 
-/// A validated IDX header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IdxHeader {
-    /// What the file holds.
-    pub kind: IdxKind,
-    /// Number of items (images or labels).
-    pub count: usize,
-}
-
-impl IdxHeader {
     /// Bytes per item (1 for labels, rows·cols for images).
-    pub fn item_len(&self) -> usize {
-        match self.kind {
+    pub fn item_len(self) -> usize {
+        match self {
             IdxKind::Labels => 1,
             IdxKind::Images { rows, cols } => rows as usize * cols as usize,
         }
     }
+}
+
+/// A validated IDX header: what the file holds and how many items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdxHeader {
+    /// What the file holds.
+    pub(crate) kind: IdxKind,
+    /// Number of items (images or labels).
+    pub(crate) count: usize,
+}
+
+impl IdxHeader {
+    /// Bytes per item (1 for labels, rows·cols for images).
+    pub(crate) fn item_len(&self) -> usize {
+        self.kind.item_len()
+    }
 
     /// Total file length the header implies.
-    pub fn file_len(&self) -> u64 {
+    pub(crate) fn file_len(&self) -> u64 {
         self.kind.header_len() as u64 + self.count as u64 * self.item_len() as u64
     }
 }
@@ -295,58 +159,52 @@ pub(crate) fn parse_header(
     bytes: &[u8],
     kind: IdxKind,
     max_bytes: u64,
-) -> Result<IdxHeader, IdxError> {
-    let path = || path.to_path_buf();
+) -> Result<IdxHeader, DataError> {
+    let bad = |reason: String| Err(DataError::format(path, reason));
     if bytes.starts_with(&GZIP_MAGIC) {
-        return Err(IdxError::UnexpectedGzip { path: path() });
+        return bad(
+            "is gzip-compressed data but its name has no .gz suffix (rename it to .gz)".into(),
+        );
     }
     let expected = kind.header_len();
+    let too_short = || {
+        let found = bytes.len();
+        format!("{found} bytes is too short for an IDX header of {expected} bytes")
+    };
     if bytes.len() < 4 {
-        return Err(IdxError::TooShort {
-            path: path(),
-            expected,
-            found: bytes.len(),
-        });
+        return bad(too_short());
     }
     if bytes[0] != 0 || bytes[1] != 0 {
-        return Err(IdxError::BadMagic {
-            path: path(),
-            expected_ndim: kind.ndim(),
-            found: hex(&bytes[..4]),
-        });
+        return bad(format!(
+            "bad IDX magic: expected 00 00 08 {:02x}, found {}",
+            kind.ndim(),
+            hex(&bytes[..4])
+        ));
     }
     if bytes[2] != DTYPE_U8 {
-        return Err(IdxError::BadElementType {
-            path: path(),
-            found: bytes[2],
-        });
+        return bad(format!(
+            "element type 0x{:02x} is not supported: expected 0x08 (u8)",
+            bytes[2]
+        ));
     }
     if bytes[3] as usize != kind.ndim() {
-        return Err(IdxError::BadRank {
-            path: path(),
-            expected: kind.ndim(),
-            found: bytes[3] as usize,
-            what: kind.what(),
-        });
+        return bad(format!(
+            "{} dimensions, expected {} ({})",
+            bytes[3],
+            kind.ndim(),
+            kind.what()
+        ));
     }
     if bytes.len() < expected {
-        return Err(IdxError::TooShort {
-            path: path(),
-            expected,
-            found: bytes.len(),
-        });
+        return bad(too_short());
     }
     let dim = |i: usize| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap());
     if let IdxKind::Images { rows, cols } = kind {
         let (found_rows, found_cols) = (dim(1), dim(2));
         if (found_rows, found_cols) != (rows, cols) {
-            return Err(IdxError::BadImageSize {
-                path: path(),
-                rows,
-                cols,
-                found_rows,
-                found_cols,
-            });
+            return bad(format!(
+                "images are {found_rows}×{found_cols} pixels, expected {rows}×{cols}"
+            ));
         }
     }
     let header = IdxHeader {
@@ -355,8 +213,8 @@ pub(crate) fn parse_header(
     };
     let claimed = header.file_len();
     if claimed > max_bytes || usize::try_from(claimed).is_err() {
-        return Err(IdxError::TooLarge {
-            path: path(),
+        return Err(DataError::TooLarge {
+            path: path.to_path_buf(),
             claimed,
             limit: max_bytes,
         });
@@ -365,21 +223,22 @@ pub(crate) fn parse_header(
 }
 
 /// Check that `len` is exactly the length the header implies.
-fn check_len(path: &Path, header: &IdxHeader, len: u64) -> Result<(), IdxError> {
+fn check_len(path: &Path, header: &IdxHeader, len: u64) -> Result<(), DataError> {
     let expected = header.file_len();
     if len != expected {
-        return Err(IdxError::BadLength {
-            path: path.to_path_buf(),
-            expected,
-            found: len,
-            fault: if len < expected {
-                "truncated"
-            } else {
-                "trailing bytes"
-            },
-        });
+        return Err(DataError::format(path, bad_length(len, expected)));
     }
     Ok(())
+}
+
+/// The message of a file of `found` bytes whose header says `expected` (IDX and `.npy` alike).
+pub(crate) fn bad_length(found: u64, expected: u64) -> String {
+    let fault = if found < expected {
+        "truncated"
+    } else {
+        "trailing bytes"
+    };
+    format!("{found} bytes, but the header says {expected} bytes ({fault})")
 }
 
 /// The bytes of a raw IDX file: mapped or owned.
@@ -409,7 +268,7 @@ impl std::fmt::Debug for IdxFile {
 
 impl IdxFile {
     /// Validate raw IDX bytes already in memory (used by tests and fuzzers too).
-    pub fn from_bytes(path: &Path, bytes: Vec<u8>, kind: IdxKind) -> Result<Self, IdxError> {
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>, kind: IdxKind) -> Result<Self, DataError> {
         let header = parse_header(path, &bytes, kind, LoadOptions::default().max_bytes)?;
         check_len(path, &header, bytes.len() as u64)?;
         Ok(Self {
@@ -421,7 +280,7 @@ impl IdxFile {
     }
 
     /// Open `path`: a raw IDX file, or a `.gz` one (decompressed once into the cache).
-    pub fn open(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, IdxError> {
+    pub fn open(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, DataError> {
         if path.extension().is_some_and(|e| e == "gz") {
             let raw = decompress_cached(path, kind, opts)?;
             let mut file = Self::open_raw(&raw, kind, opts)?;
@@ -433,7 +292,7 @@ impl IdxFile {
     }
 
     /// Open a raw (uncompressed) IDX file, mapped or read according to `opts`.
-    pub fn open_raw(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, IdxError> {
+    pub fn open_raw(path: &Path, kind: IdxKind, opts: &LoadOptions) -> Result<Self, DataError> {
         let mut file = File::open(path).map_err(FileError::on(path, "cannot open"))?;
         let len = file
             .metadata()
@@ -482,8 +341,13 @@ impl IdxFile {
     }
 
     /// The validated header.
-    pub fn header(&self) -> IdxHeader {
+    pub(crate) fn header(&self) -> IdxHeader {
         self.header
+    }
+
+    /// What the file holds (labels, or images of their size), as its header says.
+    pub fn kind(&self) -> IdxKind {
+        self.header.kind
     }
 
     /// Number of items.

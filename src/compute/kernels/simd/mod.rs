@@ -315,7 +315,7 @@ impl Isa {
     /// Run `op` on this path: compiled for its instruction set, with its token.
     ///
     /// ```
-    /// use mnist_logreg::kernels::simd::{Isa, Simd, WithSimd};
+    /// use mnist_logreg::kernels::{Isa, Simd, WithSimd};
     ///
     /// /// Σ x·y, one vector at a time (then the scalar tail).
     /// struct Dot<'a>(&'a [f32], &'a [f32]);
