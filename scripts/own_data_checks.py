@@ -18,7 +18,9 @@ Parts (`--only NAME[,NAME…]`):
 - rss:     a 1 GiB float32 .npy training matrix (262 144 x 1024, labels 0..9):
            max RSS of `train --steps 200` and of `train --solver lbfgs --max-iter 3`
            <= 1.15 x the file's size.
-- bad:     bad inputs are refused with one message and a non-zero exit, no panic.
+- bad:     bad inputs are refused with one message and a non-zero exit, no panic; a
+           big-endian float32 .npy passes when it is refused so, or when it is read as the
+           same run as its little-endian twin.
 - digits, latent, d14opt (or `opt` for the three): `train --solver lbfgs` against the f64
            optimum of f = (1/n) sum CE + (lam/2) ||W||^2, lam = 1/n, b not penalised
            (scripts/reference_optimum.py's solve_features, gradient max-norm <= 1e-9):
@@ -27,6 +29,9 @@ Parts (`--only NAME[,NAME…]`):
            as given); latent: 100 classes in a 64-dim latent space mapped to 512 features;
            d14opt: the u8 set of d14 (read as x / 255). For latent also scikit-learn's
            LogisticRegression(max_iter=1000) (skipped with --skip-sklearn).
+
+The first run computes the f64 optima (cached in target/own-data/optima/ by the data's hash;
+10-20 minutes each for latent and d14opt on a loaded 2-core machine).
 
 Wall times printed by the checks are measured on whatever machine runs them: they are marked
 "under load" and are not speed figures. `--timing-rounds N` instead interleaves N rounds, on
@@ -44,6 +49,8 @@ Run (from the repository root; build first):
     python3 -m venv target/venv-checks && target/venv-checks/bin/pip install numpy scipy scikit-learn safetensors
     target/venv-checks/bin/python scripts/own_data_checks.py [--only NAME] [--skip-sklearn]
     target/venv-checks/bin/python scripts/own_data_checks.py --timing-rounds 5
+(for the scikit-learn-intelex rows of --timing-rounds, also `pip install scikit-learn-intelex`
+into the environment).
 """
 
 import argparse
