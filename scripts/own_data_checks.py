@@ -506,8 +506,8 @@ def part_bad(args):
                r.rc != 0 and not r.panicked())
     # Big-endian float32: refused clearly, or read as the little-endian twin.
     be = train(*own(dict(base, xtr=d / "big-endian.npy")), "--steps", "50")
-    le = train(*own(base), "--steps", "50")
     print(f"  stderr: {be.err.strip()}")
+    le = train(*own(base), "--steps", "50")
     if be.rc == 0:
         same = be.accuracy() == le.accuracy() and be.out.split("timing")[0] == le.out.split("timing")[0]
         record("bad", "big-endian f32 npy: accepted", f"accuracy {be.accuracy()} vs little-endian {le.accuracy()}",
