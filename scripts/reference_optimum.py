@@ -80,7 +80,15 @@ def objective(theta, x1, y, s, lam, k):
 
 
 def solve(px, y, s, lam, k):
-    x1 = np.hstack([px.astype(np.float64) / 255.0, np.ones((px.shape[0], 1))])
+    """The optimum for u8 pixels px, read as px / 255."""
+    return solve_features(px.astype(np.float64) / 255.0, y, s, lam, k)
+
+
+def solve_features(x, y, s, lam, k, restarts=3):
+    """The optimum for float features x (n x d, used as given; scripts/own_data_checks.py
+    uses it for its float data sets): (f, grad max-norm, theta = [W; b], iterations of the
+    last restart)."""
+    x1 = np.hstack([np.asarray(x, dtype=np.float64), np.ones((x.shape[0], 1))])
     d1 = x1.shape[1]
     # Preconditioner: R^T R = 0.01 * E_s[[x 1][x 1]^T] + lam * diag(1, ..., 1, 0).
     m = 0.01 * (x1.T * (s / s.sum())) @ x1
@@ -94,7 +102,7 @@ def solve(px, y, s, lam, k):
         return f, solve_triangular(r, g, trans="T", lower=False).ravel()
 
     u = np.zeros(d1 * k)
-    for _ in range(3):  # restarts refresh the curvature pairs; each ends on gtol/ftol
+    for _ in range(restarts):  # restarts refresh the curvature pairs; each ends on gtol/ftol
         res = minimize(fu, u, jac=True, method="L-BFGS-B",
                        options={"maxiter": 20000, "maxcor": 30, "gtol": 1e-13, "ftol": 1e-16})
         u = res.x
