@@ -1,7 +1,7 @@
 //! Hostile bytes for the binaries' picture decoder (`predict`, `serve`): arbitrary bytes,
 //! mutated valid pictures and a replay of the `image_file` fuzz corpora (`fuzz/seeds`,
 //! `fuzz/corpus-min`) through the entry point the cargo-fuzz target uses. The library's
-//! parsers have theirs in the library's `tests/hostile_input.rs`.
+//! parsers have theirs in the library's `tests/library/hostile_input.rs`.
 
 use std::path::PathBuf;
 

@@ -2,9 +2,9 @@
 //! bytes, valid files with flipped / truncated / extended bytes, and a replay of the fuzz
 //! seed corpora and minimized fuzz corpora (`fuzz/seeds`, `fuzz/corpus-min`; an input that
 //! ever crashed a target belongs in `corpus-min`) through the same entry points the cargo-fuzz
-//! targets use. The binaries' picture decoder has the same tests in `cli/tests/hostile_input.rs`.
+//! targets use. The binaries' picture decoder has the same tests in `cli/tests/cli/hostile_input.rs`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
