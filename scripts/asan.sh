@@ -6,6 +6,8 @@
 # The property tests run PROPTEST_CASES (default 64) cases each here, not 256: the native run
 # keeps the full count, and ASan looks at the memory accesses of every SIMD path in each case.
 # Line tables (not full debug info) are enough for ASan's reports and compile faster.
+# The library's test crate (tests/library/) is built whole; the name filters run its
+# public_api and kernels modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! cargo +nightly --version >/dev/null 2>&1; then
@@ -19,4 +21,4 @@ ASAN_OPTIONS="detect_leaks=0" \
 CARGO_TARGET_DIR=target/asan CARGO_PROFILE_DEV_DEBUG=line-tables-only \
 PROPTEST_CASES="${PROPTEST_CASES:-64}" \
     cargo +nightly test -p mnist-logreg --target "$host" --no-default-features \
-    --test public_api --test kernels
+    --test library -- public_api:: kernels::

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Other CPUs than CI's own, on CI's x86-64 Debian machine:
 #   aarch64-unknown-linux-gnu : build with Debian's Rust 1.96 and its arm64 std, clippy, and
-#                               under qemu-aarch64: the library's unit tests, tests/kernels.rs
-#                               (proptests against the f64 reference, thread-count bit-identity,
-#                               on neon and scalar), tests/public_api.rs and the other test files
-#                               that do not spawn a binary, then one end-to-end `train` run of
-#                               the tutorial that must pick NEON by itself and print its accuracy;
+#                               under qemu-aarch64: the unit tests of both crates, the kernel
+#                               tests (proptests against the f64 reference, thread-count
+#                               bit-identity, on neon and scalar), the public-API tests and the
+#                               other test modules named in a64_modules (none spawns a binary),
+#                               then one end-to-end `train` run of the tutorial that must pick
+#                               NEON by itself and print its accuracy;
 #   x86-64 with fewer features : the kernel tests under `qemu-x86_64 -cpu Nehalem` (SSE4.2, no
 #                               AVX), so detection and fallback meet a CPU that really lacks
 #                               AVX2 and AVX-512 (they must run exactly sse2 and scalar);
@@ -64,14 +65,19 @@ export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 section "clippy for $A64 (-D warnings; code behind cfg(x86_64) must not leave dead code)"
 CARGO=$DCARGO /usr/bin/cargo-clippy clippy --target $A64 --lib --bins -- -D warnings
 
-section "tests for $A64 built (the ones that spawn no binary)"
+section "tests for $A64 built (the unit tests and the two integration-test crates)"
 export MNIST_LOGREG_EXPECT_SIMD=neon,scalar
-a64_tests=(--target $A64 --lib --test kernels --test public_api --test idx
-    --test hostile_input --test preprocess --test checkpoint --test sampler)
+a64_tests=(--target $A64 --lib --test library --test cli)
+# The modules of the test crates (tests/library/, cli/tests/cli/) that run under qemu: the ones
+# that spawn no binary (a test-name filter: a module's tests are named `module::…`).
+a64_modules=(kernels:: public_api:: idx:: hostile_input:: preprocess:: checkpoint:: sampler::)
 $DCARGO test "${a64_tests[@]}" --no-run
 section "those tests run under qemu-aarch64 ($PROPTEST_CASES proptest cases)"
-$DCARGO test "${a64_tests[@]}" \
-    -- --nocapture 2>&1 | tee target/cross-tests.log \
+# Two runs of the same build: the unit tests whole, then the chosen modules of the test crates.
+{
+    $DCARGO test --target $A64 --lib -- --nocapture
+    $DCARGO test --target $A64 --test library --test cli -- --nocapture "${a64_modules[@]}"
+} 2>&1 | tee target/cross-tests.log \
     | grep -E "SIMD paths under test|^test result|FAILED|panicked"
 grep -q "SIMD paths under test on this CPU: neon, scalar" target/cross-tests.log
 if grep -q "FAILED" target/cross-tests.log; then
@@ -104,7 +110,7 @@ section "x86-64 kernel tests without AVX (qemu-x86_64 -cpu Nehalem; $PROPTEST_CA
 unset RUSTC RUSTDOC CARGO_TARGET_DIR CARGO_PROFILE_DEV_DEBUG
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64-static -cpu Nehalem" \
 MNIST_LOGREG_EXPECT_SIMD=sse2,scalar \
-    cargo test --all-features --test kernels -- --nocapture 2>&1 | tee target/nehalem.log \
+    cargo test --all-features --test library -- --nocapture kernels:: 2>&1 | tee target/nehalem.log \
     | grep -E "SIMD paths under test|^test result"
 grep -q "SIMD paths under test on this CPU: sse2, scalar" target/nehalem.log
 grep -q "^test result: ok" target/nehalem.log

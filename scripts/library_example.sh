@@ -3,9 +3,10 @@
 # the README's "Use it as a library" section as its src/main.rs, and run it on data/mnist.
 # No RUSTFLAGS: what a user of the crate gets. The dependency has `default-features = false`,
 # and the check below fails if clap (or the other `cli` dependencies) still came along.
-# A dev build with the crate's own dev profile (optimised, debug assertions on), in the
-# crate's target directory: the dependencies that scripts/python.sh also builds (this crate
-# without default features) are compiled once, and no release build is needed for 1000 steps.
+# A dev build with the crate's own dev profile (optimised, debug assertions on; the proc macros
+# and build-script helpers not), in the crate's target directory: the dependencies that
+# scripts/python.sh also builds (this crate without default features) are compiled once, and
+# no release build is needed for 1000 steps.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -39,6 +40,17 @@ opt-level = 2
 
 [profile.dev.package."*"]
 opt-level = 3
+
+[profile.dev.package]
+syn = { opt-level = 0, debug = false }
+quote = { opt-level = 0, debug = false }
+proc-macro2 = { opt-level = 0, debug = false }
+unicode-ident = { opt-level = 0, debug = false }
+serde_derive = { opt-level = 0, debug = false }
+thiserror-impl = { opt-level = 0, debug = false }
+zerocopy-derive = { opt-level = 0, debug = false }
+bytemuck_derive = { opt-level = 0, debug = false }
+autocfg = { opt-level = 0, debug = false }
 TOML
 # The crate's lock file: the dependencies' versions that its CI tested, not the newest ones.
 cp "$repo/Cargo.lock" "$work/Cargo.lock"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The f64 optima that tests/solve.rs and benches/solver.rs compare the L-BFGS solver with.
+"""The f64 optima that tests/library/solve.rs and benches/solver.rs compare the L-BFGS solver with.
 
 Objective (docs: src/solve/mod.rs):
     f(W, b) = (1/sum(s)) * sum_i s_i * CE(x_i, y_i) + (lam/2) * ||W||^2
@@ -7,7 +7,7 @@ CE the exact log-softmax cross-entropy, x = pixel / 255, b not penalised.
 
 Problems:
 - small:          300 rows, 20 features, 5 classes, made by the splitmix64 formulas below
-                  (the same as `small_problem` in tests/solve.rs), s_i = 1, lam = 1/300.
+                  (the same as `small_problem` in tests/library/solve.rs), s_i = 1, lam = 1/300.
 - small_weighted: the same rows, s_i = 1 + splitmix64(2_000_000 + i) % 3, lam = 1/sum(s).
 - mnist:          data/mnist training split (60000 rows), s_i = 1, lam = 1/60000
                   (scikit-learn's C = 1); also the test accuracy of the optimum.

@@ -6,7 +6,7 @@
 //! The server is the release build that `cargo bench` makes (`--model` is not given: it trains
 //! the tutorial model at start-up). `--clients N` and `--requests N` change the load.
 
-#[path = "../tests/common/http.rs"]
+#[path = "../tests/cli/common/http.rs"]
 mod http;
 
 use std::time::{Duration, Instant};

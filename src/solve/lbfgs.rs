@@ -7,8 +7,8 @@
 //! `rand`, `instant`, …) against the library's budget of 40 normal dependencies, and its
 //! state owns and clones parameter vectors on each iteration. This one is ~250 lines, works
 //! in place on caller buffers (no allocation per iteration), and knows the solver's change
-//! of coordinates. `tests/solve.rs` checks it against `argmin` (a dev-dependency) on small
-//! problems.
+//! of coordinates. `tests/library/solve.rs` checks it against `argmin` (a dev-dependency) on
+//! small problems.
 //!
 //! ## Preconditioned coordinates
 //! With a [`Coordinates`] map `x = R⁻¹·u` (`R` invertible), the method runs on

@@ -3,7 +3,7 @@
 //! dark frame around the picture. The tutorial's model must read the photographed digits right
 //! without a cut-off note, and never trust a wrong answer for a framed one.
 
-mod common;
+use crate::common;
 
 use common::pictures::{drawn, framed, next, photo};
 

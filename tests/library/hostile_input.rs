@@ -3,9 +3,9 @@
 //! seed corpora and minimized fuzz corpora (`fuzz/seeds`, `fuzz/corpus-min`; an input that
 //! ever crashed a target belongs in `corpus-min`) through the same entry points the cargo-fuzz
 //! targets use. The binaries' parsers (pictures, class names) have the same tests in
-//! `cli/tests/hostile_input.rs`.
+//! `cli/tests/cli/hostile_input.rs`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

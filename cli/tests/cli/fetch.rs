@@ -2,7 +2,7 @@
 //! HTML and refused responses (feature `fetch`).
 #![cfg(feature = "fetch")]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -3,7 +3,7 @@
 //! without holding up others, and SIGTERM stops the server cleanly.
 #![cfg(feature = "serve")]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! stopped. Also: a closed stdout ends `train` quietly.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

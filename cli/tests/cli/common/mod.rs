@@ -1,8 +1,8 @@
-//! Helpers of the cli's integration tests: the library's (`tests/common/mod.rs`, included) and
+//! Helpers of the cli's integration tests: the library's (`tests/library/common.rs`, included) and
 //! the binaries as commands.
 #![allow(dead_code)]
 
-#[path = "../../../tests/common/mod.rs"]
+#[path = "../../../../tests/library/common.rs"]
 mod library;
 pub use library::*;
 

@@ -2,7 +2,7 @@
 //! written by the test itself, format sniffing, in-place reading, and one clear error per
 //! kind of bad input.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@
 //! installs them); `MNIST_LOGREG_SKIP_BROWSER=1` skips it on a machine that cannot have them.
 #![cfg(feature = "serve")]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

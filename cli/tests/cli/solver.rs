@@ -3,7 +3,7 @@
 //! Two MNIST solves run to a tolerance (the optimum at 1e-5, a resume to 1e-3); the rest stop
 //! after a few iterations or before loading any data.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

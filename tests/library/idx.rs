@@ -1,7 +1,7 @@
 //! Every fault an IDX file or a dataset directory can have gives a `DataError` whose message
 //! names the file and what was expected vs found. Files are tiny and generated here.
 
-mod common;
+use crate::common;
 
 use common::*;
 use mnist_logreg::DataError;

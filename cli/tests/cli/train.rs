@@ -1,6 +1,6 @@
 //! End-to-end training on the real MNIST files, and the `train` binary's behaviour.
 
-mod common;
+use crate::common;
 
 use mnist_logreg::batch::Shuffle;
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};

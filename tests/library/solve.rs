@@ -3,7 +3,7 @@
 //! scripts/reference_optimum.py) and against argmin's L-BFGS, bit-identical results for any
 //! thread count, the callback and the refusals; one MNIST solve.
 
-mod common;
+use crate::common;
 
 use std::ops::ControlFlow;
 use std::path::Path;

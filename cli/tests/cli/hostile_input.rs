@@ -2,7 +2,7 @@
 //! class-names file. Arbitrary bytes, mutated valid inputs and a replay of the `image_file`
 //! and `class_names` fuzz corpora (`fuzz/seeds`, `fuzz/corpus-min`) through the entry points
 //! the cargo-fuzz targets use. The library's parsers have theirs in the library's
-//! `tests/hostile_input.rs`.
+//! `tests/library/hostile_input.rs`.
 
 use std::path::PathBuf;
 

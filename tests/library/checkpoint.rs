@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-mod common;
+use crate::common;
 
 use common::{f32s, file, temporary_file};
 use mnist_logreg::checkpoint::{self, CheckpointError};

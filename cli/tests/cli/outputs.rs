@@ -1,6 +1,6 @@
 //! What users see: the metrics file, --epochs, --quiet, the plots, class names, and `predict`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

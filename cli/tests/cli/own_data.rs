@@ -1,7 +1,7 @@
 //! `train --train-images … --classes N` on data of other shapes and class counts, and
 //! `predict` on a feature file: what stderr says, the accuracy, the errors.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! trust what is (test digits redrawn in other ways), with the shares measured when it was
 //! built as the bounds.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -71,7 +71,7 @@ fn the_score_flags_what_is_not_a_digit_and_trusts_what_is() {
     assert!(train_share < 0.01, "training share {train_share}");
 
     // A frame around the picture is background: the digit inside is prepared like the same
-    // digit without it (tests/photos.rs reads them), and a frame alone is blank.
+    // digit without it (photos.rs reads them), and a frame alone is blank.
     for frame in [2, 6, 12] {
         for i in 0..5 {
             let (with, without) = (

@@ -1,6 +1,6 @@
 //! The real MNIST files shipped in `data/mnist/` load, verify and convert as docs/SEMANTICS.md says.
 
-mod common;
+use crate::common;
 
 use mnist_logreg::dataset::{
     ChecksumPolicy, Dataset, MNIST_FIRST_TEST_LABELS, MNIST_FIRST_TRAIN_LABELS,
