@@ -183,9 +183,9 @@ fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (name, tol) in [
-        ("tol 1e-4", 1e-4),
-        ("default (tol 1e-5)", SolverConfig::default().tol),
-        ("tol 1e-6", 1e-6),
+        ("tol 1e-5", 1e-5),
+        ("default (tol 3e-6)", SolverConfig::default().tol),
+        ("tol 1e-7", 1e-7),
     ] {
         let cfg = SolverConfig { tol, ..base };
         let (mut times, mut cpus) = (Vec::new(), Vec::new());

@@ -43,6 +43,9 @@ pub enum MetricsEvent<'a> {
         grad_max: f64,
         /// The accepted line-search step (1 = the full quasi-Newton step).
         step: f64,
+        /// The quasi-Newton model's estimate of the objective's distance to its minimum,
+        /// relative to the objective (what `--tol` bounds).
+        gap_estimate: f64,
         /// Passes over the training data so far (in this process).
         evaluations: usize,
         /// Seconds since the solver started (in this process).
@@ -134,6 +137,8 @@ pub struct SolveSummary {
     pub objective: f64,
     /// The largest absolute gradient entry there.
     pub grad_max: f64,
+    /// The estimated relative gap to the optimum there.
+    pub gap_estimate: f64,
     /// The tolerance on it.
     pub tol: f64,
     /// λ.

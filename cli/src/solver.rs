@@ -28,10 +28,10 @@ use crate::novelty::Novelty;
 use crate::plot;
 use crate::run::{self, LoadedData, StopSignal};
 
-/// The library's default `tol` (largest absolute gradient entry).
-pub const DEFAULT_TOL: f64 = 1e-5;
+/// The library's default `tol` (the estimated relative gap to the optimum).
+pub const DEFAULT_TOL: f64 = 3e-6;
 /// The library's default iteration budget.
-pub const DEFAULT_MAX_ITER: usize = 500;
+pub const DEFAULT_MAX_ITER: usize = 1000;
 
 /// `--display-step` of an L-BFGS run without the flag: a line every 10 iterations.
 pub const DEFAULT_DISPLAY_ITERATIONS: usize = 10;
@@ -74,12 +74,16 @@ pub struct SolverFlags {
     /// C = 1 on MNIST's 60 000 is λ = 1.6667e-5.
     #[arg(long, value_name = "λ", allow_hyphen_values = true)]
     pub l2: Option<f64>,
-    /// L-BFGS: stop when the largest absolute entry of the gradient of the objective (in W and
-    /// b) is at most this, scikit-learn's `tol` for lbfgs [default: 1e-5].
+    /// L-BFGS: stop when the estimated relative gap to the optimum, (f − min f)/f, is at most
+    /// this [default: 3e-6]. The estimate: the larger of the quasi-Newton model's decrease and
+    /// the decrease still to come at the rate of the last 20 iterations. Measured on four
+    /// data sets, the true gap was at most 10× tol at the stop (the default: 6e-6 to 3e-5);
+    /// 1e-9 reaches float32's limit. Not scikit-learn's tol (a bound on the largest gradient
+    /// entry, which stops far from the optimum on badly scaled data).
     #[arg(long, value_name = "TOL", allow_hyphen_values = true)]
     pub tol: Option<f64>,
     /// L-BFGS: iterations at most (with --resume, in all: the saved run's count included)
-    /// [default: 500]. Not converged by then is a warning, not an error: the model is saved.
+    /// [default: 1000]. Not converged by then is a warning, not an error: the model is saved.
     #[arg(long, value_name = "N")]
     pub max_iter: Option<usize>,
 }
@@ -197,8 +201,8 @@ fn check_values(flags: &SolverFlags) -> Result<(), FlagError> {
         && !(tol.is_finite() && tol > 0.0)
     {
         return Err(FlagError(format!(
-            "--tol {tol}: the tolerance must be a finite number above 0 (the largest \
-             absolute gradient entry to stop at; default 1e-5)"
+            "--tol {tol}: the tolerance must be a finite number above 0 (the estimated \
+             relative gap to the optimum to stop at; default 3e-6)"
         )));
     }
     if flags.max_iter == Some(0) {
@@ -419,11 +423,22 @@ fn short(x: f64) -> String {
     }
 }
 
+/// An estimated gap for people: `1.2e-5`, or `-` before the estimate has its 20 iterations.
+fn gap_text(gap: f64) -> String {
+    if gap.is_finite() {
+        format!("{gap:.1e}")
+    } else {
+        "-".to_string()
+    }
+}
+
 /// The line printed every display interval.
 pub fn iteration_line(iteration: usize, it: &Iteration) -> String {
     format!(
-        "iteration: {iteration}, objective: {:.6}, |grad|max: {:.1e}, step: {}, time: {:.2}s",
+        "iteration: {iteration}, objective: {:.6}, gap: {}, |grad|max: {:.1e}, step: {}, \
+         time: {:.2}s",
         it.objective,
+        gap_text(it.gap_estimate),
         it.grad_max,
         short(it.step),
         it.elapsed.as_secs_f64()
@@ -455,6 +470,7 @@ fn metadata(
         ("iterations", iterations.to_string()),
         ("objective", solution.objective.to_string()),
         ("grad_max", solution.grad_max.to_string()),
+        ("gap_estimate", solution.gap_estimate.to_string()),
         ("stop", stop_name(solution.stop).to_string()),
         ("display_step", plan.display_step.to_string()),
         ("data", data_dir.display().to_string()),
@@ -594,6 +610,7 @@ fn solve_reporting(
                     objective: it.objective,
                     grad_max: it.grad_max,
                     step: it.step,
+                    gap_estimate: it.gap_estimate,
                     evaluations: it.evaluations,
                     seconds: it.elapsed.as_secs_f64(),
                 })
@@ -632,6 +649,7 @@ fn summary(
         evaluations: solution.evaluations,
         objective: solution.objective,
         grad_max: solution.grad_max,
+        gap_estimate: solution.gap_estimate,
         tol: solution.tol,
         l2: solution.l2,
         max_iter: plan.max_iter,
@@ -672,7 +690,7 @@ fn print_timing(
 fn announce(plan: &Lbfgs, problem: &Problem, l2: f64) {
     eprintln!(
         "L-BFGS on {} images: λ = {l2:.4e} (scikit-learn's C = {:.4}), tol {:.1e} on the \
-         largest gradient entry, at most {} iterations{}",
+         estimated relative gap, at most {} iterations{}",
         problem.rows(),
         1.0 / (l2 * problem.weight_sum()),
         plan.tol,
@@ -694,26 +712,33 @@ fn say_converged(solution: &solve::Solution, iterations: usize) {
     if solution.converged() {
         eprintln!(
             "converged after {iterations} iterations ({} passes over the data, {:.2?}): \
-         objective {:.10}, |grad|max {:.2e} ≤ tol {:.1e}",
+         objective {:.10}, estimated relative gap {:.1e} ≤ tol {:.1e} (|grad|max {:.2e})",
             solution.evaluations,
             solution.elapsed,
             solution.objective,
-            solution.grad_max,
-            solution.tol
+            solution.gap_estimate,
+            solution.tol,
+            solution.grad_max
         );
     } else {
         let why = match solution.stop {
             Stop::LineSearch => {
-                " (the line search found no decrease: the objective is flat \
-                              to f64 rounding here)"
+                " (the line search found no decrease: the objective is at the \
+                              precision of its float32 evaluation here)"
             }
             _ => "",
         };
         eprintln!(
-            "warning: did not converge in {iterations} iterations: |grad|max {:.2e} > tol \
-         {:.1e}{why}; objective {:.10}. The model is usable; --max-iter above {iterations} \
-         (or --resume of the saved model) goes further",
-            solution.grad_max, solution.tol, solution.objective
+            "warning: did not converge in {iterations} iterations: estimated relative gap {} \
+         > tol {:.1e}{why}; objective {:.10}. The model is usable; --max-iter above \
+         {iterations} (or --resume of the saved model) goes further",
+            if solution.gap_estimate.is_finite() {
+                format!("{:.1e}", solution.gap_estimate)
+            } else {
+                "not known yet (the estimate needs 20 iterations)".to_string()
+            },
+            solution.tol,
+            solution.objective
         );
     }
 }
@@ -774,11 +799,12 @@ mod tests {
             grad_max: 3.1e-3,
             step: 1.0,
             evaluations: 11,
+            gap_estimate: 1e-3,
             elapsed: Duration::from_millis(410),
         };
         assert_eq!(
             iteration_line(10, &it),
-            "iteration: 10, objective: 0.268812, |grad|max: 3.1e-3, step: 1, time: 0.41s"
+            "iteration: 10, objective: 0.268812, gap: 1.0e-3, |grad|max: 3.1e-3, step: 1, time: 0.41s"
         );
     }
 

@@ -57,6 +57,24 @@ class _Formulation:
         return W, b
 
 
+RATE_WINDOW = 10
+
+
+def _rate_gap(values):
+    """The crate's estimate of the relative gap ``(f − min f)/|f|`` from the objective's
+    history (``src/solve/gap.rs``), its rate part: with ``D₁``, ``D₂`` the decreases over the
+    last two windows of 10 iterations and ``q = D₂/D₁`` (at most 0.999), the geometric tail
+    ``D₂·q/(1 − q)``; infinite before 21 values."""
+    if len(values) < 2 * RATE_WINDOW + 1:
+        return math.inf
+    old, mid, now = values[-2 * RATE_WINDOW - 1], values[-RATE_WINDOW - 1], values[-1]
+    d1, d2 = old - mid, mid - now
+    if d2 <= 0:
+        return 0.0
+    q = min(d2 / d1, 0.999) if d1 > 0 else 0.999
+    return d2 * q / (1.0 - q) / abs(now)
+
+
 def _scipy_lbfgs(loss_grad_sum, weight_sum, l2, k, d, start, fit_intercept, tol, max_iter,
                  callback=None):
     """L-BFGS-B (scipy) on ``f = loss_sum/Σs + (l2/2)‖W‖²`` from ``loss_grad_sum(W, b)``;
@@ -81,12 +99,17 @@ def _scipy_lbfgs(loss_grad_sum, weight_sum, l2, k, d, start, fit_intercept, tol,
         return value, g
 
     theta0 = np.concatenate([W0.ravel(), b0]) if fit_intercept else W0.ravel().copy()
-    state = {"it": 0}
+    state = {"it": 0, "values": [], "gap": math.inf}
 
     def report(intermediate_result):
         state["it"] += 1
+        value = float(intermediate_result.fun)
         if callback is not None:
-            callback(state["it"], float(intermediate_result.fun), math.nan)
+            callback(state["it"], value, math.nan)
+        state["values"].append(value)
+        state["gap"] = _rate_gap(state["values"])
+        if state["gap"] <= tol:
+            raise StopIteration
 
     res = scipy.optimize.minimize(
         fun,
@@ -94,12 +117,12 @@ def _scipy_lbfgs(loss_grad_sum, weight_sum, l2, k, d, start, fit_intercept, tol,
         jac=True,
         method="L-BFGS-B",
         callback=report,
-        options=dict(maxiter=max_iter, gtol=tol, ftol=64 * np.finfo(float).eps, maxcor=10,
+        options=dict(maxiter=max_iter, gtol=0.0, ftol=64 * np.finfo(float).eps, maxcor=10,
                      maxls=50),
     )
     W, b = split(res.x)
     grad_max = float(np.abs(res.jac).max()) if res.jac.size else 0.0
-    if grad_max <= tol:
+    if state["gap"] <= tol or grad_max == 0.0:
         stop = "converged"
     elif res.nit >= max_iter:
         stop = "max_iter"
@@ -126,13 +149,16 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         ``max_iter``).
     C : float, default=1.0
         Inverse regularisation strength, as in scikit-learn.
-    tol : float, default=1e-6
-        Stop when the largest absolute entry of the gradient of the mean-form objective above
-        (over ``coef_`` and ``intercept_``) is at most ``tol`` — scikit-learn's lbfgs uses the
-        same test, with a default of 1e-4. The default lands within 1e-4 (relative) of the
-        optimum's objective on the package's tests (1e-4 and 1e-5 do not on 100 classes);
-        ``tol=1e-8`` within 1e-9, near the float32 precision limit, where the solver stops
-        by itself.
+    tol : float, default=3e-6
+        Stop when the **estimated relative gap** ``(f − min f)/f`` of the mean-form objective
+        above is at most ``tol``: the larger of the L-BFGS model's predicted decrease and the
+        decrease still to come at the rate of the last 20 iterations (so at least 20 iterations
+        run). Measured on four data sets, the true gap was at most 10× ``tol`` at the stop (the
+        default: 6e-6 to 3e-5); ``tol=1e-9`` runs to the float32 precision limit. This is not
+        scikit-learn's ``tol`` (a bound on the largest gradient entry, which stops far from the
+        optimum on badly conditioned data). Without an intercept, and in
+        :class:`mnist_logreg.dask.LogisticRegression`, the driver is scipy's L-BFGS-B and the
+        estimate its rate part only.
     max_iter : int, default=1000
         Solver iterations at most (each takes one pass over X, sometimes a few).
     fit_intercept : bool, default=True
@@ -173,7 +199,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         penalty="l2",
         *,
         C=1.0,
-        tol=1e-6,
+        tol=3e-6,
         max_iter=1000,
         fit_intercept=True,
         class_weight=None,

@@ -53,8 +53,8 @@ class LogisticRegression(_logistic.LogisticRegression):
     rows (X: 2-D, y and ``sample_weight``: 1-D; numpy arrays are wrapped as one chunk), and
     whose ``predict``, ``predict_proba``, ``predict_log_proba`` and ``decision_function``
     return dask arrays for dask input (numpy for numpy). The same parameters and optimum as
-    the in-memory estimator; the solver is scipy's L-BFGS-B (on the client) with the same
-    stopping test (largest gradient entry at most ``tol``), without the preconditioner.
+    the in-memory estimator; the solver is scipy's L-BFGS-B (on the client), without the
+    preconditioner, stopped by the rate part of the same estimated relative gap (``tol``).
 
     ``n_jobs`` is the threads of each chunk's kernel call (default 1: dask runs the chunks in
     parallel).
@@ -65,7 +65,7 @@ class LogisticRegression(_logistic.LogisticRegression):
         penalty="l2",
         *,
         C=1.0,
-        tol=1e-6,
+        tol=3e-6,
         max_iter=1000,
         fit_intercept=True,
         class_weight=None,

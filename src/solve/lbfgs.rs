@@ -19,6 +19,7 @@
 
 use std::ops::ControlFlow;
 
+use super::gap::GapEstimate;
 use super::line_search::{self, Point, SearchFailure, Wolfe};
 
 /// A smooth function of `dim` variables.
@@ -57,20 +58,20 @@ pub struct Settings {
     pub memory: usize,
     /// Iterations at most.
     pub max_iter: usize,
-    /// Stop when the largest gradient entry (in `x`, the caller's coordinates) is at most
-    /// this (scipy's `gtol`).
+    /// Stop when [`Step::gap_estimate`], the estimate of `(f − min f)/|f|` of `gap.rs`, is at
+    /// most this.
     pub tol: f64,
     /// The line search's constants.
     pub wolfe: Wolfe,
 }
 
 impl Default for Settings {
-    /// 10 pairs, 1000 iterations, `tol = 1e-5`, `c1 = 1e-4`, `c2 = 0.9`.
+    /// 10 pairs, 1000 iterations, `tol = 3e-6`, `c1 = 1e-4`, `c2 = 0.9`.
     fn default() -> Self {
         Self {
             memory: 10,
             max_iter: 1000,
-            tol: 1e-5,
+            tol: 3e-6,
             wolfe: Wolfe::default(),
         }
     }
@@ -89,12 +90,15 @@ pub struct Step {
     pub step: f64,
     /// Function evaluations so far, the first included.
     pub evaluations: usize,
+    /// The estimated relative gap `(f(x) − min f)/|f(x)|` (`gap.rs`; infinite for the first
+    /// iterations, until the estimate has its history).
+    pub gap_estimate: f64,
 }
 
 /// Why the solver returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
-    /// The largest gradient entry reached `tol`.
+    /// The estimated relative gap reached `tol` (or the gradient is exactly zero).
     Converged,
     /// `max_iter` iterations ran.
     MaxIter,
@@ -113,6 +117,9 @@ pub struct Outcome {
     pub value: f64,
     /// Its largest gradient entry.
     pub grad_max: f64,
+    /// The last [`Step::gap_estimate`] (infinite before the first iteration ends; 0 when the
+    /// gradient is zero).
+    pub gap_estimate: f64,
     /// Iterations run.
     pub iterations: usize,
     /// Function evaluations, the first included.
@@ -264,8 +271,7 @@ impl History {
 /// How [`minimize`] ended, where, and at what cost.
 fn outcome(
     stop: Stop,
-    value: f64,
-    grad_max: f64,
+    (value, grad_max, gap_estimate): (f64, f64, f64),
     iterations: usize,
     evaluations: usize,
 ) -> Outcome {
@@ -273,6 +279,7 @@ fn outcome(
         stop,
         value,
         grad_max,
+        gap_estimate,
         iterations,
         evaluations,
     }
@@ -338,11 +345,13 @@ pub fn minimize<F: Function, C: Coordinates>(
     let mut evaluations = 1;
     let mut grad_max = max_abs(&g);
     coords.gradient_to_u(&g, &mut gu);
-    if grad_max <= settings.tol {
-        return outcome(Stop::Converged, value, grad_max, 0, evaluations);
+    if grad_max == 0.0 {
+        return outcome(Stop::Converged, (value, 0.0, 0.0), 0, evaluations);
     }
+    let (mut slope, mut first) = hist.descent(coords, &g, &gu, &mut du, &mut dx);
+    let mut estimate = GapEstimate::new();
+    let mut gap = estimate.next(value, -0.5 * slope);
     for iteration in 1..=settings.max_iter {
-        let (slope, first) = hist.descent(coords, &g, &gu, &mut du, &mut dx);
         x0.copy_from_slice(x);
         let zero = Point {
             step: 0.0,
@@ -361,8 +370,7 @@ pub fn minimize<F: Function, C: Coordinates>(
             x.copy_from_slice(&x0);
             return outcome(
                 Stop::LineSearch,
-                value,
-                grad_max,
+                (value, grad_max, gap),
                 iteration - 1,
                 evaluations,
             );
@@ -373,35 +381,37 @@ pub fn minimize<F: Function, C: Coordinates>(
         coords.gradient_to_u(&g, &mut gu_new);
         hist.remember(accepted.step, &du, (&gu_new, &gu), (&mut s_new, &mut y_new));
         std::mem::swap(&mut gu, &mut gu_new);
+        // The next direction now: its slope −gᵀH·g is twice the model's predicted decrease.
+        (slope, first) = hist.descent(coords, &g, &gu, &mut du, &mut dx);
+        gap = estimate.next(value, -0.5 * slope);
         let step = Step {
             iteration,
             value,
             grad_max,
             step: accepted.step,
             evaluations,
+            gap_estimate: gap,
         };
-        if grad_max <= settings.tol {
+        if gap <= settings.tol || grad_max == 0.0 {
             let _ = on_step(&step);
-            return outcome(Stop::Converged, value, grad_max, iteration, evaluations);
+            let at = (value, grad_max, gap);
+            return outcome(Stop::Converged, at, iteration, evaluations);
         }
         if on_step(&step).is_break() {
-            return outcome(Stop::Interrupted, value, grad_max, iteration, evaluations);
+            let at = (value, grad_max, gap);
+            return outcome(Stop::Interrupted, at, iteration, evaluations);
         }
     }
-    outcome(
-        Stop::MaxIter,
-        value,
-        grad_max,
-        settings.max_iter,
-        evaluations,
-    )
+    let at = (value, grad_max, gap);
+    outcome(Stop::MaxIter, at, settings.max_iter, evaluations)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The n-dimensional Rosenbrock function.
+    /// The n-dimensional Rosenbrock function plus 1 (its minimum 1, so that a relative gap
+    /// means something).
     struct Rosenbrock(usize);
 
     impl Function for Rosenbrock {
@@ -410,7 +420,7 @@ mod tests {
         }
         fn eval(&mut self, x: &[f64], g: &mut [f64]) -> f64 {
             g.fill(0.0);
-            let mut f = 0.0;
+            let mut f = 1.0;
             for i in 0..self.0 - 1 {
                 let (a, b) = (x[i + 1] - x[i] * x[i], 1.0 - x[i]);
                 f += 100.0 * a * a + b * b;
@@ -425,7 +435,7 @@ mod tests {
     fn minimises_rosenbrock() {
         let mut x = vec![-1.2, 1.0, -1.2, 1.0, -1.2, 1.0];
         let settings = Settings {
-            tol: 1e-8,
+            tol: 1e-14,
             ..Settings::default()
         };
         let out = minimize(&mut Rosenbrock(6), &Identity, &mut x, &settings, |_| {

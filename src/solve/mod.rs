@@ -28,8 +28,9 @@
 //! `precondition.rs`): `θ_c = [W_c; b_c] = R⁻¹·u_c` with
 //! `RᵀR = α·E[[x 1]ᵀ[x 1]] + λ·diag(1, …, 1, 0)`. Same objective, same optimum; on MNIST it
 //! takes several times fewer passes than plain L-BFGS (measured in `benches/solver.rs`).
-//! It stops when the largest entry of `∇f` (in `W, b`, as scikit-learn's `tol`) is at most
-//! `tol`, or after `max_iter` iterations, and reports every iteration to a callback, which
+//! It stops when the quasi-Newton model's estimate of the relative gap `(f − min f)/f` is at
+//! most `tol` (see [`SolverConfig::tol`]: not scikit-learn's gradient test, which stops far from
+//! the optimum on ill-conditioned data), or after `max_iter` iterations, and reports every iteration to a callback, which
 //! may stop it.
 //!
 //! ```no_run
@@ -41,11 +42,11 @@
 //! let data = Dataset::open("data/mnist".as_ref(), &Default::default(), ChecksumPolicy::Auto)?;
 //! let train = &data.train;
 //! let problem = Problem::u8(train.pixels(), train.features(), train.labels(), 10)?;
-//! let cfg = SolverConfig::default(); // λ = 1/n, tol 1e-5 (largest gradient entry), preconditioned
+//! let cfg = SolverConfig::default(); // λ = 1/n, tol 3e-6 (estimated relative gap), preconditioned
 //! let solution = solve::solve(&problem, &cfg, None, |it| {
 //!     println!(
-//!         "iteration {:3}  objective {:.8}  |grad|max {:.2e}  step {:.3}  {:.2?}",
-//!         it.iteration, it.objective, it.grad_max, it.step, it.elapsed
+//!         "iteration {:3}  objective {:.8}  gap {:.1e}  step {:.3}  {:.2?}",
+//!         it.iteration, it.objective, it.gap_estimate, it.step, it.elapsed
 //!     );
 //!     ControlFlow::Continue(())
 //! })?;
@@ -56,6 +57,7 @@
 //! # }
 //! ```
 
+mod gap;
 mod lbfgs;
 mod line_search;
 mod precondition;
@@ -455,7 +457,13 @@ impl Default for Precondition {
 pub struct SolverConfig {
     /// λ; `None` = scikit-learn's default `C = 1`: `1/Σsᵢ`.
     pub l2: Option<f64>,
-    /// Stop when the largest entry of `∇f` (in `W, b`) is at most this.
+    /// Stop when the estimated relative gap `(f − min f)/f` is at most this: the larger of the
+    /// L-BFGS model's predicted decrease and the decrease still to come at the rate of the
+    /// last 20 iterations (so at least 20 iterations run). Measured on four data sets
+    /// (`gap.rs`), the true gap at the stop was at most 10× `tol`: the default 3e-6 stopped
+    /// 6.4e-6 to 3.1e-5 above the optimum, 1e-9 at the limit of the float32 evaluation.
+    /// Not scikit-learn's `tol` (a bound on the largest gradient entry, which stopped 9.6e-3
+    /// above the optimum at 1e-5 on a badly conditioned set).
     pub tol: f64,
     /// Iterations at most.
     pub max_iter: usize,
@@ -470,13 +478,13 @@ pub struct SolverConfig {
 }
 
 impl Default for SolverConfig {
-    /// λ = 1/Σsᵢ, `tol = 1e-5`, 500 iterations, 10 pairs, [`Precondition::default`], one
+    /// λ = 1/Σsᵢ, `tol = 3e-6`, 1000 iterations, 10 pairs, [`Precondition::default`], one
     /// thread per core, the widest SIMD of this CPU.
     fn default() -> Self {
         Self {
             l2: None,
-            tol: 1e-5,
-            max_iter: 500,
+            tol: 3e-6,
+            max_iter: 1000,
             memory: 10,
             precondition: Precondition::default(),
             threads: 0,
@@ -498,6 +506,9 @@ pub struct Iteration {
     pub step: f64,
     /// Objective evaluations (passes over the data) so far.
     pub evaluations: usize,
+    /// The quasi-Newton model's estimate of the relative gap `(f − min f)/f` here (what
+    /// [`SolverConfig::tol`] bounds).
+    pub gap_estimate: f64,
     /// Time since [`solve`] started (the preconditioner's set-up included).
     pub elapsed: Duration,
 }
@@ -511,6 +522,8 @@ pub struct Solution {
     pub objective: f64,
     /// The largest entry of `∇f` there.
     pub grad_max: f64,
+    /// The estimated relative gap there (see [`SolverConfig::tol`]).
+    pub gap_estimate: f64,
     /// Why the solver stopped.
     pub stop: Stop,
     /// The `tol` it was given.
@@ -528,7 +541,7 @@ pub struct Solution {
 }
 
 impl Solution {
-    /// True when the gradient reached `tol`.
+    /// True when the estimated relative gap reached `tol`.
     pub fn converged(&self) -> bool {
         self.stop == Stop::Converged
     }
@@ -542,13 +555,14 @@ impl Solution {
             Stop::Interrupted => "not converged (stopped)".to_string(),
         };
         format!(
-            "{why} after {} iterations ({} passes, {:.2?}): objective {:.10}, largest gradient entry {:.2e} (tol {:.1e})",
+            "{why} after {} iterations ({} passes, {:.2?}): objective {:.10}, estimated relative gap {:.1e} (tol {:.1e}), largest gradient entry {:.2e}",
             self.iterations,
             self.evaluations,
             self.elapsed,
             self.objective,
-            self.grad_max,
-            self.tol
+            self.gap_estimate,
+            self.tol,
+            self.grad_max
         )
     }
 }
@@ -612,6 +626,7 @@ pub fn solve(
             grad_max: s.grad_max,
             step: s.step,
             evaluations: s.evaluations,
+            gap_estimate: s.gap_estimate,
             elapsed: started.elapsed(),
         })
     };
@@ -645,6 +660,7 @@ pub fn solve(
         model: model_of(&theta, d, k)?,
         objective: out.value,
         grad_max: out.grad_max,
+        gap_estimate: out.gap_estimate,
         stop: out.stop,
         tol: cfg.tol,
         l2,

@@ -299,7 +299,7 @@ fn results_are_bit_identical_for_any_thread_count() {
 }
 
 #[test]
-fn the_callback_stops_and_a_start_at_the_optimum_needs_no_iteration() {
+fn the_callback_stops_and_a_start_at_the_optimum_stays_there() {
     let s = small_problem(300, 20, 5);
     let problem = Problem::u8(&s.px, s.d, &s.labels, s.k).unwrap();
     let cfg = SolverConfig::default();
@@ -326,8 +326,11 @@ fn the_callback_stops_and_a_start_at_the_optimum_needs_no_iteration() {
         ControlFlow::Continue(())
     })
     .unwrap();
-    assert_eq!((again.iterations, again.evaluations), (0, 1));
-    assert!(again.converged());
+    // From the optimum: the gap estimate needs 20 iterations of history, and they find
+    // nothing to gain.
+    assert!(again.converged(), "{}", again.summary());
+    assert!(again.iterations <= 25, "{}", again.summary());
+    assert!(relative_gap(again.objective, done.objective).abs() < 1e-7);
 }
 
 #[test]
