@@ -23,7 +23,7 @@ Parts (`--only NAME[,NAME…]`):
            same run as its little-endian twin.
 - digits, latent, d14opt (or `opt` for the three): `train --solver lbfgs` against the f64
            optimum of f = (1/n) sum CE + (lam/2) ||W||^2, lam = 1/n, b not penalised
-           (scripts/reference_optimum.py's solve_features, gradient max-norm <= 1e-9):
+           (scripts/reference_optimum.py's solve_features, gradient max-norm about 1e-9):
            default tol within 1e-4 relative, `--tol 1e-9` within 1e-5; `--max-iter 3` warns
            "did not converge" and exits 0. digits: scikit-learn's load_digits (values 0..16
            as given); latent: 100 classes in a 64-dim latent space mapped to 512 features;
@@ -539,8 +539,10 @@ def part_opt(name, make, args):
     f = make()
     (OUT / name).mkdir(parents=True, exist_ok=True)
     opt = optimum(name, f)
+    # 2e-9, not 1e-9: on digits scipy's f64 L-BFGS-B ends at |grad|max 1.06e-9 to 1.24e-9 after
+    # 3, 10 or 30 restarts, the objective the same to 1e-14 relative (the f64 floor there).
     record(name, "reference f64 optimum", f"{opt['f']!r} (|grad|max {opt['grad_max']:.1e}, "
-           f"test accuracy {opt['test_accuracy']:.4f})", "|grad|max <= 1e-9", opt["grad_max"] <= 1e-9)
+           f"test accuracy {opt['test_accuracy']:.4f})", "|grad|max <= 2e-9", opt["grad_max"] <= 2e-9)
     x, y = read_features(f["xtr"]), read_features(f["ytr"])
     cli_seconds = None
     sweep = [("default tol", [], 1e-4), ("--tol 1e-9", ["--tol", "1e-9"], 1e-5),
@@ -564,7 +566,7 @@ def part_opt(name, make, args):
             more = must(train(*own(f), "--solver", "lbfgs", *extra, "--max-iter", "2000", "--save", model))
             w2, b2, meta2 = load_model(model)
             gap2 = (objective64(w2, b2, x, y, opt["lam"]) - opt["f"]) / opt["f"]
-            record(name, "for reference, --tol 1e-9 --max-iter 2000 (the 500-iteration default stopped it)",
+            record(name, "for reference, --tol 1e-9 --max-iter 2000 (the 1000-iteration default stopped it)",
                    f"{gap2:.2e} ({meta2.get('iterations')} iterations, stop {meta2.get('stop')}, "
                    f"|grad|max {float(meta2.get('grad_max', 'nan')):.1e}, test accuracy {more.accuracy()})", "", None)
     r = train(*own(f), "--solver", "lbfgs", "--max-iter", "3")
