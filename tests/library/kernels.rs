@@ -257,7 +257,8 @@ proptest! {
 }
 
 /// Any (d, K), explicitly: class counts on both sides of the class tiles (5 and 10), of the
-/// 16-vector logit buffer on the stack, and past 256 (labels and predictions above u8), with
+/// 16-vector logit buffer on the stack, and past 256 (labels and predictions above u8), past
+/// one span of classes of the forward (65 × 257 runs in 5 spans, 300 × 40 in 4), with
 /// feature counts that are not a multiple of any vector width; every kernel on every path
 /// against the f64 reference, and the predictions of every forward against the reference's.
 #[test]
