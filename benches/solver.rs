@@ -7,7 +7,8 @@
 //! Run with `cargo bench --bench solver` (`MNIST_LOGREG_SIMD` picks the SIMD path,
 //! `SOLVER_BENCH_THREADS` the threads, 0 = one per core; `SOLVER_BENCH_RUNS` repeats each
 //! configuration and reports the median time; `SOLVER_BENCH_ALPHA` and
-//! `SOLVER_BENCH_SAMPLE` change the preconditioner's `alpha` and `sample_rows`;
+//! `SOLVER_BENCH_SAMPLE` change the preconditioner's `alpha` and `sample_rows`,
+//! `SOLVER_BENCH_MEMORY` the L-BFGS pairs;
 //! `SOLVER_BENCH_ONLY=gaps|defaults|pass` runs one part).
 
 use std::ops::ControlFlow;
@@ -95,10 +96,14 @@ fn main() {
     let train = &data.train;
     let problem = Problem::u8(train.pixels(), train.features(), train.labels(), 10).unwrap();
     let best = optimum("mnist");
+    let memory = env("SOLVER_BENCH_MEMORY").map_or(SolverConfig::default().memory, |m| {
+        m.parse().expect("SOLVER_BENCH_MEMORY")
+    });
     let base = SolverConfig {
         isa,
         threads,
         precondition,
+        memory,
         ..SolverConfig::default()
     };
     println!(
@@ -110,7 +115,9 @@ fn main() {
             threads
         }
     );
-    println!("reference optimum (f64, scipy): {best:.12}; preconditioner: {precondition:?}");
+    println!(
+        "reference optimum (f64, scipy): {best:.12}; preconditioner: {precondition:?}; memory {memory}"
+    );
     if part("pass") {
         let mut objective = solve::Objective::new(problem, 1.0 / 60000.0, isa, threads).unwrap();
         let theta = vec![0.0; problem.dim()];
