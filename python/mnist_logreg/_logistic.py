@@ -154,7 +154,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         above is at most ``tol``: the larger of the L-BFGS model's predicted decrease and the
         decrease still to come at the rate of the last 20 iterations (so at least 20 iterations
         run). Measured on four data sets, the true gap was at most 10× ``tol`` at the stop (the
-        default: 6e-6 to 3e-5); ``tol=1e-9`` runs to the float32 precision limit. This is not
+        default: 2e-6 to 2e-5); ``tol=1e-9`` runs to the float32 precision limit. This is not
         scikit-learn's ``tol`` (a bound on the largest gradient entry, which stops far from the
         optimum on badly conditioned data). Without an intercept, and in
         :class:`mnist_logreg.dask.LogisticRegression`, the driver is scipy's L-BFGS-B and the

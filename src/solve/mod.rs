@@ -443,10 +443,15 @@ pub enum Precondition {
 }
 
 impl Default for Precondition {
-    /// `SecondMoment { alpha: 0.01, sample_rows: 2048 }`.
+    /// `SecondMoment { alpha: 0.001, sample_rows: 2048 }`. `alpha` measured 2026-12-07 (AMD
+    /// EPYC Zen 4, `SOLVER_BENCH_ALPHA=… SOLVER_BENCH_ONLY=gaps cargo bench --bench solver`,
+    /// and `scripts/own_data_checks.py --only opt`): iterations of MNIST to a gap of 1e-5 for
+    /// α = 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003: 218, 155, 125, 118, 103, 99; default `train
+    /// --solver lbfgs` iterations at 0.01 / 0.001 / 0.0003: 512-feature × 100-class set
+    /// 312 / 109 / 87, 8×8 digits 128 / 131 / 142, MNIST 14×14 × 20 classes 551 / 550 / 728.
     fn default() -> Self {
         Precondition::SecondMoment {
-            alpha: 0.01,
+            alpha: 0.001,
             sample_rows: 2048,
         }
     }
@@ -461,7 +466,7 @@ pub struct SolverConfig {
     /// L-BFGS model's predicted decrease and the decrease still to come at the rate of the
     /// last 20 iterations (so at least 20 iterations run). Measured on four data sets
     /// (`gap.rs`), the true gap at the stop was at most 10× `tol`: the default 3e-6 stopped
-    /// 6.4e-6 to 3.1e-5 above the optimum, 1e-9 at the limit of the float32 evaluation.
+    /// 1.6e-6 to 1.6e-5 above the optimum, 1e-9 at the limit of the float32 evaluation.
     /// Not scikit-learn's `tol` (a bound on the largest gradient entry, which stopped 9.6e-3
     /// above the optimum at 1e-5 on a badly conditioned set).
     pub tol: f64,
