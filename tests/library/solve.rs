@@ -321,7 +321,13 @@ fn the_callback_stops_and_a_start_at_the_optimum_stays_there() {
     })
     .unwrap();
     assert!(resumed.converged(), "{}", resumed.summary());
-    assert!(relative_gap(resumed.objective, done.objective).abs() < 1e-6);
+    // Both stop by the gap estimate, not at one point: each within 1e-4 of scipy's optimum
+    // (the documented bound is 10× tol = 3e-5), on the stored f64 objective of the problem.
+    let best = optimum("small");
+    for sol in [&done, &resumed] {
+        let gap = relative_gap(sol.objective, best);
+        assert!((-1e-6..1e-4).contains(&gap), "{gap:e}: {}", sol.summary());
+    }
     let again = solve::solve(&problem, &cfg, Some(&done.model), |_| {
         ControlFlow::Continue(())
     })
@@ -330,7 +336,7 @@ fn the_callback_stops_and_a_start_at_the_optimum_stays_there() {
     // nothing to gain.
     assert!(again.converged(), "{}", again.summary());
     assert!(again.iterations <= 25, "{}", again.summary());
-    assert!(relative_gap(again.objective, done.objective).abs() < 1e-7);
+    assert!(relative_gap(again.objective, done.objective) < 1e-7);
 }
 
 #[test]
