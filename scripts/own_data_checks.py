@@ -678,10 +678,7 @@ def scipy_rate(name):
 
 
 def mnist_optimum():
-    for line in (ROOT / "tests" / "data" / "optima.txt").read_text().splitlines():
-        if line.startswith("mnist "):
-            return float(line.split()[1])
-    return None
+    return stored_optima()["mnist"]["f"]
 
 
 def timing_rounds(args):

@@ -423,12 +423,13 @@ fn short(x: f64) -> String {
     }
 }
 
-/// An estimated gap for people: `1.2e-5`, or `-` before the estimate has its 20 iterations.
-fn gap_text(gap: f64) -> String {
+/// An estimated gap for people: `1.2e-5`, or `unknown` before the estimate has its 20
+/// iterations.
+fn gap_text(gap: f64, unknown: &str) -> String {
     if gap.is_finite() {
         format!("{gap:.1e}")
     } else {
-        "-".to_string()
+        unknown.to_string()
     }
 }
 
@@ -438,7 +439,7 @@ pub fn iteration_line(iteration: usize, it: &Iteration) -> String {
         "iteration: {iteration}, objective: {:.6}, gap: {}, |grad|max: {:.1e}, step: {}, \
          time: {:.2}s",
         it.objective,
-        gap_text(it.gap_estimate),
+        gap_text(it.gap_estimate, "-"),
         it.grad_max,
         short(it.step),
         it.elapsed.as_secs_f64()
@@ -732,11 +733,10 @@ fn say_converged(solution: &solve::Solution, iterations: usize) {
             "warning: did not converge in {iterations} iterations: estimated relative gap {} \
          > tol {:.1e}{why}; objective {:.10}. The model is usable; --max-iter above \
          {iterations} (or --resume of the saved model) goes further",
-            if solution.gap_estimate.is_finite() {
-                format!("{:.1e}", solution.gap_estimate)
-            } else {
-                "not known yet (the estimate needs 20 iterations)".to_string()
-            },
+            gap_text(
+                solution.gap_estimate,
+                "not known yet (the estimate needs 20 iterations)"
+            ),
             solution.tol,
             solution.objective
         );

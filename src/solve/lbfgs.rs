@@ -392,13 +392,12 @@ pub fn minimize<F: Function, C: Coordinates>(
             evaluations,
             gap_estimate: gap,
         };
+        let at = (value, grad_max, gap);
         if gap <= settings.tol || grad_max == 0.0 {
             let _ = on_step(&step);
-            let at = (value, grad_max, gap);
             return outcome(Stop::Converged, at, iteration, evaluations);
         }
         if on_step(&step).is_break() {
-            let at = (value, grad_max, gap);
             return outcome(Stop::Interrupted, at, iteration, evaluations);
         }
     }

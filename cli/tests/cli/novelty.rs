@@ -9,20 +9,14 @@ use std::path::Path;
 
 use common::pictures::{drawn, framed};
 use common::{f32s, file};
-use mnist_logreg::dataset::{Dataset, Split};
+use mnist_logreg::dataset::Split;
 use mnist_logreg_cli::novelty::{self, FLAG_SHARE, Novelty};
 use mnist_logreg_cli::preprocess::{Gray, Invert, PreprocessError, Unlike, to_mnist};
 use safetensors::Dtype;
 
 /// The score fitted on the committed MNIST, and its test split.
 fn fitted() -> (Novelty, Split, Split) {
-    let data = Dataset::open(
-        &common::mnist_dir(),
-        &Default::default(),
-        Default::default(),
-    )
-    .unwrap();
-    let novelty = Novelty::fit(data.train.pixels(), data.test.pixels()).unwrap();
+    let (data, novelty) = common::mnist_with_novelty();
     (novelty, data.train, data.test)
 }
 

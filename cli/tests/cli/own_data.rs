@@ -27,6 +27,24 @@ fn npy(descr: &str, shape: &[usize], body: &[u8]) -> Vec<u8> {
     v
 }
 
+/// `train` with `--train-images`, `--train-labels`, `--test-images`, `--test-labels` set to
+/// `files`, in that order.
+fn train_on(files: [&PathBuf; 4]) -> std::process::Command {
+    let mut cmd = train_cmd();
+    for (flag, file) in [
+        "--train-images",
+        "--train-labels",
+        "--test-images",
+        "--test-labels",
+    ]
+    .into_iter()
+    .zip(files)
+    {
+        cmd.arg(flag).arg(file);
+    }
+    cmd
+}
+
 /// `n` samples of `d` float features in `k` classes (class c is bright on features ≡ c mod
 /// k), and their labels, as `.npy` files `NAME-x.npy`, `NAME-y.npy`.
 fn float_set(dir: &Path, name: &str, n: usize, d: usize, k: usize) -> [PathBuf; 2] {
@@ -53,15 +71,7 @@ fn float_features_with_many_classes_train_and_predict() {
     let [vx, vy] = float_set(dir.path(), "test", 370, 40, 37);
     let model = dir.path().join("m.safetensors");
     let (stdout, stderr) = run_ok(
-        train_cmd()
-            .arg("--train-images")
-            .arg(&tx)
-            .arg("--train-labels")
-            .arg(&ty)
-            .arg("--test-images")
-            .arg(&vx)
-            .arg("--test-labels")
-            .arg(&vy)
+        train_on([&tx, &ty, &vx, &vy])
             .args([
                 "--epochs",
                 "5",
@@ -106,49 +116,18 @@ fn own_files_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let [tx, ty] = float_set(dir.path(), "train", 50, 8, 3);
     let [vx, vy] = float_set(dir.path(), "test", 10, 5, 3);
-    let err = run_err(
-        train_cmd()
-            .arg("--train-images")
-            .arg(&tx)
-            .arg("--train-labels")
-            .arg(&ty)
-            .arg("--test-images")
-            .arg(&vx)
-            .arg("--test-labels")
-            .arg(&vy),
-    );
+    let err = run_err(&mut train_on([&tx, &ty, &vx, &vy]));
     assert!(
         err.contains("train-x.npy has 8 features per sample but")
             && err.contains("test-x.npy has 5"),
         "{err}"
     );
     // A class count below the labels: the first label past it is named.
-    let err = run_err(
-        train_cmd()
-            .arg("--train-images")
-            .arg(&tx)
-            .arg("--train-labels")
-            .arg(&ty)
-            .arg("--test-images")
-            .arg(&tx)
-            .arg("--test-labels")
-            .arg(&ty)
-            .args(["--classes", "2"]),
-    );
+    let err = run_err(train_on([&tx, &ty, &tx, &ty]).args(["--classes", "2"]));
     assert!(err.contains("train-y.npy: label 2 at index"), "{err}");
     // More classes than labels: a warning, and the run goes on.
-    let (_, stderr) = run_ok(
-        train_cmd()
-            .arg("--train-images")
-            .arg(&tx)
-            .arg("--train-labels")
-            .arg(&ty)
-            .arg("--test-images")
-            .arg(&tx)
-            .arg("--test-labels")
-            .arg(&ty)
-            .args(["--classes", "5", "--steps", "10"]),
-    );
+    let (_, stderr) =
+        run_ok(train_on([&tx, &ty, &tx, &ty]).args(["--classes", "5", "--steps", "10"]));
     assert!(
         stderr.contains("2 of the 5 classes have no training sample"),
         "{stderr}"

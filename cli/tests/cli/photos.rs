@@ -7,23 +7,16 @@ use crate::common;
 
 use common::pictures::{drawn, framed, next, photo};
 
-use mnist_logreg::dataset::{Dataset, Split};
+use mnist_logreg::dataset::Split;
 use mnist_logreg::kernels::Isa;
 use mnist_logreg_cli::answer::{Answer, Judge};
-use mnist_logreg_cli::novelty::Novelty;
 use mnist_logreg_cli::preprocess::{Gray, Invert, Unlike, to_mnist};
 use mnist_logreg_cli::run::{self, DataSource};
 
 /// The tutorial's model with its novelty score, and the test split.
 fn judge() -> (Judge, Split) {
     let run = run::train_tutorial(&DataSource::new(common::mnist_dir()), Isa::best()).unwrap();
-    let data = Dataset::open(
-        &common::mnist_dir(),
-        &Default::default(),
-        Default::default(),
-    )
-    .unwrap();
-    let novelty = Novelty::fit(data.train.pixels(), data.test.pixels()).unwrap();
+    let (data, novelty) = common::mnist_with_novelty();
     let judge = Judge::new(run.outcome.model, Some(novelty), run.data.names);
     (judge, data.test)
 }

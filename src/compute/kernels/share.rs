@@ -442,6 +442,8 @@ pub(crate) struct Team {
     shared: Arc<Shared>,
     handles: Vec<std::thread::JoinHandle<()>>,
     chooser: Mutex<Chooser>,
+    /// The cores this process may use (asked once: it reads cgroup files on Linux).
+    cores: usize,
 }
 
 impl Team {
@@ -459,6 +461,7 @@ impl Team {
             shared,
             handles: Vec::new(),
             chooser: Mutex::new(Chooser::new()),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         for i in 0..helpers {
             let shared = Arc::clone(&team.shared);
@@ -489,8 +492,7 @@ impl Team {
             .len()
             .saturating_sub(self.shared.parked.load(Ordering::SeqCst));
         let others = running.saturating_sub(1 + helpers_awake);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        others + 1 < cores
+        others + 1 < self.cores
     }
 
     /// Jobs of two tasks or more run so far: shared, and on the caller alone.

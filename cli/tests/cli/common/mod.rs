@@ -6,6 +6,20 @@
 mod library;
 pub use library::*;
 
+/// The committed MNIST, and the novelty score fitted on its training split (calibrated on
+/// its test split).
+pub fn mnist_with_novelty() -> (
+    mnist_logreg::dataset::Dataset,
+    mnist_logreg_cli::novelty::Novelty,
+) {
+    let data =
+        mnist_logreg::dataset::Dataset::open(&mnist_dir(), &Default::default(), Default::default())
+            .unwrap();
+    let novelty =
+        mnist_logreg_cli::novelty::Novelty::fit(data.train.pixels(), data.test.pixels()).unwrap();
+    (data, novelty)
+}
+
 /// A command running one of the crate's binaries from the repository's root.
 pub fn bin(path: &str) -> std::process::Command {
     let mut c = std::process::Command::new(path);
