@@ -63,7 +63,7 @@ mod line_search;
 mod precondition;
 
 use std::ops::ControlFlow;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use lbfgs::Stop;
@@ -226,6 +226,15 @@ impl<'a> Problem<'a> {
     }
 }
 
+/// `threads`, or one per core for 0.
+fn threads_or_cores(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    }
+}
+
 /// scikit-learn's `C` as the λ of the objective: `1/(C·Σsᵢ)`.
 pub(crate) fn l2_from_c(c: f64, weight_sum: f64) -> f64 {
     1.0 / (c * weight_sum)
@@ -248,7 +257,7 @@ pub struct Objective<'a> {
     problem: Problem<'a>,
     l2: f64,
     isa: Isa,
-    team: Team,
+    team: Arc<Team>,
     rows: Vec<usize>,
     model: Model,
     chunks: Vec<Mutex<ChunkOut>>,
@@ -282,18 +291,14 @@ impl<'a> Objective<'a> {
         if !(l2.is_finite() && l2 >= 0.0) {
             return Err(SolveError::L2(l2));
         }
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
-        let team = Team::new(threads - 1).expect("cannot start the solver's helper threads");
+        let team = Team::new(threads_or_cores(threads) - 1)
+            .expect("cannot start the solver's helper threads");
         let n_chunks = problem.rows().div_ceil(CHUNK_ROWS);
         Ok(Self {
             problem,
             l2,
             isa,
-            team,
+            team: Arc::new(team),
             rows: (0..problem.rows()).collect(),
             model: Model::zeros(problem.features, problem.classes)?,
             chunks: (0..n_chunks).map(|_| Mutex::default()).collect(),
@@ -598,6 +603,38 @@ fn model_of(theta: &[f64], d: usize, k: usize) -> Result<Model, SolveError> {
     Ok(model)
 }
 
+/// The median time of `calls` calls of the preconditioner's two maps (`R⁻ᵀ·g`, `R⁻¹·d`) as
+/// `cfg` sets them up for `problem`; zero without a preconditioner. For
+/// `benches/solver.rs`.
+#[doc(hidden)]
+pub fn time_maps(
+    problem: &Problem,
+    cfg: &SolverConfig,
+    calls: usize,
+) -> Result<(Duration, Duration), SolveError> {
+    let Precondition::SecondMoment { alpha, sample_rows } = cfg.precondition else {
+        return Ok((Duration::ZERO, Duration::ZERO));
+    };
+    let (d, k) = (problem.features(), problem.classes());
+    let l2 = cfg
+        .l2
+        .unwrap_or_else(|| l2_from_c(1.0, problem.weight_sum()));
+    let coords = precondition::SecondMoment::new(
+        Arc::new(
+            Team::new(threads_or_cores(cfg.threads) - 1)
+                .expect("cannot start the solver's helper threads"),
+        ),
+        problem.pixels,
+        d,
+        problem.weights,
+        k,
+        alpha,
+        l2,
+        sample_rows,
+    )?;
+    Ok(coords.time_maps(calls))
+}
+
 /// Minimise the objective of `problem` (see the module docs) from `start` (zeros when
 /// `None`), reporting each iteration to `on_iteration`, which may stop the run with
 /// [`ControlFlow::Break`] (the solution is then the last accepted point).
@@ -648,6 +685,7 @@ pub fn solve(
         ),
         Precondition::SecondMoment { alpha, sample_rows } => {
             let coords = precondition::SecondMoment::new(
+                Arc::clone(&objective.team),
                 problem.pixels,
                 d,
                 problem.weights,

@@ -15,43 +15,85 @@
 //! for 2048 MNIST rows), a Cholesky factorisation (`(d+1)³/3` flops), then per iteration one
 //! `R⁻ᵀ·g` and one `R⁻¹·d` for the `K` classes (`2·K·(d+1)²` flops).
 
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use super::SolveError;
 use super::lbfgs::Coordinates;
 use crate::compute::kernels::Pixels;
+use crate::compute::kernels::share::{Team, lock};
 
 /// The factor `R` (upper triangular, row-major, `n × n` with `n = features + 1`) and the
 /// class count `K` of the vectors it maps (class-major: `K` blocks of `n` values).
-#[derive(Clone, Debug)]
 pub(crate) struct SecondMoment {
     n: usize,
     classes: usize,
     r: Vec<f64>,
+    /// `Rᵀ` (lower triangular, row-major): the rows `R⁻ᵀ·g`'s dot products read.
+    rt: Vec<f64>,
+    /// The objective's threads: the maps run on them, a group of classes each.
+    team: Arc<Team>,
 }
 
-/// `Σ a·b` with four accumulators (vectorisable).
+/// `Σ a·b` with 16 accumulators (the compiler makes vectors of them).
 #[inline]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ca
+    const W: usize = 16;
+    let mut acc = [0.0f64; W];
+    let (ca, cb) = (a.chunks_exact(W), b.chunks_exact(W));
+    let tail = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+        .fold(0.0, |s, (x, y)| x * y + s);
     for (x, y) in ca.zip(cb) {
-        for i in 0..4 {
+        for i in 0..W {
             acc[i] += x[i] * y[i];
         }
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    let mut width = W;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            acc[i] += acc[i + width];
+        }
+    }
+    acc[0] + tail
+}
+
+/// `y_c = R⁻ᵀ·g_c` for the classes `c` of `classes` (`out`: their `y`, class-major):
+/// forward substitution `y_j = (g_j − Rᵀ[j, ..j]·y) / R_jj`, one row of `Rᵀ` for all of
+/// them at a time.
+fn to_u(p: &SecondMoment, g: &[f64], out: &mut [f64], classes: Range<usize>) {
+    let n = p.n;
+    for j in 0..n {
+        let row = &p.rt[j * n..j * n + j + 1];
+        for (y, c) in out.chunks_exact_mut(n).zip(classes.clone()) {
+            y[j] = (g[c * n + j] - dot(&row[..j], &y[..j])) / row[j];
+        }
+    }
+}
+
+/// `x_c = R⁻¹·d_c` for the classes of `classes`: back substitution `x_i = (d_i − R[i,
+/// i+1..]·x) / R_ii`, one row of `R` for all of them at a time.
+fn to_x(p: &SecondMoment, d: &[f64], out: &mut [f64], classes: Range<usize>) {
+    let n = p.n;
+    for i in (0..n).rev() {
+        let row = &p.r[i * n + i..(i + 1) * n];
+        for (x, c) in out.chunks_exact_mut(n).zip(classes.clone()) {
+            x[i] = (d[c * n + i] - dot(&row[1..], &x[i + 1..])) / row[0];
+        }
+    }
 }
 
 impl SecondMoment {
     /// The preconditioner of `alpha`, `ridge` from at most `sample_rows` rows (evenly
     /// strided) of `pixels` (`features` per row, u8 read as `p/255`), each weighted by
-    /// `weights` (all 1 when `None`).
+    /// `weights` (all 1 when `None`); its maps run on `team`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        team: Arc<Team>,
         pixels: Pixels,
         features: usize,
         weights: Option<&[f32]>,
@@ -107,7 +149,55 @@ impl SecondMoment {
             r[i * n + i] += ridge;
         }
         cholesky_upper(&mut r, n)?;
-        Ok(Self { n, classes, r })
+        let rt = (0..n * n).map(|t| r[t % n * n + t / n]).collect();
+        Ok(Self {
+            n,
+            classes,
+            r,
+            rt,
+            team,
+        })
+    }
+
+    /// `map(self, input, part, classes)` on each group of classes, one group per thread.
+    fn per_class_group(
+        &self,
+        input: &[f64],
+        out: &mut [f64],
+        map: fn(&Self, &[f64], &mut [f64], Range<usize>),
+    ) {
+        let (n, k) = (self.n, self.classes);
+        assert_eq!(
+            input.len(),
+            n * k,
+            "one value per class and feature (+ bias)"
+        );
+        let per = k.div_ceil(self.team.threads().min(k));
+        let parts: Vec<Mutex<&mut [f64]>> = out.chunks_mut(per * n).map(Mutex::new).collect();
+        self.team.run_shared(parts.len(), &|t| {
+            let classes = t * per..((t + 1) * per).min(k);
+            map(self, input, &mut lock(&parts[t]), classes);
+        });
+    }
+
+    /// The median time of `calls` calls of each map on a vector of ones: (`R⁻ᵀ·g`, `R⁻¹·d`).
+    pub(crate) fn time_maps(&self, calls: usize) -> (Duration, Duration) {
+        let g = vec![1.0; self.n * self.classes];
+        let mut out = vec![0.0; g.len()];
+        let mut time = |map: &dyn Fn(&mut [f64])| {
+            let mut times: Vec<Duration> = (0..calls.max(1))
+                .map(|_| {
+                    let t = Instant::now();
+                    map(&mut out);
+                    t.elapsed()
+                })
+                .collect();
+            times.sort();
+            times[times.len() / 2]
+        };
+        let to_u = time(&|out| self.gradient_to_u(&g, out));
+        let to_x = time(&|out| self.direction_to_x(&g, out));
+        (to_u, to_x)
     }
 }
 
@@ -143,36 +233,14 @@ fn cholesky_upper(a: &mut [f64], n: usize) -> Result<(), SolveError> {
 }
 
 impl Coordinates for SecondMoment {
-    /// `out_c = R⁻ᵀ·g_c` for every class (forward substitution, row by row of `R`).
+    /// `out_c = R⁻ᵀ·g_c` for every class.
     fn gradient_to_u(&self, g: &[f64], out: &mut [f64]) {
-        let n = self.n;
-        out.copy_from_slice(g);
-        for i in 0..n {
-            let row = &self.r[i * n..(i + 1) * n];
-            for c in 0..self.classes {
-                let y = &mut out[c * n..(c + 1) * n];
-                let v = y[i] / row[i];
-                y[i] = v;
-                if v != 0.0 {
-                    for (y, r) in y[i + 1..].iter_mut().zip(&row[i + 1..]) {
-                        *y -= v * r;
-                    }
-                }
-            }
-        }
+        self.per_class_group(g, out, to_u);
     }
 
-    /// `out_c = R⁻¹·d_c` for every class (back substitution, row by row of `R`).
+    /// `out_c = R⁻¹·d_c` for every class.
     fn direction_to_x(&self, d: &[f64], out: &mut [f64]) {
-        let n = self.n;
-        for i in (0..n).rev() {
-            let row = &self.r[i * n..(i + 1) * n];
-            for c in 0..self.classes {
-                let x = &mut out[c * n..(c + 1) * n];
-                let s = dot(&row[i + 1..], &x[i + 1..]);
-                x[i] = (d[c * n + i] - s) / row[i];
-            }
-        }
+        self.per_class_group(d, out, to_x);
     }
 }
 
@@ -184,7 +252,8 @@ mod tests {
     fn the_maps_invert_r_and_its_transpose() {
         // 7 rows of 3 features, 2 classes.
         let px: Vec<u8> = (0..21).map(|i| (i * 37 % 251) as u8).collect();
-        let p = SecondMoment::new(Pixels::U8(&px), 3, None, 2, 0.5, 0.1, 100).unwrap();
+        let team = Arc::new(Team::new(1).unwrap());
+        let p = SecondMoment::new(team, Pixels::U8(&px), 3, None, 2, 0.5, 0.1, 100).unwrap();
         let n = 4;
         let r = |i: usize, j: usize| p.r[i * n + j];
         let x: Vec<f64> = (0..8).map(|i| i as f64 * 0.3 - 1.0).collect();

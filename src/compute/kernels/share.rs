@@ -519,6 +519,22 @@ impl Team {
             (0..n).for_each(task);
             return;
         }
+        self.share(n, task);
+    }
+
+    /// [`Team::run`] without the chooser: always shared. For jobs of few tasks known to pay
+    /// for it (the solver's preconditioner maps, a millisecond per class group).
+    pub(crate) fn run_shared(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        if self.handles.is_empty() || n <= 1 {
+            (0..n).for_each(task);
+            return;
+        }
+        lock(&self.chooser).skip();
+        self.share(n, task);
+    }
+
+    /// Run `task(0..n)` on the caller and the helpers (see [`Team::run`]).
+    fn share(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
         self.shared.solo.store(false, Ordering::Relaxed);
         // SAFETY (lifetime erasure): the pointer outlives `task`'s borrow only inside the
         // `Job`, which helpers may keep (an `Arc`) after this call returns; they dereference
