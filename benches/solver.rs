@@ -195,7 +195,7 @@ fn main() {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (name, tol) in [
         ("tol 1e-5", 1e-5),
-        ("default (tol 3e-6)", SolverConfig::default().tol),
+        ("default (tol 5e-6)", SolverConfig::default().tol),
         ("tol 1e-7", 1e-7),
     ] {
         let cfg = SolverConfig { tol, ..base };

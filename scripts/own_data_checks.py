@@ -548,6 +548,7 @@ def part_opt(name, make, args):
     cli_seconds = None
     sweep = [("default tol", [], 1e-4), ("--tol 1e-9", ["--tol", "1e-9"], 1e-5),
              ("for reference, --tol 1e-5", ["--tol", "1e-5"], None),
+             ("for reference, --tol 5e-6", ["--tol", "5e-6"], None),
              ("for reference, --tol 1e-6", ["--tol", "1e-6"], None),
              ("for reference, --tol 1e-7", ["--tol", "1e-7"], None)]
     for label, extra, bound in sweep:

@@ -149,7 +149,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         ``max_iter``).
     C : float, default=1.0
         Inverse regularisation strength, as in scikit-learn.
-    tol : float, default=3e-6
+    tol : float, default=5e-6
         Stop when the **estimated relative gap** ``(f − min f)/f`` of the mean-form objective
         above is at most ``tol``: the larger of the L-BFGS model's predicted decrease and the
         decrease still to come at the rate of the last 20 iterations (so at least 20 iterations
@@ -199,7 +199,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         penalty="l2",
         *,
         C=1.0,
-        tol=3e-6,
+        tol=5e-6,
         max_iter=1000,
         fit_intercept=True,
         class_weight=None,

@@ -65,7 +65,7 @@ class LogisticRegression(_logistic.LogisticRegression):
         penalty="l2",
         *,
         C=1.0,
-        tol=3e-6,
+        tol=5e-6,
         max_iter=1000,
         fit_intercept=True,
         class_weight=None,

@@ -66,12 +66,12 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// 10 pairs, 1000 iterations, `tol = 3e-6`, `c1 = 1e-4`, `c2 = 0.9`.
+    /// 10 pairs, 1000 iterations, `tol = 5e-6`, `c1 = 1e-4`, `c2 = 0.9`.
     fn default() -> Self {
         Self {
             memory: 10,
             max_iter: 1000,
-            tol: 3e-6,
+            tol: 5e-6,
             wolfe: Wolfe::default(),
         }
     }

@@ -84,7 +84,7 @@ fn lbfgs_on_mnist_lands_on_the_stored_optimum_and_says_it_converged() {
     );
     assert_eq!(solution["l2"].as_f64().unwrap(), lambda);
     assert_eq!(solution["converged"], true);
-    assert!(solution["gap_estimate"].as_f64().unwrap() <= 3e-6);
+    assert!(solution["gap_estimate"].as_f64().unwrap() <= 5e-6);
     let n = solution["iterations"].as_u64().unwrap() as usize;
     assert!(
         stderr.contains(&format!("converged after {n} iterations (")),
@@ -109,7 +109,7 @@ fn lbfgs_on_mnist_lands_on_the_stored_optimum_and_says_it_converged() {
     assert_eq!(meta["solver"], "lbfgs");
     assert_eq!(meta["stop"], "converged");
     assert_eq!(meta["iterations"], n.to_string());
-    assert_eq!(meta["tol"].parse::<f64>().unwrap(), 3e-6);
+    assert_eq!(meta["tol"].parse::<f64>().unwrap(), 5e-6);
     assert_eq!(meta["max_iter"], "1000");
     assert_eq!(meta["l2"].parse::<f64>().unwrap(), lambda);
     // The same f64, written twice; serde_json's default parser (no `float_roundtrip`) may
@@ -143,7 +143,7 @@ fn a_run_stopped_by_max_iter_warns_exits_0_and_saves() {
         stderr.contains("warning: did not converge in 3 iterations: estimated relative gap "),
         "{stderr}"
     );
-    assert!(stderr.contains("> tol 3.0e-6"), "{stderr}");
+    assert!(stderr.contains("> tol 5.0e-6"), "{stderr}");
     assert_eq!(iteration_lines(&stdout).len(), 3, "{stdout}");
     assert!(stdout.contains("Test Accuracy: "), "{stdout}");
     let meta = metadata(&model);
