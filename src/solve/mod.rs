@@ -615,24 +615,32 @@ pub fn time_maps(
     let Precondition::SecondMoment { alpha, sample_rows } = cfg.precondition else {
         return Ok((Duration::ZERO, Duration::ZERO));
     };
-    let (d, k) = (problem.features(), problem.classes());
     let l2 = cfg
         .l2
         .unwrap_or_else(|| l2_from_c(1.0, problem.weight_sum()));
-    let coords = precondition::SecondMoment::new(
-        Arc::new(
-            Team::new(threads_or_cores(cfg.threads) - 1)
-                .expect("cannot start the solver's helper threads"),
-        ),
-        problem.pixels,
-        d,
-        problem.weights,
-        k,
-        alpha,
-        l2,
-        sample_rows,
-    )?;
+    let objective = Objective::new(*problem, l2, cfg.isa, cfg.threads)?;
+    let coords = second_moment(&objective, alpha, sample_rows)?;
     Ok(coords.time_maps(calls))
+}
+
+/// The second-moment coordinates of `objective`'s problem (its λ as the ridge), whose maps
+/// run on the objective's threads.
+fn second_moment(
+    objective: &Objective,
+    alpha: f64,
+    sample_rows: usize,
+) -> Result<precondition::SecondMoment, SolveError> {
+    let p = &objective.problem;
+    precondition::SecondMoment::new(
+        Arc::clone(&objective.team),
+        p.pixels,
+        p.features,
+        p.weights,
+        p.classes,
+        alpha,
+        objective.l2,
+        sample_rows,
+    )
 }
 
 /// Minimise the objective of `problem` (see the module docs) from `start` (zeros when
@@ -684,16 +692,7 @@ pub fn solve(
             Duration::ZERO,
         ),
         Precondition::SecondMoment { alpha, sample_rows } => {
-            let coords = precondition::SecondMoment::new(
-                Arc::clone(&objective.team),
-                problem.pixels,
-                d,
-                problem.weights,
-                k,
-                alpha,
-                l2,
-                sample_rows,
-            )?;
+            let coords = second_moment(&objective, alpha, sample_rows)?;
             let setup = started.elapsed();
             let out = lbfgs::minimize(&mut objective, &coords, &mut theta, &settings, &mut report);
             (out, setup)

@@ -22,9 +22,9 @@
 //! Measured on MNIST (2048 sample rows, 785 × 10; 2-core AMD EPYC Zen 4, 2026-12-07): the
 //! set-up 33–38 ms, was 50–65 ms with one `sgemm` of the whole product (29 ms of it) and a
 //! column-walk transpose (4 ms); the maps 0.43 + 0.47 ms per iteration on 2 threads
-//! (`SOLVER_BENCH_ONLY=pass cargo bench --bench solver`, medians of 101 calls), against 0.9–1.3
-//! + 1.3–1.6 ms for the single-threaded loops before (`R⁻ᵀ·g` as row axpys class by class,
-//! dot products with 4 accumulators; same machine, interleaved). Compiled inside the kernels'
+//! (`SOLVER_BENCH_ONLY=pass cargo bench --bench solver`, medians of 101 calls), against
+//! 0.9–1.3 and 1.3–1.6 ms for the single-threaded loops before (`R⁻ᵀ·g` as row axpys class by
+//! class, dot products with 4 accumulators; same machine, interleaved). Compiled inside the kernels'
 //! AVX2/AVX-512 wrappers with fused multiply-adds, the maps were no faster: they are bound by
 //! reading the earlier solution values from L2, not by arithmetic.
 
@@ -220,22 +220,22 @@ fn upper_gram(team: &Team, a: &[f32], m: usize, n: usize) -> Vec<f32> {
     let h = ((3.0 - 5f64.sqrt()) / 2.0 * n as f64) as usize;
     let mut gram = vec![0.0f32; n * n];
     let (top, bottom) = gram.split_at_mut(h * n);
-    // Block t: the rows `first..n` of the product from column `first` on, into `out`
-    // (whose row 0 is the product's row `first`; `n − first` rows of stride n). The top
-    // block starts at 0 and writes every column.
-    let blocks = [(0, Mutex::new(top)), (h, Mutex::new(bottom))];
+    // Block t: rows `first..first + rows` of the product, columns `first..first + cols`,
+    // into `out`, which holds the product's rows from `first` on (row stride n).
+    let blocks = [
+        (0, h, n, Mutex::new(top)),
+        (h, n - h, n - h, Mutex::new(bottom)),
+    ];
     team.run_shared(2, &|t| {
-        let (first, out) = (&blocks[t].0, &blocks[t].1);
-        let (first, mut out) = (*first, lock(out));
-        let (rows, cols) = if t == 0 { (h, n) } else { (n - h, n - h) };
+        let (first, rows, cols, out) = &blocks[t];
+        let (first, rows, cols) = (*first, *rows, *cols);
+        let mut out = lock(out);
         // SAFETY: `a` holds `m × n` values: Aᵀ's rows `first..first + rows` are read at
         // `l·n + first + i` (`i < rows <= n − first`, `l < m`), A's columns `first..first +
         // cols` at `l·n + first + j` (`j < cols <= n − first`): all below `m·n`. `out` holds
         // `rows × n` values (`h·n` for the top block, `(n − h)·n` for the other) and is
-        // written at `first' + i·n + j` with `first'` = 0 (top: `j < n`) or `h` (bottom: `j
-        // < n − h`), at most `rows·n − 1`.
+        // written at `first + i·n + j` (`i < rows`, `first + j < n`): at most `rows·n − 1`.
         unsafe {
-            let c = if t == 0 { out.as_mut_ptr() } else { out.as_mut_ptr().add(first) };
             matrixmultiply::sgemm(
                 rows,
                 m,
@@ -248,13 +248,12 @@ fn upper_gram(team: &Team, a: &[f32], m: usize, n: usize) -> Vec<f32> {
                 n as isize,
                 1,
                 0.0,
-                c,
+                out.as_mut_ptr().add(first),
                 n as isize,
                 1,
             );
         }
     });
-    drop(blocks);
     gram
 }
 
@@ -331,5 +330,77 @@ mod tests {
         // RᵀR is M: its bias pivot (mean of 1·1 = 1, times α) has no ridge.
         let m33: f64 = (0..n).map(|j| r(j, 3) * r(j, 3)).sum();
         assert!((m33 - 0.5).abs() < 1e-6, "{m33}");
+    }
+
+    /// A small xorshift stream, for test data.
+    fn stream(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    #[test]
+    fn r_factors_the_weighted_second_moment_and_the_maps_invert_it_for_any_team() {
+        // 300 rows of 40 features (the Gram's two blocks: rows 0..15 and the 26 × 26 square),
+        // weighted, a sample of 100; 5 classes (groups of 3 and 2 on two threads).
+        let (rows, d, k, sample) = (300, 40, 5, 100);
+        let mut next = stream(7);
+        let px: Vec<u8> = (0..rows * d).map(|_| (next() % 256) as u8).collect();
+        let w: Vec<f32> = (0..rows).map(|_| (next() % 1000) as f32 / 250.0).collect();
+        let (alpha, ridge) = (0.3, 0.05);
+        let make = |helpers| {
+            let team = Arc::new(Team::new(helpers).unwrap());
+            SecondMoment::new(team, Pixels::U8(&px), d, Some(&w), k, alpha, ridge, sample).unwrap()
+        };
+        let (one, two) = (make(0), make(1));
+        assert_eq!(one.r, two.r, "R does not depend on the team");
+        let n = d + 1;
+        // M in f64 from its definition.
+        let picked: Vec<usize> = (0..sample).map(|t| t * rows / sample).collect();
+        let total: f64 = picked.iter().map(|&i| f64::from(w[i])).sum();
+        let x = |i: usize, j: usize| {
+            if j < d {
+                f64::from(px[i * d + j]) / 255.0
+            } else {
+                1.0
+            }
+        };
+        let mut worst = 0.0f64;
+        for a in 0..n {
+            for b in 0..n {
+                let mean: f64 = picked
+                    .iter()
+                    .map(|&i| f64::from(w[i]) / total * x(i, a) * x(i, b))
+                    .sum();
+                let m = alpha * mean + if a == b && a < d { ridge } else { 0.0 };
+                let rtr: f64 = (0..n).map(|t| one.r[t * n + a] * one.r[t * n + b]).sum();
+                worst = worst.max((rtr - m).abs());
+            }
+        }
+        assert!(worst < 1e-6, "RᵀR differs from M by {worst}");
+        let v: Vec<f64> = (0..n * k)
+            .map(|_| (next() % 2001) as f64 / 1000.0 - 1.0)
+            .collect();
+        for p in [&one, &two] {
+            let (mut u, mut back) = (vec![0.0; n * k], vec![0.0; n * k]);
+            // R⁻¹ then R gives v back; R⁻ᵀ then Rᵀ too.
+            p.direction_to_x(&v, &mut u);
+            for c in 0..k {
+                for i in 0..n {
+                    back[c * n + i] = (i..n).map(|j| p.r[i * n + j] * u[c * n + j]).sum();
+                }
+            }
+            assert!(back.iter().zip(&v).all(|(a, b)| (a - b).abs() < 1e-9));
+            p.gradient_to_u(&v, &mut u);
+            for c in 0..k {
+                for i in 0..n {
+                    back[c * n + i] = (0..=i).map(|j| p.r[j * n + i] * u[c * n + j]).sum();
+                }
+            }
+            assert!(back.iter().zip(&v).all(|(a, b)| (a - b).abs() < 1e-9));
+        }
     }
 }
