@@ -30,6 +30,10 @@
 //!   two of them. Which thread runs a task never changes the results, so this is invisible
 //!   except in time, and in [`Kernel::sharing`](super::Kernel::sharing) (`train`'s timing
 //!   line: `calls shared N, alone M`).
+//! - **A probe measures a helper that is there.** Through a probe the helpers do not park
+//!   (they spin up to [`PROBE_SPIN`] between jobs, the alone blocks included), and a shared
+//!   job whose tasks all ran on the caller (a helper still waking up, or without a core) is
+//!   no sample of sharing.
 //!
 //! ### Why this chooser (2026-12-06)
 //! The one before it started shared, probed once (8 jobs shared, then 8 alone, judged by
@@ -78,6 +82,31 @@
 //! sometimes lose (14 to 980 calls shared in twelve quiet runs), and the epoch at batch 256
 //! is 3.5× its floor.
 //!
+//! ### Why probes must not measure a waking helper (2026-12-07, later)
+//! The same machine a few hours later: `scripts/busy.sh 7` gave a quiet default of 116.4 ms
+//! (96.7–125.2), 1.06× `--threads 1`, 48 of 1020 calls shared, while the same binary with
+//! every step forced shared ran the loop in 61–68 ms. The probes' own samples (printed from
+//! `end_probe` for six runs) showed why: shared 52–59 µs per task, alone 52–55. In a probe's
+//! alone blocks the helpers parked at once (`solo`), and waking one on this VM took longer
+//! than a whole shared block of 4 jobs (~0.25 ms), so the shared blocks ran on the caller
+//! alone and sharing never won. With helpers spinning through the probe, the samples became
+//! 30–37 µs shared against 52–69 alone; not counting the shared jobs the helpers missed
+//! keeps a probe that starts with a cold helper from deciding on it. `scripts/busy.sh`, same
+//! machine, same hour (2-thread floor 35.2–35.5 ms):
+//!
+//! | | default | `--threads 1` | ratio | calls shared |
+//! | --- | --- | --- | --- | --- |
+//! | quiet, before (7 rounds) | 116.4 ms (96.7–125.2) | 109.8 ms (108.5–113.3) | 1.06× | 48 of 1020 |
+//! | hog, before | 111.5 ms (108.4–129.7) | 110.4 ms (107.1–117.0) | 1.01× | 0 of 1020 |
+//! | two at once, before | 112.4 ms (108.0–120.6) | 110.6 ms (107.6–120.3) | 1.02× | 0 of 1020 |
+//! | quiet, after (15 rounds) | 72.2 ms (63.5–92.5) | 109.2 ms (106.0–113.1) | 0.66× | 836 of 1020 |
+//! | hog, after | 110.5 ms (107.5–130.4) | 107.8 ms (106.1–113.5) | 1.03× | 0 of 1020 |
+//! | two at once, after | 108.2 ms (105.3–134.1) | 106.9 ms (104.8–115.1) | 1.01× | 0 of 1020 |
+//!
+//! Still short of the goal: the quiet loop is 2.05× the 2-thread floor (`--threads 1` is
+//! itself 1.58× the 1-thread floor: the kernel's work besides the FMAs), its runs spread
+//! 1.46×, and the epoch at batch 256 is 2.94× its floor.
+//!
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -85,6 +114,10 @@ use std::time::{Duration, Instant};
 /// How long an idle helper spins before it parks: a few times the gap between two training
 /// steps (the SGD update and the next batch's indices, a few microseconds).
 const SPIN: Duration = Duration::from_micros(200);
+
+/// How long an idle helper spins during a probe (whose alone blocks last a few hundred
+/// microseconds) before it parks anyway.
+const PROBE_SPIN: Duration = Duration::from_millis(5);
 
 /// Jobs with at least this many tasks per thread always run shared (see [`Team::run`]).
 const MANY_TASKS: usize = 4;
@@ -260,6 +293,11 @@ impl Chooser {
         solo
     }
 
+    /// Whether a probe is under way.
+    fn probing(&self) -> bool {
+        matches!(self.phase, Phase::Probe(_))
+    }
+
     /// Whether the current job runs alone.
     fn solo(&self) -> bool {
         match self.phase {
@@ -293,6 +331,13 @@ impl Chooser {
                     self.left = 0; // a hog arrived: probe again now
                 }
             }
+        }
+    }
+
+    /// The current shared job ran on the caller alone: it is no sample of sharing.
+    fn helpers_absent(&mut self) {
+        if let Some(last) = self.last.as_mut().filter(|l| !l.solo) {
+            last.sample = false;
         }
     }
 
@@ -407,13 +452,15 @@ impl Drop for DoneOnDrop<'_> {
 }
 
 impl Job {
-    /// Claim and run tasks until none are left.
-    fn work(&self) {
+    /// Claim and run tasks until none are left; returns how many this thread ran.
+    fn work(&self) -> usize {
+        let mut ran = 0;
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             if i >= self.n {
-                return;
+                return ran;
             }
+            ran += 1;
             let _done = DoneOnDrop(self);
             // SAFETY: `i < n` was claimed and is not counted as done before this call
             // returns or unwinds, so the caller of `Team::run` is still waiting for
@@ -435,6 +482,8 @@ struct Shared {
     shutdown: AtomicBool,
     /// The caller runs jobs alone for now: helpers park at once instead of spinning.
     solo: AtomicBool,
+    /// A probe is under way: helpers spin through its alone jobs (up to [`PROBE_SPIN`]).
+    probing: AtomicBool,
 }
 
 /// The caller plus `helpers` threads that share jobs.
@@ -456,6 +505,7 @@ impl Team {
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
             solo: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
         });
         let mut team = Team {
             shared,
@@ -514,10 +564,20 @@ impl Team {
         let many = n >= MANY_TASKS * self.threads();
         if many {
             lock(&self.chooser).skip();
-        } else if lock(&self.chooser).start(n, || self.free_core()) {
-            self.shared.solo.store(true, Ordering::Relaxed);
-            (0..n).for_each(task);
-            return;
+        } else {
+            let (solo, probing) = {
+                let mut chooser = lock(&self.chooser);
+                let solo = chooser.start(n, || self.free_core());
+                (solo, chooser.probing())
+            };
+            // A probe's helpers stay awake through its alone blocks, so that its shared
+            // blocks measure a helper that is there, as in a shared run, not its wake-up.
+            self.shared.probing.store(probing, Ordering::Relaxed);
+            if solo {
+                self.shared.solo.store(true, Ordering::Relaxed);
+                (0..n).for_each(task);
+                return;
+            }
         }
         self.share(n, task);
     }
@@ -575,8 +635,12 @@ impl Team {
                 std::hint::spin_loop();
             }
         }
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
+        match outcome {
+            Err(panic) => std::panic::resume_unwind(panic),
+            // No helper took a task: the job measured the caller alone (a helper still waking
+            // up, or without a core), not sharing.
+            Ok(ran) if ran == n => lock(&self.chooser).helpers_absent(),
+            Ok(_) => {}
         }
         if job.panicked.load(Ordering::Relaxed) {
             panic!("a kernel task panicked on a helper thread");
@@ -607,8 +671,11 @@ fn helper(shared: &Shared) {
         while shared.epoch.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
             polls += 1;
+            let probing = shared.probing.load(Ordering::Relaxed);
+            let spin = if probing { PROBE_SPIN } else { SPIN };
             if polls.is_multiple_of(64)
-                && (shared.solo.load(Ordering::Relaxed) || idle_since.elapsed() > SPIN)
+                && ((shared.solo.load(Ordering::Relaxed) && !probing)
+                    || idle_since.elapsed() > spin)
             {
                 let mut guard = lock(&shared.job);
                 shared.parked.fetch_add(1, Ordering::SeqCst);
@@ -762,6 +829,33 @@ mod tests {
         assert_eq!(shared_in(&jobs, FIRST_RUN..FIRST_RUN + 16), 0);
         let second_run = FIRST_RUN + 16 + (Chooser::PROBE_BLOCKS * Chooser::BLOCK) as usize;
         assert_eq!(shared_in(&jobs, second_run..second_run + 64), 64);
+    }
+
+    #[test]
+    fn a_shared_job_the_helpers_missed_is_no_sample() {
+        // The first probe's first shared block finds the helper still waking up (the caller
+        // runs both tasks: as slow as alone), and so does the first job of its second one;
+        // the rest share at 60 µs. Counted, the slow jobs would make the median 100 µs and
+        // alone would win; not counted, sharing wins the first probe.
+        let mut c = Chooser::new();
+        let mut now = Instant::now();
+        let mut probing = Vec::new();
+        let mut choices = Vec::new();
+        for j in 0..FIRST_RUN + 8 {
+            let solo = c.start_at(now, 2, || true);
+            probing.push(c.probing());
+            choices.push(solo);
+            let in_probe = j.checked_sub(Chooser::WARM_UP as usize);
+            let missed = in_probe.is_some_and(|p| p < 4 || (8..10).contains(&p));
+            if !solo && missed {
+                c.helpers_absent();
+            }
+            now += if solo || missed { us(100) } else { us(60) };
+        }
+        let probe = Chooser::WARM_UP as usize..FIRST_RUN;
+        assert!(probing[probe.clone()].iter().all(|&p| p));
+        assert!(!probing[..probe.start].iter().any(|&p| p) && !probing[FIRST_RUN]);
+        assert_eq!(shared_in(&choices, FIRST_RUN..FIRST_RUN + 8), 8);
     }
 
     #[test]
