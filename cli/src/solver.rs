@@ -28,11 +28,6 @@ use crate::novelty::Novelty;
 use crate::plot;
 use crate::run::{self, LoadedData, StopSignal};
 
-/// The library's default `tol` (the estimated relative gap to the optimum).
-pub const DEFAULT_TOL: f64 = 5e-6;
-/// The library's default iteration budget.
-pub const DEFAULT_MAX_ITER: usize = 1000;
-
 /// `--display-step` of an L-BFGS run without the flag: a line every 10 iterations.
 pub const DEFAULT_DISPLAY_ITERATIONS: usize = 10;
 
@@ -249,10 +244,11 @@ pub fn choose(
         DEFAULT_DISPLAY_ITERATIONS
     };
     let Some((path, _, meta)) = recorded else {
+        let defaults = SolverConfig::default();
         return Ok(Some(Lbfgs {
             l2: flags.l2,
-            tol: flags.tol.unwrap_or(DEFAULT_TOL),
-            max_iter: flags.max_iter.unwrap_or(DEFAULT_MAX_ITER),
+            tol: flags.tol.unwrap_or(defaults.tol),
+            max_iter: flags.max_iter.unwrap_or(defaults.max_iter),
             done: 0,
             display_step,
             start: load.map_or(Start::Zeros, |p| Start::Load(p.to_path_buf())),

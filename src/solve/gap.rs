@@ -37,10 +37,10 @@
 //! the stop moves by tens of iterations with rounding, hence the default's margin below the
 //! 1e-4 the solver is meant to reach. 5e-6 replaced 3e-6 as the default on 2026-12-07: 17%
 //! fewer iterations on MNIST (106 against 127).
-//! With the model's decrease alone (traces of the same
-//! solver with the preconditioner's α = 0.01, compared offline) a `tol` of 1e-6 stopped at
-//! 2.3e-5 (MNIST), 5.9e-5 (latent) and 5.2e-4 (14×14); with the rate estimate beside it,
-//! 8.6e-7, 1.7e-6 and 6.7e-6.
+//!
+//! With the model's decrease alone (traces of the same solver with the preconditioner's
+//! α = 0.01, compared offline) a `tol` of 1e-6 stopped at 2.3e-5 (MNIST), 5.9e-5 (latent)
+//! and 5.2e-4 (14×14); with the rate estimate beside it, 8.6e-7, 1.7e-6 and 6.7e-6.
 
 /// Iterations per window of the rate estimate.
 pub const RATE_WINDOW: usize = 10;

@@ -69,7 +69,7 @@ use std::time::{Duration, Instant};
 pub use lbfgs::Stop;
 
 use crate::compute::kernels::fused::{objective_rows, padded_classes, with_scratch};
-use crate::compute::kernels::share::{Team, lock};
+use crate::compute::kernels::share::{Team, lock, threads_or_cores};
 use crate::compute::kernels::{Batch, BatchError, Isa, Pixels};
 use crate::compute::model::{Model, ModelError};
 use crate::data::aligned::AlignedF32;
@@ -223,15 +223,6 @@ impl<'a> Problem<'a> {
     /// Variables of the objective: `(features + 1) · classes`.
     pub fn dim(&self) -> usize {
         (self.features + 1) * self.classes
-    }
-}
-
-/// `threads`, or one per core for 0.
-fn threads_or_cores(threads: usize) -> usize {
-    if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
     }
 }
 
@@ -491,11 +482,17 @@ impl Default for SolverConfig {
     /// λ = 1/Σsᵢ, `tol = 5e-6`, 1000 iterations, 10 pairs, [`Precondition::default`], one
     /// thread per core, the widest SIMD of this CPU.
     fn default() -> Self {
+        let lbfgs::Settings {
+            tol,
+            max_iter,
+            memory,
+            ..
+        } = lbfgs::Settings::default();
         Self {
             l2: None,
-            tol: 5e-6,
-            max_iter: 1000,
-            memory: 10,
+            tol,
+            max_iter,
+            memory,
             precondition: Precondition::default(),
             threads: 0,
             isa: Isa::best(),

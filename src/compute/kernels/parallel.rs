@@ -16,7 +16,7 @@ use std::sync::{Mutex, RwLock};
 
 use super::fused::prefetch::rows_ahead;
 use super::fused::{forward_backward_rows, forward_rows, padded_classes, with_scratch};
-use super::share::{Team, lock, read, write};
+use super::share::{Team, lock, read, threads_or_cores, write};
 use super::simd::Isa;
 use super::softmax::ClipGradient;
 use super::{Batch, Kernel, Stats, check_backward, check_forward};
@@ -75,12 +75,8 @@ impl Parallel {
     /// # Panics
     /// When the operating system refuses to start the helper threads.
     pub fn with_clip(isa: Isa, threads: usize, clip: ClipGradient) -> Self {
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
-        let team = Team::new(threads - 1).expect("cannot start the kernel's helper threads");
+        let team = Team::new(threads_or_cores(threads) - 1)
+            .expect("cannot start the kernel's helper threads");
         Self {
             isa,
             clip,

@@ -87,7 +87,7 @@
 //! (96.7–125.2), 1.06× `--threads 1`, 48 of 1020 calls shared, while the same binary with
 //! every step forced shared ran the loop in 61–68 ms. The probes' own samples (printed from
 //! `end_probe` for six runs) showed why: shared 52–59 µs per task, alone 52–55. In a probe's
-//! alone blocks the helpers parked at once (`solo`), and waking one on this VM took longer
+//! alone blocks the helpers parked at once, and waking one on this VM took longer
 //! than a whole shared block of 4 jobs (~0.25 ms), so the shared blocks ran on the caller
 //! alone and sharing never won. With helpers spinning through the probe, the samples became
 //! 30–37 µs shared against 52–69 alone; not counting the shared jobs the helpers missed
@@ -336,7 +336,7 @@ impl Chooser {
 
     /// The current shared job ran on the caller alone: it is no sample of sharing.
     fn helpers_absent(&mut self) {
-        if let Some(last) = self.last.as_mut().filter(|l| !l.solo) {
+        if let Some(last) = self.last.as_mut() {
             last.sample = false;
         }
     }
@@ -480,10 +480,18 @@ struct Shared {
     parked: AtomicUsize,
     wake: Condvar,
     shutdown: AtomicBool,
-    /// The caller runs jobs alone for now: helpers park at once instead of spinning.
-    solo: AtomicBool,
-    /// A probe is under way: helpers spin through its alone jobs (up to [`PROBE_SPIN`]).
-    probing: AtomicBool,
+    /// How long (ns) an idle helper spins before it parks: [`SPIN`] while jobs run shared,
+    /// 0 while the caller runs them alone, [`PROBE_SPIN`] through a probe.
+    idle_spin: AtomicU64,
+}
+
+/// `threads`, or one per core for 0 (the kernels' and the solver's thread counts).
+pub(crate) fn threads_or_cores(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    }
 }
 
 /// The caller plus `helpers` threads that share jobs.
@@ -504,8 +512,7 @@ impl Team {
             parked: AtomicUsize::new(0),
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
-            solo: AtomicBool::new(false),
-            probing: AtomicBool::new(false),
+            idle_spin: AtomicU64::new(SPIN.as_nanos() as u64),
         });
         let mut team = Team {
             shared,
@@ -555,47 +562,53 @@ impl Team {
     /// finished. A task that panics (on any thread) makes this panic once every claimed task
     /// has finished. Kernels only panic on broken invariants, never on input.
     pub(crate) fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        if self.handles.is_empty() || n <= 1 {
-            (0..n).for_each(task);
-            return;
-        }
         // Jobs of many tasks (an evaluation) balance themselves and always pay for sharing: they
         // run shared, outside the chooser's measures.
-        let many = n >= MANY_TASKS * self.threads();
-        if many {
-            lock(&self.chooser).skip();
-        } else {
-            let (solo, probing) = {
-                let mut chooser = lock(&self.chooser);
-                let solo = chooser.start(n, || self.free_core());
-                (solo, chooser.probing())
-            };
-            // A probe's helpers stay awake through its alone blocks, so that its shared
-            // blocks measure a helper that is there, as in a shared run, not its wake-up.
-            self.shared.probing.store(probing, Ordering::Relaxed);
-            if solo {
-                self.shared.solo.store(true, Ordering::Relaxed);
-                (0..n).for_each(task);
-                return;
-            }
-        }
-        self.share(n, task);
+        self.dispatch(n, task, n >= MANY_TASKS * self.threads());
     }
 
     /// [`Team::run`] without the chooser: always shared. For jobs of few tasks known to pay
     /// for it (the solver's preconditioner maps, a millisecond per class group).
     pub(crate) fn run_shared(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        self.dispatch(n, task, true);
+    }
+
+    /// Run `task(0..n)` shared, outside the chooser's measures (`always_shared`), or the way
+    /// the chooser picks; then tell the helpers how long to spin when idle.
+    fn dispatch(&self, n: usize, task: &(dyn Fn(usize) + Sync), always_shared: bool) {
         if self.handles.is_empty() || n <= 1 {
             (0..n).for_each(task);
             return;
         }
-        lock(&self.chooser).skip();
-        self.share(n, task);
+        let (solo, probing) = {
+            let mut chooser = lock(&self.chooser);
+            let solo = if always_shared {
+                chooser.skip();
+                false
+            } else {
+                chooser.start(n, || self.free_core())
+            };
+            (solo, chooser.probing())
+        };
+        // Alone, helpers park at once; a probe's helpers stay awake through its alone blocks,
+        // so that its shared blocks measure a helper that is there, as in a shared run, not
+        // its wake-up.
+        let idle_spin = match (probing, solo) {
+            (true, _) => PROBE_SPIN,
+            (false, true) => Duration::ZERO,
+            (false, false) => SPIN,
+        };
+        let nanos = u64::try_from(idle_spin.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.idle_spin.store(nanos, Ordering::Relaxed);
+        if solo {
+            (0..n).for_each(task);
+        } else {
+            self.share(n, task);
+        }
     }
 
     /// Run `task(0..n)` on the caller and the helpers (see [`Team::run`]).
     fn share(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        self.shared.solo.store(false, Ordering::Relaxed);
         // SAFETY (lifetime erasure): the pointer outlives `task`'s borrow only inside the
         // `Job`, which helpers may keep (an `Arc`) after this call returns; they dereference
         // it only after claiming an index below `n`, and this function does not return or
@@ -671,11 +684,9 @@ fn helper(shared: &Shared) {
         while shared.epoch.load(Ordering::Acquire) == seen {
             std::hint::spin_loop();
             polls += 1;
-            let probing = shared.probing.load(Ordering::Relaxed);
-            let spin = if probing { PROBE_SPIN } else { SPIN };
             if polls.is_multiple_of(64)
-                && ((shared.solo.load(Ordering::Relaxed) && !probing)
-                    || idle_since.elapsed() > spin)
+                && idle_since.elapsed()
+                    > Duration::from_nanos(shared.idle_spin.load(Ordering::Relaxed))
             {
                 let mut guard = lock(&shared.job);
                 shared.parked.fetch_add(1, Ordering::SeqCst);
