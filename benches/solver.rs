@@ -1,13 +1,15 @@
 //! The full-batch solver on MNIST (λ = 1/60000, scikit-learn's `C = 1`): iterations, passes
 //! over the data and time until the objective is within 1e-3, 1e-4 and 1e-5 (relative) of
 //! the f64 optimum stored in `tests/data/optima.txt` (made by
-//! `scripts/reference_optimum.py`), plain and preconditioned; then the default settings'
+//! `scripts/reference_optimum.py`), plain, in the second moment's coordinates and in the
+//! curvature's after them (the default); then the default settings'
 //! gap, time and test accuracy. Prints a table with the CPU and the SIMD path.
 //!
 //! Run with `cargo bench --bench solver` (`MNIST_LOGREG_SIMD` picks the SIMD path,
 //! `SOLVER_BENCH_THREADS` the threads, 0 = one per core; `SOLVER_BENCH_RUNS` repeats each
 //! configuration and reports the median time; `SOLVER_BENCH_ALPHA` and
 //! `SOLVER_BENCH_SAMPLE` change the preconditioner's `alpha` and `sample_rows`,
+//! `SOLVER_BENCH_AFTER` and `SOLVER_BENCH_CURVATURE_ROWS` its `after` and `curvature_rows`,
 //! `SOLVER_BENCH_MEMORY` the L-BFGS pairs;
 //! `SOLVER_BENCH_ONLY=gaps|defaults|pass` runs one part).
 
@@ -80,14 +82,33 @@ fn main() {
         .map_or(1, |s| s.parse().expect("SOLVER_BENCH_RUNS"));
     let env = |name: &str| std::env::var(name).ok();
     let mut precondition = Precondition::default();
-    if let Precondition::SecondMoment { alpha, sample_rows } = &mut precondition {
+    if let Precondition::Curvature {
+        alpha,
+        sample_rows,
+        after,
+        curvature_rows,
+    } = &mut precondition
+    {
+        let set = |name: &str, v: &mut usize| {
+            if let Some(x) = env(name) {
+                *v = x.parse().expect(name);
+            }
+        };
         if let Some(a) = env("SOLVER_BENCH_ALPHA") {
             *alpha = a.parse().expect("SOLVER_BENCH_ALPHA");
         }
-        if let Some(m) = env("SOLVER_BENCH_SAMPLE") {
-            *sample_rows = m.parse().expect("SOLVER_BENCH_SAMPLE");
-        }
+        set("SOLVER_BENCH_SAMPLE", sample_rows);
+        set("SOLVER_BENCH_AFTER", after);
+        set("SOLVER_BENCH_CURVATURE_ROWS", curvature_rows);
     }
+    // The same first coordinates, never changed.
+    let Precondition::Curvature {
+        alpha, sample_rows, ..
+    } = precondition
+    else {
+        unreachable!("the default is Curvature")
+    };
+    let second_moment = Precondition::SecondMoment { alpha, sample_rows };
     let only = env("SOLVER_BENCH_ONLY");
     let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
@@ -142,7 +163,8 @@ fn main() {
     println!("| --- | --- | --- | --- | --- |");
     for (name, precondition) in [
         ("plain", Precondition::None),
-        ("second moment", precondition),
+        ("second moment", second_moment),
+        ("curvature after 2nd moment", precondition),
     ] {
         if !part("gaps")
             || (name == "plain" && env("SOLVER_BENCH_PLAIN").is_none() && only.is_some())

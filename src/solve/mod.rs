@@ -24,10 +24,14 @@
 //!
 //! ## The solver
 //! [`solve`] runs L-BFGS (`lbfgs.rs`) with a strong Wolfe line search (`line_search.rs`) in
-//! the coordinates of the features' second moment ([`Precondition::SecondMoment`], see
-//! `precondition.rs`): `θ_c = [W_c; b_c] = R⁻¹·u_c` with
-//! `RᵀR = α·E[[x 1]ᵀ[x 1]] + λ·diag(1, …, 1, 0)`. Same objective, same optimum; on MNIST it
-//! takes several times fewer passes than plain L-BFGS (measured in `benches/solver.rs`).
+//! preconditioned coordinates (see `precondition.rs`): `θ_c = [W_c; b_c] = R⁻¹·u_c` with
+//! first `RᵀR = α·E[[x 1]ᵀ[x 1]] + λ·diag(1, …, 1, 0)`, the features' second moment, and
+//! after 20 iterations `RᵀR = α·E[c·[x 1]ᵀ[x 1]]/E[c] + λ·diag(1, …, 1, 0)`, each row weighted
+//! by its softmax curvature `c = 1 − Σ_k p_k²` at that point ([`Precondition::Curvature`]):
+//! rows the model already predicts with certainty no longer shape the metric, the uncertain
+//! ones do, as in the objective's Hessian. Same objective, same optimum; on MNIST the second
+//! moment takes several times fewer passes than plain L-BFGS, and the change to the curvature
+//! another fifth fewer (measured in `benches/solver.rs`; see `precondition.rs`).
 //! It stops when the quasi-Newton model's estimate of the relative gap `(f − min f)/f` is at
 //! most `tol` (see [`SolverConfig::tol`]: not scikit-learn's gradient test, which stops far from
 //! the optimum on ill-conditioned data), or after `max_iter` iterations, and reports every iteration to a callback, which
@@ -348,6 +352,26 @@ impl<'a> Objective<'a> {
     /// # Panics
     /// When `theta` or `grad` does not hold [`Problem::dim`] values.
     pub fn eval(&mut self, theta: &[f64], grad: &mut [f64]) -> f64 {
+        self.eval_rows(theta, grad, None)
+    }
+
+    /// [`Objective::eval`], also writing each row's softmax curvature `1 − Σ_c p_c²` at `θ`
+    /// (unweighted) to `curvature`, one value per row.
+    fn eval_with_curvature(
+        &mut self,
+        theta: &[f64],
+        grad: &mut [f64],
+        curvature: &mut [f32],
+    ) -> f64 {
+        assert_eq!(
+            curvature.len(),
+            self.problem.rows(),
+            "one curvature per row"
+        );
+        self.eval_rows(theta, grad, Some(curvature))
+    }
+
+    fn eval_rows(&mut self, theta: &[f64], grad: &mut [f64], curvature: Option<&mut [f32]>) -> f64 {
         let p = self.problem;
         let (d, k) = (p.features, p.classes);
         assert_eq!(
@@ -370,6 +394,10 @@ impl<'a> Objective<'a> {
         let n = p.rows();
         let batch = Batch::trusted(p.pixels, d, p.labels, &self.rows);
         let (isa, model, chunks) = (self.isa, &self.model, &self.chunks);
+        // Each chunk's rows of `curvature`, when asked for.
+        let curvature: Vec<Mutex<&mut [f32]>> = curvature
+            .map(|c| c.chunks_mut(CHUNK_ROWS).map(Mutex::new).collect())
+            .unwrap_or_default();
         self.team.run(chunks.len(), &|i| {
             let mut out = lock(&chunks[i]);
             let out = &mut *out;
@@ -378,8 +406,19 @@ impl<'a> Objective<'a> {
             }
             out.db.resize(k, 0.0);
             let part = batch.slice(i * CHUNK_ROWS..((i + 1) * CHUNK_ROWS).min(n));
+            let mut curvature = curvature.get(i).map(lock);
             let (stats, loss) = with_scratch(|s| {
-                objective_rows(isa, model, &part, p.weights, &mut out.dw, &mut out.db, s)
+                let (dw, db, curvature) = (&mut out.dw, &mut out.db, curvature.as_deref_mut());
+                objective_rows(
+                    isa,
+                    model,
+                    &part,
+                    p.weights,
+                    dw,
+                    db,
+                    curvature.map(|c| &mut **c),
+                    s,
+                )
             });
             out.loss = loss;
             out.correct = stats.correct;
@@ -436,19 +475,37 @@ pub enum Precondition {
         /// Rows the second moment is estimated from.
         sample_rows: usize,
     },
+    /// [`Precondition::SecondMoment`] for the first `after` iterations, then the coordinates
+    /// of the softmax's curvature at that point: `RᵀR = α·E[c·[x 1]ᵀ[x 1]]/E[c] + λ·diag(1,
+    /// …, 1, 0)` with `c = 1 − Σ_k p_k²` each row's curvature (the second moment, each row
+    /// weighted by its share of the curvature), estimated from `curvature_rows` rows drawn in
+    /// proportion to it (the L-BFGS pairs restart there; see the module docs).
+    Curvature {
+        /// `α` of both coordinates.
+        alpha: f64,
+        /// The first coordinates' sample.
+        sample_rows: usize,
+        /// Iterations before the change.
+        after: usize,
+        /// Rows the curvature-weighted second moment is estimated from.
+        curvature_rows: usize,
+    },
 }
 
 impl Default for Precondition {
-    /// `SecondMoment { alpha: 0.001, sample_rows: 2048 }`. `alpha` measured 2026-12-07 (AMD
-    /// EPYC Zen 4, `SOLVER_BENCH_ALPHA=… SOLVER_BENCH_ONLY=gaps cargo bench --bench solver`,
-    /// and `scripts/own_data_checks.py --only opt`): iterations of MNIST to a gap of 1e-5 for
-    /// α = 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003: 218, 155, 125, 118, 103, 99; default `train
-    /// --solver lbfgs` iterations at 0.01 / 0.001 / 0.0003: 512-feature × 100-class set
-    /// 312 / 109 / 87, 8×8 digits 128 / 131 / 142, MNIST 14×14 × 20 classes 551 / 550 / 728.
+    /// `Curvature { alpha: 0.001, sample_rows: 2048, after: 20, curvature_rows: 8192 }`.
+    /// `alpha` measured 2026-12-07 (AMD EPYC Zen 4, `SOLVER_BENCH_ALPHA=…
+    /// SOLVER_BENCH_ONLY=gaps cargo bench --bench solver`, and `scripts/own_data_checks.py
+    /// --only opt`, second moment alone): iterations of MNIST to a gap of 1e-5 for α = 0.1,
+    /// 0.03, 0.01, 0.003, 0.001, 0.0003: 218, 155, 125, 118, 103, 99; default `train --solver
+    /// lbfgs` iterations at 0.01 / 0.001 / 0.0003: 512-feature × 100-class set 312 / 109 /
+    /// 87, 8×8 digits 128 / 131 / 142, MNIST 14×14 × 20 classes 551 / 550 / 728.
     fn default() -> Self {
-        Precondition::SecondMoment {
+        Precondition::Curvature {
             alpha: 0.001,
             sample_rows: 2048,
+            after: 20,
+            curvature_rows: 8192,
         }
     }
 }
@@ -541,7 +598,8 @@ pub struct Solution {
     pub iterations: usize,
     /// Objective evaluations (passes over the data).
     pub evaluations: usize,
-    /// Time of the preconditioner's set-up (zero without one).
+    /// Time of the preconditioner's set-up, and of its change to the curvature's coordinates
+    /// (zero without one).
     pub setup: Duration,
     /// Total time.
     pub elapsed: Duration,
@@ -609,7 +667,11 @@ pub fn time_maps(
     cfg: &SolverConfig,
     calls: usize,
 ) -> Result<(Duration, Duration), SolveError> {
-    let Precondition::SecondMoment { alpha, sample_rows } = cfg.precondition else {
+    let (Precondition::SecondMoment { alpha, sample_rows }
+    | Precondition::Curvature {
+        alpha, sample_rows, ..
+    }) = cfg.precondition
+    else {
         return Ok((Duration::ZERO, Duration::ZERO));
     };
     let l2 = cfg
@@ -638,6 +700,32 @@ fn second_moment(
         objective.l2,
         sample_rows,
     )
+}
+
+/// `f`, `∇f` at `theta` and the coordinates of the softmax's curvature there
+/// ([`Precondition::Curvature`]; `None` when no row has any).
+fn curvature_coords(
+    objective: &mut Objective,
+    theta: &[f64],
+    alpha: f64,
+    sample_rows: usize,
+) -> Result<(f64, Vec<f64>, Option<precondition::SecondMoment>), SolveError> {
+    let p = objective.problem;
+    let mut grad = vec![0.0; p.dim()];
+    let mut curvature = vec![0.0f32; p.rows()];
+    let value = objective.eval_with_curvature(theta, &mut grad, &mut curvature);
+    let coords = precondition::SecondMoment::of_curvature(
+        Arc::clone(&objective.team),
+        p.pixels,
+        p.features,
+        p.weights,
+        &curvature,
+        p.classes,
+        (alpha, objective.l2),
+        sample_rows,
+    )
+    .transpose()?;
+    Ok((value, grad, coords))
 }
 
 /// Minimise the objective of `problem` (see the module docs) from `start` (zeros when
@@ -677,13 +765,16 @@ pub fn solve(
             elapsed: started.elapsed(),
         })
     };
+    let mut progress = lbfgs::Progress::new();
     let (out, setup) = match cfg.precondition {
         Precondition::None => (
             lbfgs::minimize(
                 &mut objective,
                 &lbfgs::Identity,
                 &mut theta,
+                None,
                 &settings,
+                &mut progress,
                 &mut report,
             ),
             Duration::ZERO,
@@ -691,8 +782,49 @@ pub fn solve(
         Precondition::SecondMoment { alpha, sample_rows } => {
             let coords = second_moment(&objective, alpha, sample_rows)?;
             let setup = started.elapsed();
-            let out = lbfgs::minimize(&mut objective, &coords, &mut theta, &settings, &mut report);
+            let out = lbfgs::minimize(
+                &mut objective,
+                &coords,
+                &mut theta,
+                None,
+                &settings,
+                &mut progress,
+                &mut report,
+            );
             (out, setup)
+        }
+        Precondition::Curvature {
+            alpha,
+            sample_rows,
+            after,
+            curvature_rows,
+        } => {
+            let coords = second_moment(&objective, alpha, sample_rows)?;
+            let mut setup = started.elapsed();
+            let first = lbfgs::Settings {
+                max_iter: after.min(cfg.max_iter),
+                ..settings
+            };
+            let (o, p) = (&mut objective, &mut progress);
+            let out = lbfgs::minimize(o, &coords, &mut theta, None, &first, p, &mut report);
+            if out.stop != Stop::MaxIter || out.iterations >= cfg.max_iter {
+                (out, setup)
+            } else {
+                let changed = Instant::now();
+                let (value, grad, refreshed) = curvature_coords(o, &theta, alpha, curvature_rows)?;
+                p.evaluations += 1;
+                setup += changed.elapsed();
+                let start = Some((value, &grad[..]));
+                let coords = match &refreshed {
+                    Some(c) => {
+                        p.forget_pairs();
+                        c
+                    }
+                    None => &coords,
+                };
+                let out = lbfgs::minimize(o, coords, &mut theta, start, &settings, p, &mut report);
+                (out, setup)
+            }
         }
     };
     Ok(Solution {
@@ -708,4 +840,70 @@ pub fn solve(
         setup,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_curvature_of_each_row_is_one_minus_the_sum_of_its_squared_probabilities() {
+        // 1100 rows (two chunks) of 20 features, 5 classes, weighted; every SIMD path, one
+        // and two threads: the pass's curvature against the f64 softmax of the same f32 model.
+        let (rows, d, k) = (1100, 20, 5);
+        let mut seed = 11u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let px: Vec<u8> = (0..rows * d).map(|_| (next() % 256) as u8).collect();
+        let labels: Vec<u32> = (0..rows).map(|_| (next() % k as u64) as u32).collect();
+        let w: Vec<f32> = (0..rows).map(|_| 1.0 + (next() % 3) as f32).collect();
+        let theta: Vec<f64> = (0..(d + 1) * k)
+            .map(|_| (next() % 2001) as f64 / 4000.0 - 0.25)
+            .collect();
+        let problem = Problem::u8(&px, d, &labels, k)
+            .unwrap()
+            .with_weights(&w)
+            .unwrap();
+        let mut first: Option<Vec<f32>> = None;
+        for isa in Isa::supported() {
+            for threads in [1, 2] {
+                let mut objective = Objective::new(problem, 0.01, isa, threads).unwrap();
+                let (mut g1, mut g2) = (vec![0.0; problem.dim()], vec![0.0; problem.dim()]);
+                let mut curvature = vec![f32::NAN; rows];
+                let f1 = objective.eval_with_curvature(&theta, &mut g1, &mut curvature);
+                let f2 = objective.eval(&theta, &mut g2);
+                assert_eq!((f1, &g1), (f2, &g2), "{isa} {threads}: the same f and ∇f");
+                for (i, &c) in curvature.iter().enumerate() {
+                    let z: Vec<f64> = (0..k)
+                        .map(|c| {
+                            let t = &theta[c * (d + 1)..][..d + 1];
+                            let dot: f64 = (0..d)
+                                .map(|j| f64::from(t[j] as f32) * f64::from(px[i * d + j]) / 255.0)
+                                .sum();
+                            dot + f64::from(t[d] as f32)
+                        })
+                        .collect();
+                    let max = z.iter().fold(f64::MIN, |m, &v| m.max(v));
+                    let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
+                    let want = 1.0
+                        - z.iter()
+                            .map(|v| ((v - max).exp() / sum).powi(2))
+                            .sum::<f64>();
+                    assert!(
+                        (f64::from(c) - want).abs() < 1e-5,
+                        "{isa} {threads} row {i}: {c} against {want}"
+                    );
+                }
+                match &first {
+                    None => first = Some(curvature),
+                    Some(f) if isa == Isa::supported()[0] => assert_eq!(f, &curvature),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
 }

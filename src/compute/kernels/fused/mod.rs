@@ -159,10 +159,13 @@ pub(crate) fn forward_backward_rows(
 /// with the gradient of the exact cross-entropy (no clip), each row's gradient times its
 /// sample weight (`weights`, indexed like the split's labels; all 1 when `None`),
 /// **overwriting** `dw` (`padded_classes × features`) and `db` (`classes`) with the weighted
-/// sums, and returning the weighted sum of the rows' exact cross-entropies in `f64`.
+/// sums, and returning the weighted sum of the rows' exact cross-entropies in `f64`. With
+/// `curvature`, also each row's softmax curvature `1 − Σ_c p_c²` (unweighted), at its position
+/// in the batch.
 ///
 /// # Panics
-/// When `weights` is shorter than the split, or the buffers are not shaped for the model.
+/// When `weights` is shorter than the split, `curvature` shorter than the batch, or the
+/// buffers are not shaped for the model.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn objective_rows(
     isa: Isa,
@@ -171,10 +174,14 @@ pub(crate) fn objective_rows(
     weights: Option<&[f32]>,
     dw: &mut [f32],
     db: &mut [f32],
+    curvature: Option<&mut [f32]>,
     s: &mut Scratch,
 ) -> (Stats, f64) {
     if let Some(w) = weights {
         assert!(w.len() >= batch.labels().len(), "one weight per sample");
+    }
+    if let Some(c) = curvature.as_deref() {
+        assert!(c.len() >= batch.len(), "one curvature per row of the batch");
     }
     let mut loss = 0.0;
     let stats = isa.run(Pass {
@@ -187,6 +194,7 @@ pub(crate) fn objective_rows(
             objective: Some(pass::ObjectiveOut {
                 weights,
                 loss: &mut loss,
+                curvature,
             }),
         },
         s,

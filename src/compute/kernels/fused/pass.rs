@@ -91,6 +91,9 @@ pub(crate) struct ObjectiveOut<'o> {
     pub(crate) weights: Option<&'o [f32]>,
     /// Added to: the weighted sum of the rows' exact cross-entropies.
     pub(crate) loss: &'o mut f64,
+    /// When asked for: each row's softmax curvature `1 − Σ_c p_c²` (the trace of
+    /// `diag(p) − ppᵀ`, unweighted), at its position in the batch.
+    pub(crate) curvature: Option<&'o mut [f32]>,
 }
 
 /// One pass of the fused kernel over a batch; [`Isa::run`](crate::kernels::Isa::run) runs
@@ -498,6 +501,24 @@ fn weigh_rows<S: Simd>(
     }
 }
 
+/// `out[i] = 1 − Σ_c p_c²` for the group's rows from their gradients `g = p − onehot(y)`
+/// (`logits`, one vector per class): `Σ_c p_c² = Σ_c g_c² + 2·g_y + 1`.
+#[inline(always)]
+fn store_curvature<S: Simd>(simd: S, logits: &[S::V], label_v: S::V, out: &mut [f32]) {
+    let (mut squares, mut gy) = (simd.zero(), simd.zero());
+    for (c, &g) in logits.iter().enumerate() {
+        squares = simd.mul_add(g, g, squares);
+        gy = simd.select(simd.eq(label_v, simd.splat(c as f32)), g, gy);
+    }
+    let curvature = simd.sub(simd.zero(), simd.add(squares, simd.add(gy, gy)));
+    let mut lanes = [0.0f32; 16];
+    // SAFETY: `lanes` holds 16 ≥ LANES values.
+    unsafe { simd.store(lanes.as_mut_ptr(), curvature) };
+    for (o, &v) in out.iter_mut().zip(&lanes) {
+        *o = v.max(0.0);
+    }
+}
+
 /// Epilogue of row group `q` of a block (`group`: its at most `LANES` row indices): logits
 /// (`k` vectors, one per class) from the accumulators, softmax, loss, argmax and `G`, `LANES` rows at a time. Writes the
 /// predictions (forward) or `G · scale` into `s.g` and `db`'s partial sums (backward).
@@ -549,6 +570,10 @@ fn epilogue_group<S: Simd>(
         Out::Forward(None) => {}
         Out::Backward { objective, .. } => {
             if let Some(obj) = objective {
+                if let Some(curvature) = obj.curvature.as_deref_mut() {
+                    let at = block_start + first;
+                    store_curvature(simd, logits, label_v, &mut curvature[at..][..group.len()]);
+                }
                 weigh_rows(simd, obj, group, [o.max, o.sum, zy], logits);
             }
             for (c, &g) in logits.iter().enumerate() {
