@@ -716,8 +716,16 @@ pub fn open_train_test(
     classes: Option<usize>,
     opts: &LoadOptions,
 ) -> Result<TrainTest, DataError> {
-    let train = Samples::open(paths[0], paths[1], opts)?;
-    let test = Samples::open(paths[2], paths[3], opts)?;
+    // The test files on a second thread: MNIST's four gzip files took 104 ms one after the
+    // other, 98 ms so (medians of 9 interleaved `train` runs, Zen 4, 2026-12-07). The train
+    // set's error comes first, as when they were read in a row.
+    let (train, test) = std::thread::scope(|s| {
+        let test = s.spawn(|| Samples::open(paths[2], paths[3], opts));
+        let train = Samples::open(paths[0], paths[1], opts);
+        let test = test.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (train, test)
+    });
+    let (train, test) = (train?, test?);
     if train.is_empty() {
         return Err(DataError::NoSamples {
             path: paths[0].to_path_buf(),
