@@ -186,7 +186,11 @@ impl SecondMoment {
                 below += weight(row);
                 row += 1;
             }
-            sample.push((row, 1.0));
+            // A row drawn again (its `s·c` above the spacing) weighs more, once in the Gram.
+            match sample.last_mut() {
+                Some((last, count)) if *last == row => *count += 1.0,
+                _ => sample.push((row, 1.0)),
+            }
         }
         Some(Self::of_sample(
             team, pixels, features, &sample, classes, alpha, ridge,
