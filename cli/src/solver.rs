@@ -57,10 +57,10 @@ pub struct SolverFlags {
     /// `lbfgs`: full-batch L-BFGS from W = 0, b = 0 (or --load / --resume) to the optimum of
     /// mean cross-entropy + (λ/2)·‖W‖², the model scikit-learn's
     /// `LogisticRegression(C=1/(λ·n))` fits; without --l2 it is scikit-learn's default
-    /// (C = 1). Measured on MNIST (2-core AMD EPYC Zen 4, avx512, quiet, 2026-12-07): converged
-    /// in 106 iterations, 1.78 s for the whole process, 8.4e-6 (relative) above the f64
-    /// optimum; scikit-learn 1.9.1's LogisticRegression().fit took 10.80 s and stopped at its
-    /// 100-iteration limit 4.1e-2 above it (docs/cli.md). --display-step then counts
+    /// (C = 1). Measured on MNIST (2-core AMD EPYC Zen 4, avx512, 2026-12-07): converged in 81
+    /// iterations, 1.90 s for the whole process, 6.6e-6 (relative) above the f64 optimum;
+    /// scikit-learn 1.9.1's LogisticRegression().fit took 12.26 s in the same run and stopped
+    /// at its 100-iteration limit 4.1e-2 above it (docs/cli.md). --display-step then counts
     /// iterations; a `--resume` restarts the L-BFGS memory from the saved iterate.
     #[arg(long, value_enum, value_name = "SOLVER")]
     pub solver: Option<Solver>,
@@ -72,7 +72,7 @@ pub struct SolverFlags {
     /// L-BFGS: stop when the estimated relative gap to the optimum, (f − min f)/f, is at most
     /// this [default: 5e-6]. The estimate: the larger of the quasi-Newton model's decrease and
     /// the decrease still to come at the rate of the last 20 iterations. Measured on four
-    /// data sets, the true gap was at most 13× tol at the stop (the default: 5e-6 to 1.5e-5);
+    /// data sets, the true gap was at most 17× tol at the stop (the default: 3.5e-6 to 1.1e-5);
     /// 1e-9 reaches float32's limit. Not scikit-learn's tol (a bound on the largest gradient
     /// entry, which stops far from the optimum on badly scaled data).
     #[arg(long, value_name = "TOL", allow_hyphen_values = true)]
