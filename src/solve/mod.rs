@@ -479,7 +479,9 @@ pub enum Precondition {
     /// of the softmax's curvature at that point: `RᵀR = α·E[c·[x 1]ᵀ[x 1]]/E[c] + λ·diag(1,
     /// …, 1, 0)` with `c = 1 − Σ_k p_k²` each row's curvature (the second moment, each row
     /// weighted by its share of the curvature), estimated from `curvature_rows` rows drawn in
-    /// proportion to it (the L-BFGS pairs restart there; see the module docs).
+    /// proportion to it (the L-BFGS pairs restart there; see the module docs). The change is
+    /// skipped where its Gram matrix and factorisation would cost more than 10 passes over
+    /// the data (many features, few rows and classes).
     Curvature {
         /// `α` of both coordinates.
         alpha: f64,
@@ -702,6 +704,22 @@ fn second_moment(
     )
 }
 
+/// The most passes' worth of work the change to the curvature's coordinates may cost.
+const CHANGE_PASSES: f64 = 10.0;
+
+/// Whether [`Precondition::Curvature`]'s change is worth its cost for `rows × features`,
+/// `classes` and `curvature_rows`: its Gram matrix and factorisation (`1.5·m·(d+1)² +
+/// (d+1)³/3` flops, `m` the sample) at most [`CHANGE_PASSES`] passes (`4·n·(d+1)·K` flops
+/// each). By this count the change costs MNIST 4 passes (about 6 measured: `precondition.rs`)
+/// and saves 22; where it would cost more than 10 (many features, few rows and classes) the
+/// second moment's coordinates stay, as its saving there is not known.
+fn change_pays((rows, features, classes): (usize, usize, usize), curvature_rows: usize) -> bool {
+    let (n, d1, k) = (rows as f64, (features + 1) as f64, classes as f64);
+    let m = (curvature_rows as f64).min(n);
+    let change = 1.5 * m * d1 * d1 + d1.powi(3) / 3.0;
+    change <= CHANGE_PASSES * 4.0 * n * d1 * k
+}
+
 /// `f`, `∇f` at `theta` and the coordinates of the softmax's curvature there
 /// ([`Precondition::Curvature`]; `None` when no row has any).
 fn curvature_coords(
@@ -801,6 +819,12 @@ pub fn solve(
         } => {
             let coords = second_moment(&objective, alpha, sample_rows)?;
             let mut setup = started.elapsed();
+            let shape = (problem.rows(), problem.features(), problem.classes());
+            let after = if change_pays(shape, curvature_rows) {
+                after
+            } else {
+                cfg.max_iter
+            };
             let first = lbfgs::Settings {
                 max_iter: after.min(cfg.max_iter),
                 ..settings
@@ -845,6 +869,16 @@ pub fn solve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_change_of_coordinates_is_made_where_it_costs_a_few_passes() {
+        // MNIST, the latent set, the 14×14 set: a few passes at most.
+        assert!(change_pays((60_000, 784, 10), 8192));
+        assert!(change_pays((20_000, 512, 100), 8192));
+        assert!(change_pays((60_000, 196, 20), 8192));
+        // 4096 features of 2000 rows, 2 classes: a thousand passes' worth.
+        assert!(!change_pays((2000, 4096, 2), 8192));
+    }
 
     #[test]
     fn the_curvature_of_each_row_is_one_minus_the_sum_of_its_squared_probabilities() {
