@@ -512,6 +512,40 @@ impl Default for Precondition {
     }
 }
 
+/// What a [`Precondition`] asks of [`solve`]: the second moment's coordinates of `alpha` from
+/// `sample_rows` rows, then maybe the change to the curvature's.
+#[derive(Clone, Copy)]
+struct Plan {
+    alpha: f64,
+    sample_rows: usize,
+    /// `(after, curvature_rows)` of [`Precondition::Curvature`].
+    change: Option<(usize, usize)>,
+}
+
+impl Precondition {
+    /// Its [`Plan`]; `None` for plain L-BFGS.
+    fn plan(self) -> Option<Plan> {
+        match self {
+            Precondition::None => None,
+            Precondition::SecondMoment { alpha, sample_rows } => Some(Plan {
+                alpha,
+                sample_rows,
+                change: None,
+            }),
+            Precondition::Curvature {
+                alpha,
+                sample_rows,
+                after,
+                curvature_rows,
+            } => Some(Plan {
+                alpha,
+                sample_rows,
+                change: Some((after, curvature_rows)),
+            }),
+        }
+    }
+}
+
 /// Settings of [`solve`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SolverConfig {
@@ -669,10 +703,9 @@ pub fn time_maps(
     cfg: &SolverConfig,
     calls: usize,
 ) -> Result<(Duration, Duration), SolveError> {
-    let (Precondition::SecondMoment { alpha, sample_rows }
-    | Precondition::Curvature {
+    let Some(Plan {
         alpha, sample_rows, ..
-    }) = cfg.precondition
+    }) = cfg.precondition.plan()
     else {
         return Ok((Duration::ZERO, Duration::ZERO));
     };
@@ -691,17 +724,8 @@ fn second_moment(
     alpha: f64,
     sample_rows: usize,
 ) -> Result<precondition::SecondMoment, SolveError> {
-    let p = &objective.problem;
-    precondition::SecondMoment::new(
-        Arc::clone(&objective.team),
-        p.pixels,
-        p.features,
-        p.weights,
-        p.classes,
-        alpha,
-        objective.l2,
-        sample_rows,
-    )
+    let team = Arc::clone(&objective.team);
+    precondition::SecondMoment::new(team, &objective.problem, (alpha, objective.l2), sample_rows)
 }
 
 /// The most passes' worth of work the change to the curvature's coordinates may cost.
@@ -732,13 +756,11 @@ fn curvature_coords(
     let mut grad = vec![0.0; p.dim()];
     let mut curvature = vec![0.0f32; p.rows()];
     let value = objective.eval_with_curvature(theta, &mut grad, &mut curvature);
+    let team = Arc::clone(&objective.team);
     let coords = precondition::SecondMoment::of_curvature(
-        Arc::clone(&objective.team),
-        p.pixels,
-        p.features,
-        p.weights,
+        team,
+        &p,
         &curvature,
-        p.classes,
         (alpha, objective.l2),
         sample_rows,
     )
@@ -784,8 +806,8 @@ pub fn solve(
         })
     };
     let mut progress = lbfgs::Progress::new();
-    let (out, setup) = match cfg.precondition {
-        Precondition::None => (
+    let (out, setup) = match cfg.precondition.plan() {
+        None => (
             lbfgs::minimize(
                 &mut objective,
                 &lbfgs::Identity,
@@ -797,57 +819,43 @@ pub fn solve(
             ),
             Duration::ZERO,
         ),
-        Precondition::SecondMoment { alpha, sample_rows } => {
-            let coords = second_moment(&objective, alpha, sample_rows)?;
-            let setup = started.elapsed();
-            let out = lbfgs::minimize(
-                &mut objective,
-                &coords,
-                &mut theta,
-                None,
-                &settings,
-                &mut progress,
-                &mut report,
-            );
-            (out, setup)
-        }
-        Precondition::Curvature {
+        Some(Plan {
             alpha,
             sample_rows,
-            after,
-            curvature_rows,
-        } => {
+            change,
+        }) => {
             let coords = second_moment(&objective, alpha, sample_rows)?;
             let mut setup = started.elapsed();
             let shape = (problem.rows(), problem.features(), problem.classes());
-            let after = if change_pays(shape, curvature_rows) {
-                after
-            } else {
-                cfg.max_iter
-            };
+            let change = change.filter(|&(_, rows)| change_pays(shape, rows));
             let first = lbfgs::Settings {
-                max_iter: after.min(cfg.max_iter),
+                max_iter: change.map_or(cfg.max_iter, |(after, _)| after.min(cfg.max_iter)),
                 ..settings
             };
             let (o, p) = (&mut objective, &mut progress);
             let out = lbfgs::minimize(o, &coords, &mut theta, None, &first, p, &mut report);
-            if out.stop != Stop::MaxIter || out.iterations >= cfg.max_iter {
-                (out, setup)
-            } else {
-                let changed = Instant::now();
-                let (value, grad, refreshed) = curvature_coords(o, &theta, alpha, curvature_rows)?;
-                p.evaluations += 1;
-                setup += changed.elapsed();
-                let start = Some((value, &grad[..]));
-                let coords = match &refreshed {
-                    Some(c) => {
-                        p.forget_pairs();
-                        c
-                    }
-                    None => &coords,
-                };
-                let out = lbfgs::minimize(o, coords, &mut theta, start, &settings, p, &mut report);
-                (out, setup)
+            match change {
+                Some((_, curvature_rows))
+                    if out.stop == Stop::MaxIter && out.iterations < cfg.max_iter =>
+                {
+                    let changed = Instant::now();
+                    let (value, grad, refreshed) =
+                        curvature_coords(o, &theta, alpha, curvature_rows)?;
+                    p.evaluations += 1;
+                    setup += changed.elapsed();
+                    let start = Some((value, &grad[..]));
+                    let coords = match &refreshed {
+                        Some(c) => {
+                            p.forget_pairs();
+                            c
+                        }
+                        None => &coords,
+                    };
+                    let out =
+                        lbfgs::minimize(o, coords, &mut theta, start, &settings, p, &mut report);
+                    (out, setup)
+                }
+                _ => (out, setup),
             }
         }
     };

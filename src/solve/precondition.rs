@@ -60,9 +60,8 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::SolveError;
 use super::lbfgs::Coordinates;
-use crate::compute::kernels::Pixels;
+use super::{Problem, SolveError};
 use crate::compute::kernels::share::{Team, lock};
 
 /// The factor `R` (upper triangular, row-major, `n × n` with `n = features + 1`) and the
@@ -75,6 +74,11 @@ pub(crate) struct SecondMoment {
     rt: Vec<f64>,
     /// The objective's threads: the maps run on them, a group of classes each.
     team: Arc<Team>,
+}
+
+/// Row `i`'s sample weight in `problem` (1 without weights).
+fn sample_weight(problem: &Problem, i: usize) -> f64 {
+    problem.weights.map_or(1.0, |w| f64::from(w[i]))
 }
 
 /// `Σ a·b` with 16 accumulators (the compiler makes vectors of them).
@@ -130,27 +134,21 @@ fn to_x(p: &SecondMoment, d: &[f64], out: &mut [f64], classes: Range<usize>) {
 
 impl SecondMoment {
     /// The preconditioner of `alpha`, `ridge` from at most `sample_rows` rows (evenly
-    /// strided) of `pixels` (`features` per row, u8 read as `p/255`), each weighted by
-    /// `weights` (all 1 when `None`); its maps run on `team`.
-    #[allow(clippy::too_many_arguments)]
+    /// strided) of `problem`'s pixels (u8 read as `p/255`), each weighted by its sample
+    /// weight; its maps run on `team`.
     pub(crate) fn new(
         team: Arc<Team>,
-        pixels: Pixels,
-        features: usize,
-        weights: Option<&[f32]>,
-        classes: usize,
-        alpha: f64,
-        ridge: f64,
+        problem: &Problem,
+        (alpha, ridge): (f64, f64),
         sample_rows: usize,
     ) -> Result<Self, SolveError> {
-        let rows = pixels.len() / features;
+        let rows = problem.rows();
         let m = rows.min(sample_rows.max(1));
-        let weight = |i: usize| weights.map_or(1.0, |w| f64::from(w[i]));
         let sample: Vec<(usize, f64)> = (0..m)
             .map(|t| t * rows / m)
-            .map(|i| (i, weight(i)))
+            .map(|i| (i, sample_weight(problem, i)))
             .collect();
-        Self::of_sample(team, pixels, features, &sample, classes, alpha, ridge)
+        Self::of_sample(team, problem, &sample, alpha, ridge)
     }
 
     /// The preconditioner of the softmax's curvature at the current point: `M =
@@ -159,18 +157,14 @@ impl SecondMoment {
     /// curvature, at the same scale `α`. Estimated from `sample_rows` rows drawn with
     /// probability `∝ s·c` (systematic sampling over the rows in order: deterministic).
     /// `None` when no row has any curvature (every prediction certain).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn of_curvature(
         team: Arc<Team>,
-        pixels: Pixels,
-        features: usize,
-        weights: Option<&[f32]>,
+        problem: &Problem,
         curvature: &[f32],
-        classes: usize,
         (alpha, ridge): (f64, f64),
         sample_rows: usize,
     ) -> Option<Result<Self, SolveError>> {
-        let weight = |i: usize| weights.map_or(1.0, |w| f64::from(w[i])) * f64::from(curvature[i]);
+        let weight = |i: usize| sample_weight(problem, i) * f64::from(curvature[i]);
         let total: f64 = (0..curvature.len()).map(weight).sum();
         if !(total > 0.0 && total.is_finite()) {
             return None;
@@ -192,22 +186,19 @@ impl SecondMoment {
                 _ => sample.push((row, 1.0)),
             }
         }
-        Some(Self::of_sample(
-            team, pixels, features, &sample, classes, alpha, ridge,
-        ))
+        Some(Self::of_sample(team, problem, &sample, alpha, ridge))
     }
 
     /// `M = alpha · Σ wᵢ·[xᵢ 1]ᵀ[xᵢ 1] / Σ wᵢ + ridge · diag(1, …, 1, 0)` over the `(row, w)`
     /// of `sample`, factored.
     fn of_sample(
         team: Arc<Team>,
-        pixels: Pixels,
-        features: usize,
+        problem: &Problem,
         sample: &[(usize, f64)],
-        classes: usize,
         alpha: f64,
         ridge: f64,
     ) -> Result<Self, SolveError> {
+        let (pixels, features) = (problem.pixels, problem.features);
         let (m, n) = (sample.len(), features + 1);
         // Each row scaled by √(w_i / Σw) so that AᵀA is the weighted mean.
         let total: f64 = sample.iter().map(|&(_, w)| w).sum();
@@ -233,7 +224,7 @@ impl SecondMoment {
         let rt = transposed(&r, n);
         Ok(Self {
             n,
-            classes,
+            classes: problem.classes,
             r,
             rt,
             team,
@@ -397,8 +388,10 @@ mod tests {
     fn the_maps_invert_r_and_its_transpose() {
         // 7 rows of 3 features, 2 classes.
         let px: Vec<u8> = (0..21).map(|i| (i * 37 % 251) as u8).collect();
+        let labels = [0; 7];
+        let problem = Problem::u8(&px, 3, &labels, 2).unwrap();
         let team = Arc::new(Team::new(1).unwrap());
-        let p = SecondMoment::new(team, Pixels::U8(&px), 3, None, 2, 0.5, 0.1, 100).unwrap();
+        let p = SecondMoment::new(team, &problem, (0.5, 0.1), 100).unwrap();
         let n = 4;
         let r = |i: usize, j: usize| p.r[i * n + j];
         let x: Vec<f64> = (0..8).map(|i| i as f64 * 0.3 - 1.0).collect();
@@ -440,9 +433,14 @@ mod tests {
         let px: Vec<u8> = (0..rows * d).map(|_| (next() % 256) as u8).collect();
         let w: Vec<f32> = (0..rows).map(|_| (next() % 1000) as f32 / 250.0).collect();
         let (alpha, ridge) = (0.3, 0.05);
+        let labels = vec![0; rows];
+        let problem = Problem::u8(&px, d, &labels, k)
+            .unwrap()
+            .with_weights(&w)
+            .unwrap();
         let make = |helpers| {
             let team = Arc::new(Team::new(helpers).unwrap());
-            SecondMoment::new(team, Pixels::U8(&px), d, Some(&w), k, alpha, ridge, sample).unwrap()
+            SecondMoment::new(team, &problem, (alpha, ridge), sample).unwrap()
         };
         let (one, two) = (make(0), make(1));
         assert_eq!(one.r, two.r, "R does not depend on the team");
@@ -504,9 +502,13 @@ mod tests {
         (curvature[3], curvature[7], w[7]) = (1.0, 1.5, 2.0);
         let team = Arc::new(Team::new(0).unwrap());
         let (alpha, ridge) = (0.25, 0.01);
+        let labels = [0; 10];
+        let problem = Problem::u8(&px, d, &labels, 2)
+            .unwrap()
+            .with_weights(&w)
+            .unwrap();
         let of = |c: &[f32]| {
-            let team = Arc::clone(&team);
-            SecondMoment::of_curvature(team, Pixels::U8(&px), d, Some(&w), c, 2, (alpha, ridge), 8)
+            SecondMoment::of_curvature(Arc::clone(&team), &problem, c, (alpha, ridge), 8)
         };
         let p = of(&curvature).unwrap().unwrap();
         let n = d + 1;

@@ -501,15 +501,25 @@ fn weigh_rows<S: Simd>(
     }
 }
 
+/// Each lane's entry of its true class: `per_class[label]` (`label_v` the lanes' labels).
+#[inline(always)]
+fn at_label<S: Simd>(simd: S, per_class: &[S::V], label_v: S::V) -> S::V {
+    per_class
+        .iter()
+        .enumerate()
+        .fold(simd.zero(), |at, (c, &v)| {
+            simd.select(simd.eq(label_v, simd.splat(c as f32)), v, at)
+        })
+}
+
 /// `out[i] = 1 − Σ_c p_c²` for the group's rows from their gradients `g = p − onehot(y)`
 /// (`logits`, one vector per class): `Σ_c p_c² = Σ_c g_c² + 2·g_y + 1`.
 #[inline(always)]
 fn store_curvature<S: Simd>(simd: S, logits: &[S::V], label_v: S::V, out: &mut [f32]) {
-    let (mut squares, mut gy) = (simd.zero(), simd.zero());
-    for (c, &g) in logits.iter().enumerate() {
-        squares = simd.mul_add(g, g, squares);
-        gy = simd.select(simd.eq(label_v, simd.splat(c as f32)), g, gy);
-    }
+    let squares = logits
+        .iter()
+        .fold(simd.zero(), |acc, &g| simd.mul_add(g, g, acc));
+    let gy = at_label(simd, logits, label_v);
     let curvature = simd.sub(simd.zero(), simd.add(squares, simd.add(gy, gy)));
     let mut lanes = [0.0f32; 16];
     // SAFETY: `lanes` holds 16 ≥ LANES values.
@@ -552,9 +562,7 @@ fn epilogue_group<S: Simd>(
         objective: Some(_), ..
     } = out
     {
-        for (c, &l) in logits.iter().enumerate() {
-            zy = simd.select(simd.eq(label_v, simd.splat(c as f32)), l, zy);
-        }
+        zy = at_label(simd, logits, label_v);
     }
     let o = lanes::epilogue(simd, logits, label_v, valid, f.grad);
     match out {
