@@ -36,11 +36,22 @@
 //! `dW` pass and 168 with 32 (one AVX-512 core, data in L1).
 //!
 //! ## u8 pixels
-//! A u8 row is converted to `f32` *without* the 1/255 (exact integers 0..=255) into a
-//! per-thread buffer just before its row pair's forward (so the forward reads it from L1),
-//! and the backward reads it again from there; the scale is applied once per logit
+//! A u8 row is converted to `f32` *without* the 1/255 (exact integers 0..=255) by the
+//! forward's first class tile of its row tile (`tiles::dot_rxc_u8`): each converted vector
+//! feeds that tile's FMAs and is stored to a per-thread buffer, from which the other class
+//! tiles and the backward read it (from L1 / L2). The scale is applied once per logit
 //! (`logit = (Σ x·w)·(1/255) + b`) and once per gradient entry (`dW += (G/255)ᵀ·X`).
-//! Converting inside the FMA loops would cost the FMAs a port per vector, twice per step.
+//!
+//! The conversion used to be a loop of its own just before each row tile's forward. Inside
+//! the first tile's FMA loop its loads, widenings and stores run beside the FMAs instead of
+//! before them. Measured 2026-12-07 on a 2-core AMD EPYC Zen 4 (noisy VM; one thread, the
+//! steadiest figures), `cargo bench --bench roofline -- --quick --kernels fused_u8`, four
+//! interleaved rounds, old → new: avx512 1000-step loop 101–122 → 95–100 ms, epoch at batch
+//! 256 25–31 → 23–25 ms; avx2 loop 108–144 → 103–139 ms, epoch 25–40 → 25–26 ms. The
+//! solver's full-batch pass (`SOLVER_BENCH_ONLY=pass cargo bench --bench solver`, 2 threads,
+//! four alternations): 12.7–14.8 → 12.3–13.9 ms. With no conversion at all (a timing hack
+//! that leaves the rows unconverted) that pass took 10.6–10.8 ms: what the conversion and
+//! the first touch of the u8 rows still cost.
 //!
 //! ## Prefetch
 //! Rows sit at random places in a buffer far larger than L2. While a block computes, the
@@ -67,7 +78,7 @@
 //! | --- | --- |
 //! | `mod.rs` | [`Fused`], its [`Kernel`] impl, the entry points `parallel` shares |
 //! | `pass.rs` | one pass over a batch: `forward_block`, `epilogue_group`, `backward_block` |
-//! | `tiles.rs` | the register tiles: `dot_rxc`, `accumulate_cx2`, `convert_row` |
+//! | `tiles.rs` | the register tiles: `dot_rxc`, `dot_rxc_u8`, `accumulate_cx2` |
 //! | `prefetch.rs` | L1 / L2 prefetch of the rows ahead, `rows_ahead` (shared with `parallel`) |
 
 mod pass;

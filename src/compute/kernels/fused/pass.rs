@@ -17,7 +17,7 @@ use std::cell::RefCell;
 
 use super::prefetch::{LOOKAHEAD_ROWS, LinePrefetch, prefetch_rows_l1, rows_ahead};
 use super::tiles::{
-    CLASS_TILE, WIDE_TILE, accumulate_cx2, class_tiles, convert_row, dot_rxc, forward_rows,
+    CLASS_TILE, WIDE_TILE, accumulate_cx2, class_tiles, dot_rxc, dot_rxc_u8, forward_rows,
     padded_classes,
 };
 use super::{BLOCK_ROWS, U8_SCALE};
@@ -213,7 +213,7 @@ impl Frame {
 }
 
 /// The rows of one block as the tiles read them: `read[r]` points to `d` readable `f32`s
-/// (a row of the `f32` buffer, or the `Scratch::x` slot that [`convert_row`] fills); for u8
+/// (a row of the `f32` buffer, or the `Scratch::x` slot that [`dot_rxc_u8`] fills); for u8
 /// pixels `write[r]` is that same slot (writable, derived from `&mut Scratch::x`) and `src[r]`
 /// the u8 row it is converted from. Every row index is bounds-checked here, once per block.
 struct BlockRows<'p> {
@@ -329,8 +329,8 @@ impl Pass<'_, '_> {
 /// Forward of one block of `n` rows, in tiles of `R` rows × [`CLASS_TILE`] classes (`R` =
 /// [`forward_rows`]): the raw accumulators of every (row, class) into `s.acc`, the scalar
 /// tails into `s.tail`, zeros for the rows past `n` up to the end of their group of `LANES`.
-/// u8 rows are converted just before their tile's rows (so the dot products read them from
-/// L1). With nothing ahead to fetch into L2, `l1_next` (the next block of the batch) is
+/// u8 rows are converted by their row tile's first class tile on the first span (the other
+/// tiles read them from L1). With nothing ahead to fetch into L2, `l1_next` (the next block of the batch) is
 /// fetched into L1 instead, a tile's rows at a time.
 #[inline(always)]
 fn forward_block<S: Simd, const R: usize>(
@@ -409,24 +409,29 @@ fn forward_span<S: Simd, const R: usize>(
         // The tile's rows; past the block's end, the last row again (its sums land in rows
         // that the epilogue masks and the zeroing below does not reach).
         let rows: [usize; R] = std::array::from_fn(|i| (r0 + i).min(n - 1));
+        // u8 rows are converted by the span's first class tile, on the block's first span.
+        let mut convert = false;
         if let Some((ahead, pixels, l1_next)) = first.as_mut() {
             let upto = if r0 + R >= n { l1_next.len() } else { r0 + R };
             prefetch_rows_l1(*pixels, l1_next.get(r0..upto).unwrap_or(&[]), f.d);
             ahead.next();
-            for r in r0..n.min(r0 + R) {
-                if !xs.src[r].is_empty() {
-                    // SAFETY: `xs.write[r]` is the `d`-value slot of row `r` in `s.x` (derived
-                    // from `&mut s.x`, which nothing else borrows during the block).
-                    unsafe { convert_row(simd, xs.src[r], xs.write[r]) };
-                }
-            }
+            convert = !xs.src[r0].is_empty();
         }
         let x = rows.map(|r| xs.read[r]);
         for c0 in span.clone().step_by(CLASS_TILE) {
             let w: [*const f32; CLASS_TILE] = std::array::from_fn(|c| f.w[c0 + c]);
-            // SAFETY: the rows hold `d` values (`BlockRows`), the weight rows are the model's
+            // SAFETY: the rows hold `d` values (`BlockRows`: `xs.src[r]` `d` u8 values,
+            // `xs.write[r]` the `d`-value slot of row `r` in `s.x`, derived from `&mut s.x`,
+            // which nothing else borrows during the block), the weight rows are the model's
             // class rows (`class_weights`) or `s.zero` (`d` zeros).
-            let (a, t) = unsafe { dot_rxc(simd, x, w, f.d) };
+            let (a, t) = unsafe {
+                if convert && c0 == span.start {
+                    let src = rows.map(|r| xs.src[r].as_ptr());
+                    dot_rxc_u8(simd, src, rows.map(|r| xs.write[r]), w, f.d)
+                } else {
+                    dot_rxc(simd, x, w, f.d)
+                }
+            };
             for (i, (a, t)) in a.iter().zip(&t).enumerate() {
                 let r = r0 + i;
                 for (c, (&a, &t)) in a.iter().zip(t).enumerate() {

@@ -1,7 +1,7 @@
 //! The register tiles of the fused kernel, each a short function over raw row pointers:
 //! the forward's R-row × C-class dot products ([`dot_rxc`]), the backward's C-class × 2-vector
-//! `dW` accumulation ([`accumulate_cx2`]), and the u8 → `f32` row conversion
-//! ([`convert_row`]). Shapes: `d` features per row, `C` classes per tile, `BLOCK_ROWS` rows
+//! `dW` accumulation ([`accumulate_cx2`]), and the forward tile that converts u8 rows to
+//! `f32` on the way ([`dot_rxc_u8`]). Shapes: `d` features per row, `C` classes per tile, `BLOCK_ROWS` rows
 //! per block; `W`, `dW` and `G` class-major.
 
 use super::BLOCK_ROWS;
@@ -74,6 +74,58 @@ pub(crate) unsafe fn dot_rxc<S: Simd, const R: usize, const C: usize>(
             for jj in vec_end..d {
                 // SAFETY: `jj < d`.
                 *t += unsafe { *x[r].add(jj) * *w[c].add(jj) };
+            }
+        }
+    }
+    (acc, tail)
+}
+
+/// [`dot_rxc`] for u8 rows that converts them on the way: each row's `f32` values are also
+/// written to its slot in `dst` (for the block's other class tiles and its backward). The
+/// conversion runs between the FMAs instead of in a loop of its own before them.
+///
+/// # Safety
+/// Every `src` row must be readable and every `dst` row writable for `d` values; a `dst` row
+/// may repeat (the same row converted twice writes the same values).
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+pub(crate) unsafe fn dot_rxc_u8<S: Simd, const R: usize, const C: usize>(
+    s: S,
+    src: [*const u8; R],
+    dst: [*mut f32; R],
+    w: [*const f32; C],
+    d: usize,
+) -> ([[S::V; C]; R], [[f32; C]; R]) {
+    let mut acc = [[s.zero(); C]; R];
+    let vec_end = d - d % S::LANES;
+    let mut j = 0;
+    while j < vec_end {
+        // SAFETY: `j + LANES <= vec_end <= d`, inside every row (the caller's contract).
+        unsafe {
+            let xs: [S::V; R] = std::array::from_fn(|r| {
+                let v = s.load_u8(src[r].add(j));
+                s.store(dst[r].add(j), v);
+                v
+            });
+            for c in 0..C {
+                let wc = s.load(w[c].add(j));
+                for r in 0..R {
+                    acc[r][c] = s.mul_add(xs[r], wc, acc[r][c]);
+                }
+            }
+        }
+        j += S::LANES;
+    }
+    let mut tail = [[0.0; C]; R];
+    for (r, tail) in tail.iter_mut().enumerate() {
+        for jj in vec_end..d {
+            // SAFETY: `jj < d`, inside every row (the caller's contract).
+            unsafe {
+                let x = f32::from(*src[r].add(jj));
+                *dst[r].add(jj) = x;
+                for (c, t) in tail.iter_mut().enumerate() {
+                    *t += x * *w[c].add(jj);
+                }
             }
         }
     }
@@ -153,28 +205,6 @@ pub(crate) unsafe fn accumulate_cx2<S: Simd, const C: usize>(
                 }
                 *row.add(jj) = sum;
             }
-        }
-    }
-}
-
-/// `dst[j] = src[j]` as `f32` (0.0 ..= 255.0), vectorised.
-///
-/// # Safety
-/// `dst` must be writable for `src.len()` values.
-#[inline(always)]
-pub(crate) unsafe fn convert_row<S: Simd>(s: S, src: &[u8], dst: *mut f32) {
-    let d = src.len();
-    let vec_end = d - d % S::LANES;
-    let mut j = 0;
-    // SAFETY: `j + LANES <= d` for the vector loop and `jj < d` for the tail; `src` holds `d`
-    // values and `dst` is writable for `d` (the caller's contract).
-    unsafe {
-        while j < vec_end {
-            s.store(dst.add(j), s.load_u8(src.as_ptr().add(j)));
-            j += S::LANES;
-        }
-        for (jj, &v) in src.iter().enumerate().skip(vec_end) {
-            *dst.add(jj) = f32::from(v);
         }
     }
 }
