@@ -725,7 +725,13 @@ fn second_moment(
     sample_rows: usize,
 ) -> Result<precondition::SecondMoment, SolveError> {
     let team = Arc::clone(&objective.team);
-    precondition::SecondMoment::new(team, &objective.problem, (alpha, objective.l2), sample_rows)
+    precondition::SecondMoment::new(
+        team,
+        objective.isa,
+        &objective.problem,
+        (alpha, objective.l2),
+        sample_rows,
+    )
 }
 
 /// The most passes' worth of work the change to the curvature's coordinates may cost.
@@ -759,6 +765,7 @@ fn curvature_coords(
     let team = Arc::clone(&objective.team);
     let coords = precondition::SecondMoment::of_curvature(
         team,
+        objective.isa,
         &p,
         &curvature,
         (alpha, objective.l2),

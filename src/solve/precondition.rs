@@ -44,17 +44,30 @@
 //! blocks on the objective's threads, `1.5·m·(d+1)²` flops), a Cholesky factorisation
 //! (`(d+1)³/3` flops) and `Rᵀ`. Per iteration: one `R⁻ᵀ·g` and one `R⁻¹·d` for the `K`
 //! classes (`2·K·(d+1)²` flops), dot products over rows of `Rᵀ` or `R`, each row read once
-//! for a group of classes, the groups on the objective's threads (the helper is idle between
-//! the passes).
+//! for up to 5 classes, the groups of classes on the objective's threads (the helper is idle
+//! between the passes).
+//!
+//! `R` is factored in `f64` and stored rounded to `f32`: the rounded `R̃` is the exact factor
+//! of `R̃ᵀR̃`, a preconditioner as good as `M` (it differs by ~1e-7 relative), and both maps
+//! use that same `R̃` in `f64` arithmetic, so they stay each other's inverse transpose and the
+//! coordinates stay exact; the rows the maps read are half the bytes.
 //!
 //! Measured on MNIST (2048 sample rows, 785 × 10; 2-core AMD EPYC Zen 4, 2026-12-07): the
 //! set-up 33–38 ms, was 50–65 ms with one `sgemm` of the whole product (29 ms of it) and a
-//! column-walk transpose (4 ms); the maps 0.43 + 0.47 ms per iteration on 2 threads
-//! (`SOLVER_BENCH_ONLY=pass cargo bench --bench solver`, medians of 101 calls), against
-//! 0.9–1.3 and 1.3–1.6 ms for the single-threaded loops before (`R⁻ᵀ·g` as row axpys class by
-//! class, dot products with 4 accumulators; same machine, interleaved). Compiled inside the kernels'
-//! AVX2/AVX-512 wrappers with fused multiply-adds, the maps were no faster: they are bound by
-//! reading the earlier solution values from L2, not by arithmetic.
+//! column-walk transpose (4 ms). The maps (`SOLVER_BENCH_ONLY=pass cargo bench --bench
+//! solver`, medians of 101 calls on a warm `R`; and summed over a default solve, 82 calls
+//! each, where the pass before them has pushed `R` out of the caches):
+//!
+//! | maps | `R⁻ᵀ·g`, `R⁻¹·d` warm | both, in a solve |
+//! | --- | --- | --- |
+//! | `f64` `R`, one dot product per class (16 accumulators, SSE2 code) | 300, 336 µs | – |
+//! | `f32` `R`, the same loops | 300, 307 µs | 80–90 ms |
+//! | `f32` `R`, 5 classes per row read, AVX2 + FMA | 121, 122 µs | 52–56 ms |
+//! | the same, the rows 2 steps ahead prefetched (the code) | 121–138 µs | 34–40 ms |
+//!
+//! Each class sums its products in one fixed order whatever the classes beside it in its
+//! tile, so the maps give the same bits for any thread count (a test); the forms (AVX2 + FMA,
+//! portable with or without FMA) differ in their last bits, as the kernels' paths do.
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -63,17 +76,21 @@ use std::time::{Duration, Instant};
 use super::lbfgs::Coordinates;
 use super::{Problem, SolveError};
 use crate::compute::kernels::share::{Team, lock};
+use crate::compute::kernels::{Isa, SimdChoice};
 
-/// The factor `R` (upper triangular, row-major, `n × n` with `n = features + 1`) and the
-/// class count `K` of the vectors it maps (class-major: `K` blocks of `n` values).
+/// The factor `R` (upper triangular, row-major, `n × n` with `n = features + 1`; `f32`, see
+/// the module docs) and the class count `K` of the vectors it maps (class-major: `K` blocks
+/// of `n` values).
 pub(crate) struct SecondMoment {
     n: usize,
     classes: usize,
-    r: Vec<f64>,
+    r: Vec<f32>,
     /// `Rᵀ` (lower triangular, row-major): the rows `R⁻ᵀ·g`'s dot products read.
-    rt: Vec<f64>,
+    rt: Vec<f32>,
     /// The objective's threads: the maps run on them, a group of classes each.
     team: Arc<Team>,
+    /// The instruction set the maps are compiled for (the objective's).
+    isa: Isa,
 }
 
 /// Row `i`'s sample weight in `problem` (1 without weights).
@@ -81,53 +98,199 @@ fn sample_weight(problem: &Problem, i: usize) -> f64 {
     problem.weights.map_or(1.0, |w| f64::from(w[i]))
 }
 
-/// `Σ a·b` with 16 accumulators (the compiler makes vectors of them).
-#[inline]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    const W: usize = 16;
-    let mut acc = [0.0f64; W];
-    let (ca, cb) = (a.chunks_exact(W), b.chunks_exact(W));
-    let tail = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .fold(0.0, |s, (x, y)| x * y + s);
-    for (x, y) in ca.zip(cb) {
-        for i in 0..W {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut width = W;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            acc[i] += acc[i + width];
-        }
-    }
-    acc[0] + tail
+/// Classes whose dot products share one read of a row of `R` (10 accumulators of 4 lanes
+/// and 2 row vectors: 12 of the 16 AVX2 registers; MNIST's 10 classes are 2 tiles on one
+/// thread, 1 on each of two).
+const CLASS_TILE: usize = 5;
+
+/// How the maps' dot products run: AVX2 + FMA intrinsics (x86-64 paths `avx2` and `avx512`),
+/// or portable code with fused multiply-adds (aarch64, where they are baseline) or without.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dots {
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+    Portable {
+        fma: bool,
+    },
 }
 
-/// `y_c = R⁻ᵀ·g_c` for the classes `c` of `classes` (`out`: their `y`, class-major):
-/// forward substitution `y_j = (g_j − Rᵀ[j, ..j]·y) / R_jj`, one row of `Rᵀ` for all of
-/// them at a time.
-fn to_u(p: &SecondMoment, g: &[f64], out: &mut [f64], classes: Range<usize>) {
-    let n = p.n;
-    for j in 0..n {
-        let row = &p.rt[j * n..j * n + j + 1];
-        for (y, c) in out.chunks_exact_mut(n).zip(classes.clone()) {
-            y[j] = (g[c * n + j] - dot(&row[..j], &y[..j])) / row[j];
+impl Dots {
+    /// The form `isa` runs (holding an `Isa` proves the CPU has its instructions; the
+    /// `avx512` path's CPUs have AVX2 and FMA, which its kernels are compiled with too).
+    fn of(isa: Isa) -> Self {
+        match isa.choice() {
+            #[cfg(target_arch = "x86_64")]
+            SimdChoice::Avx2 | SimdChoice::Avx512 => Dots::Avx2Fma,
+            SimdChoice::Neon => Dots::Portable { fma: true },
+            _ => Dots::Portable { fma: false },
+        }
+    }
+
+    /// `Σ_j row[j]·ys[c][j]` for each of the `C` classes (every `ys[c]` as long as `row`).
+    /// Every form sums a class's products in the same order: element `j` into accumulator
+    /// lane `j mod 8`, lanes summed as `((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))`, then the
+    /// products past the last multiple of 8 in order; so a class's result does not depend on
+    /// the classes beside it in its tile (nor on the thread count), only on the form.
+    #[inline]
+    fn dots<const C: usize>(self, row: &[f32], ys: [&[f64]; C]) -> [f64; C] {
+        assert!(
+            ys.iter().all(|y| y.len() == row.len()),
+            "one value per entry of the row"
+        );
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Dots::Avx2Fma` is only made from an `Avx2` or `Avx512` `Isa`, whose
+            // CPUs have AVX2 and FMA; every `ys[c]` is as long as `row` (asserted above).
+            Dots::Avx2Fma => unsafe { dots_avx2_fma(row, ys) },
+            Dots::Portable { fma: true } => dots_portable::<C, true>(row, ys),
+            Dots::Portable { fma: false } => dots_portable::<C, false>(row, ys),
         }
     }
 }
 
-/// `x_c = R⁻¹·d_c` for the classes of `classes`: back substitution `x_i = (d_i − R[i,
-/// i+1..]·x) / R_ii`, one row of `R` for all of them at a time.
-fn to_x(p: &SecondMoment, d: &[f64], out: &mut [f64], classes: Range<usize>) {
-    let n = p.n;
-    for i in (0..n).rev() {
-        let row = &p.r[i * n + i..(i + 1) * n];
-        for (x, c) in out.chunks_exact_mut(n).zip(classes.clone()) {
-            x[i] = (d[c * n + i] - dot(&row[1..], &x[i + 1..])) / row[0];
+/// `a·b + c`, fused when `FMA` (a slow library call where the CPU lacks the instruction).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// The lanes of an 8-lane accumulator summed in [`Dots::dots`]'s order.
+#[inline(always)]
+fn lane_sum(l: [f64; 8]) -> f64 {
+    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+}
+
+/// [`Dots::dots`] in portable code.
+fn dots_portable<const C: usize, const FMA: bool>(row: &[f32], ys: [&[f64]; C]) -> [f64; C] {
+    let whole = row.len() - row.len() % 8;
+    let mut acc = [[0.0f64; 8]; C];
+    for (j, r) in row[..whole].chunks_exact(8).enumerate() {
+        for (a, y) in acc.iter_mut().zip(&ys) {
+            for (i, (a, &r)) in a.iter_mut().zip(r).enumerate() {
+                *a = madd::<FMA>(f64::from(r), y[8 * j + i], *a);
+            }
+        }
+    }
+    std::array::from_fn(|c| {
+        let tail = (whole..row.len()).fold(0.0, |s, j| madd::<FMA>(f64::from(row[j]), ys[c][j], s));
+        lane_sum(acc[c]) + tail
+    })
+}
+
+/// [`Dots::dots`] with AVX2 + FMA: per 8 entries of the row, two conversions to `f64` and
+/// two fused multiply-adds per class (two 4-lane accumulators each, lanes 0–3 and 4–7).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; every `ys[c]` must be at least as long as `row`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_avx2_fma<const C: usize>(row: &[f32], ys: [&[f64]; C]) -> [f64; C] {
+    use std::arch::x86_64::*;
+    let whole = row.len() - row.len() % 8;
+    let mut lo = [_mm256_setzero_pd(); C];
+    let mut hi = [_mm256_setzero_pd(); C];
+    let mut j = 0;
+    while j < whole {
+        // SAFETY: `j + 8 <= whole <= row.len() <= ys[c].len()`: every load is in bounds.
+        unsafe {
+            let r = row.as_ptr().add(j);
+            let (r0, r1) = (
+                _mm256_cvtps_pd(_mm_loadu_ps(r)),
+                _mm256_cvtps_pd(_mm_loadu_ps(r.add(4))),
+            );
+            for c in 0..C {
+                let y = ys[c].as_ptr().add(j);
+                lo[c] = _mm256_fmadd_pd(r0, _mm256_loadu_pd(y), lo[c]);
+                hi[c] = _mm256_fmadd_pd(r1, _mm256_loadu_pd(y.add(4)), hi[c]);
+            }
+        }
+        j += 8;
+    }
+    std::array::from_fn(|c| {
+        let mut l = [0.0f64; 8];
+        // SAFETY: `l` holds 8 values: two stores of 4.
+        unsafe {
+            _mm256_storeu_pd(l.as_mut_ptr(), lo[c]);
+            _mm256_storeu_pd(l.as_mut_ptr().add(4), hi[c]);
+        }
+        let tail = (whole..row.len()).fold(0.0, |s, j| f64::from(row[j]).mul_add(ys[c][j], s));
+        lane_sum(l) + tail
+    })
+}
+
+/// Rows ahead of the substitution whose cache lines are asked for.
+const AHEAD: usize = 2;
+
+/// Ask for the cache lines of `values` (a hint: no effect on any result).
+#[inline(always)]
+fn prefetch(values: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in values.chunks(16) {
+        // SAFETY: `prefetcht0` never faults and has no visible effect, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
+}
+
+/// `sums[..C] = values`.
+fn put<const C: usize>(sums: &mut [f64], values: [f64; C]) {
+    sums[..C].copy_from_slice(&values);
+}
+
+/// A triangular solve for a group of classes: `R⁻¹·rhs_c` by back substitution (`back`, `tri`
+/// = `R`: `x_i = (rhs_i − R[i, i+1..]·x[i+1..]) / R_ii`) or `R⁻ᵀ·rhs_c` by forward
+/// substitution (`tri` = `Rᵀ`: `y_j = (rhs_j − Rᵀ[j, ..j]·y[..j]) / R_jj`); each row of `tri`
+/// is read once for [`CLASS_TILE`] classes at a time. `out` holds the solutions of the group
+/// `classes`, class-major; `rhs` every class's right-hand side.
+fn substitute(
+    dots: Dots,
+    (n, tri): (usize, &[f32]),
+    rhs: &[f64],
+    out: &mut [f64],
+    classes: Range<usize>,
+    back: bool,
+) {
+    let k = classes.len();
+    assert!(tri.len() == n * n && out.len() == k * n && rhs.len() >= classes.end * n);
+    for step in 0..n {
+        let i = if back { n - 1 - step } else { step };
+        let (row, solved) = if back {
+            (&tri[i * n + i + 1..(i + 1) * n], i + 1..n)
+        } else {
+            (&tri[i * n..i * n + i], 0..i)
+        };
+        let diag = f64::from(tri[i * n + i]);
+        if step + AHEAD < n {
+            let i = if back {
+                n - 1 - step - AHEAD
+            } else {
+                step + AHEAD
+            };
+            let ahead = if back {
+                &tri[i * n + i..(i + 1) * n]
+            } else {
+                &tri[i * n..i * n + i + 1]
+            };
+            prefetch(ahead);
+        }
+        for c0 in (0..k).step_by(CLASS_TILE) {
+            let part = |c: usize| &out[(c0 + c) * n..(c0 + c + 1) * n][solved.clone()];
+            let mut sums = [0.0; CLASS_TILE];
+            match (k - c0).min(CLASS_TILE) {
+                5 => put(&mut sums, dots.dots::<5>(row, std::array::from_fn(part))),
+                4 => put(&mut sums, dots.dots::<4>(row, std::array::from_fn(part))),
+                3 => put(&mut sums, dots.dots::<3>(row, std::array::from_fn(part))),
+                2 => put(&mut sums, dots.dots::<2>(row, std::array::from_fn(part))),
+                _ => put(&mut sums, dots.dots::<1>(row, [part(0)])),
+            }
+            for (c, sum) in sums.iter().enumerate().take(k - c0) {
+                out[(c0 + c) * n + i] = (rhs[(classes.start + c0 + c) * n + i] - sum) / diag;
+            }
         }
     }
 }
@@ -138,6 +301,7 @@ impl SecondMoment {
     /// weight; its maps run on `team`.
     pub(crate) fn new(
         team: Arc<Team>,
+        isa: Isa,
         problem: &Problem,
         (alpha, ridge): (f64, f64),
         sample_rows: usize,
@@ -148,7 +312,7 @@ impl SecondMoment {
             .map(|t| t * rows / m)
             .map(|i| (i, sample_weight(problem, i)))
             .collect();
-        Self::of_sample(team, problem, &sample, alpha, ridge)
+        Self::of_sample(team, isa, problem, &sample, alpha, ridge)
     }
 
     /// The preconditioner of the softmax's curvature at the current point: `M =
@@ -159,6 +323,7 @@ impl SecondMoment {
     /// `None` when no row has any curvature (every prediction certain).
     pub(crate) fn of_curvature(
         team: Arc<Team>,
+        isa: Isa,
         problem: &Problem,
         curvature: &[f32],
         (alpha, ridge): (f64, f64),
@@ -186,13 +351,14 @@ impl SecondMoment {
                 _ => sample.push((row, 1.0)),
             }
         }
-        Some(Self::of_sample(team, problem, &sample, alpha, ridge))
+        Some(Self::of_sample(team, isa, problem, &sample, alpha, ridge))
     }
 
     /// `M = alpha · Σ wᵢ·[xᵢ 1]ᵀ[xᵢ 1] / Σ wᵢ + ridge · diag(1, …, 1, 0)` over the `(row, w)`
     /// of `sample`, factored.
     fn of_sample(
         team: Arc<Team>,
+        isa: Isa,
         problem: &Problem,
         sample: &[(usize, f64)],
         alpha: f64,
@@ -221,6 +387,7 @@ impl SecondMoment {
             r[i * n + i] += ridge;
         }
         cholesky_upper(&mut r, n)?;
+        let r: Vec<f32> = r.iter().map(|&v| v as f32).collect();
         let rt = transposed(&r, n);
         Ok(Self {
             n,
@@ -228,16 +395,12 @@ impl SecondMoment {
             r,
             rt,
             team,
+            isa,
         })
     }
 
-    /// `map(self, input, part, classes)` on each group of classes, one group per thread.
-    fn per_class_group(
-        &self,
-        input: &[f64],
-        out: &mut [f64],
-        map: fn(&Self, &[f64], &mut [f64], Range<usize>),
-    ) {
+    /// `R⁻¹·input` (`back`) or `R⁻ᵀ·input` for each group of classes, one group per thread.
+    fn per_class_group(&self, input: &[f64], out: &mut [f64], back: bool) {
         let (n, k) = (self.n, self.classes);
         assert_eq!(
             input.len(),
@@ -246,9 +409,11 @@ impl SecondMoment {
         );
         let per = k.div_ceil(self.team.threads().min(k));
         let parts: Vec<Mutex<&mut [f64]>> = out.chunks_mut(per * n).map(Mutex::new).collect();
+        let tri = if back { &self.r } else { &self.rt };
         self.team.run_shared(parts.len(), &|t| {
             let classes = t * per..((t + 1) * per).min(k);
-            map(self, input, &mut lock(&parts[t]), classes);
+            let (dots, out) = (Dots::of(self.isa), &mut lock(&parts[t]));
+            substitute(dots, (n, tri), input, out, classes, back);
         });
     }
 
@@ -275,7 +440,7 @@ impl SecondMoment {
 
 /// The transpose of the `n × n` row-major `r`, in 32 × 32 tiles (a column walk of 785 rows
 /// would miss the cache at every step).
-fn transposed(r: &[f64], n: usize) -> Vec<f64> {
+fn transposed(r: &[f32], n: usize) -> Vec<f32> {
     const TILE: usize = 32;
     let mut t = vec![0.0; n * n];
     for i0 in (0..n).step_by(TILE) {
@@ -371,12 +536,12 @@ fn cholesky_upper(a: &mut [f64], n: usize) -> Result<(), SolveError> {
 impl Coordinates for SecondMoment {
     /// `out_c = R⁻ᵀ·g_c` for every class.
     fn gradient_to_u(&self, g: &[f64], out: &mut [f64]) {
-        self.per_class_group(g, out, to_u);
+        self.per_class_group(g, out, false);
     }
 
     /// `out_c = R⁻¹·d_c` for every class.
     fn direction_to_x(&self, d: &[f64], out: &mut [f64]) {
-        self.per_class_group(d, out, to_x);
+        self.per_class_group(d, out, true);
     }
 }
 
@@ -391,9 +556,9 @@ mod tests {
         let labels = [0; 7];
         let problem = Problem::u8(&px, 3, &labels, 2).unwrap();
         let team = Arc::new(Team::new(1).unwrap());
-        let p = SecondMoment::new(team, &problem, (0.5, 0.1), 100).unwrap();
+        let p = SecondMoment::new(team, Isa::best(), &problem, (0.5, 0.1), 100).unwrap();
         let n = 4;
-        let r = |i: usize, j: usize| p.r[i * n + j];
+        let r = |i: usize, j: usize| f64::from(p.r[i * n + j]);
         let x: Vec<f64> = (0..8).map(|i| i as f64 * 0.3 - 1.0).collect();
         // R·x per class, then R⁻¹ must give x back; Rᵀ·x, then R⁻ᵀ.
         let mut rx = vec![0.0; 8];
@@ -438,11 +603,11 @@ mod tests {
             .unwrap()
             .with_weights(&w)
             .unwrap();
-        let make = |helpers| {
+        let make = |helpers, isa| {
             let team = Arc::new(Team::new(helpers).unwrap());
-            SecondMoment::new(team, &problem, (alpha, ridge), sample).unwrap()
+            SecondMoment::new(team, isa, &problem, (alpha, ridge), sample).unwrap()
         };
-        let (one, two) = (make(0), make(1));
+        let (one, two) = (make(0, Isa::best()), make(1, Isa::best()));
         assert_eq!(one.r, two.r, "R does not depend on the team");
         let n = d + 1;
         // M in f64 from its definition.
@@ -463,7 +628,9 @@ mod tests {
                     .map(|&i| f64::from(w[i]) / total * x(i, a) * x(i, b))
                     .sum();
                 let m = alpha * mean + if a == b && a < d { ridge } else { 0.0 };
-                let rtr: f64 = (0..n).map(|t| one.r[t * n + a] * one.r[t * n + b]).sum();
+                let rtr: f64 = (0..n)
+                    .map(|t| f64::from(one.r[t * n + a]) * f64::from(one.r[t * n + b]))
+                    .sum();
                 worst = worst.max((rtr - m).abs());
             }
         }
@@ -471,23 +638,40 @@ mod tests {
         let v: Vec<f64> = (0..n * k)
             .map(|_| (next() % 2001) as f64 / 1000.0 - 1.0)
             .collect();
-        for p in [&one, &two] {
-            let (mut u, mut back) = (vec![0.0; n * k], vec![0.0; n * k]);
-            // R⁻¹ then R gives v back; R⁻ᵀ then Rᵀ too.
-            p.direction_to_x(&v, &mut u);
-            for c in 0..k {
-                for i in 0..n {
-                    back[c * n + i] = (i..n).map(|j| p.r[i * n + j] * u[c * n + j]).sum();
+        // Every path's maps invert R and Rᵀ, with the same bits on one thread (one tile of
+        // 5 classes) and on two (tiles of 3 and 2).
+        for isa in Isa::supported() {
+            let (one, two) = (make(0, isa), make(1, isa));
+            let map = |p: &SecondMoment, back: bool| {
+                let mut u = vec![0.0; n * k];
+                if back {
+                    p.direction_to_x(&v, &mut u);
+                } else {
+                    p.gradient_to_u(&v, &mut u);
+                }
+                u
+            };
+            for back in [true, false] {
+                let u = map(&one, back);
+                assert_eq!(
+                    u,
+                    map(&two, back),
+                    "{isa}: the same bits on 1 and 2 threads"
+                );
+                let r = |i: usize, j: usize| f64::from(one.r[i * n + j]);
+                for c in 0..k {
+                    for i in 0..n {
+                        // R·u (or Rᵀ·u) gives v back.
+                        let again: f64 = if back {
+                            (i..n).map(|j| r(i, j) * u[c * n + j]).sum()
+                        } else {
+                            (0..=i).map(|j| r(j, i) * u[c * n + j]).sum()
+                        };
+                        let want = v[c * n + i];
+                        assert!((again - want).abs() < 1e-9, "{isa}: {again} against {want}");
+                    }
                 }
             }
-            assert!(back.iter().zip(&v).all(|(a, b)| (a - b).abs() < 1e-9));
-            p.gradient_to_u(&v, &mut u);
-            for c in 0..k {
-                for i in 0..n {
-                    back[c * n + i] = (0..=i).map(|j| p.r[j * n + i] * u[c * n + j]).sum();
-                }
-            }
-            assert!(back.iter().zip(&v).all(|(a, b)| (a - b).abs() < 1e-9));
         }
     }
 
@@ -508,7 +692,14 @@ mod tests {
             .with_weights(&w)
             .unwrap();
         let of = |c: &[f32]| {
-            SecondMoment::of_curvature(Arc::clone(&team), &problem, c, (alpha, ridge), 8)
+            SecondMoment::of_curvature(
+                Arc::clone(&team),
+                Isa::best(),
+                &problem,
+                c,
+                (alpha, ridge),
+                8,
+            )
         };
         let p = of(&curvature).unwrap().unwrap();
         let n = d + 1;
@@ -523,7 +714,9 @@ mod tests {
             for b in 0..n {
                 let mean = (2.0 * x(3, a) * x(3, b) + 6.0 * x(7, a) * x(7, b)) / 8.0;
                 let m = alpha * mean + if a == b && a < d { ridge } else { 0.0 };
-                let rtr: f64 = (0..n).map(|t| p.r[t * n + a] * p.r[t * n + b]).sum();
+                let rtr: f64 = (0..n)
+                    .map(|t| f64::from(p.r[t * n + a]) * f64::from(p.r[t * n + b]))
+                    .sum();
                 assert!((rtr - m).abs() < 1e-6, "M[{a}][{b}]: {rtr} against {m}");
             }
         }
