@@ -163,15 +163,18 @@ pub(crate) mod lanes {
     /// Overwrite `l` (one vector of logits per class) with `p`, or with the gradient
     /// `p − onehot(y)` when `grad` is given (zero for clipped rows under
     /// [`ClipGradient::Zero`]); `labels` holds each row's label as `f32`, and only the rows
-    /// whose bit is set in `valid` count (the others get a zero gradient).
+    /// whose bit is set in `valid` count (the others get a zero gradient). Without `loss`,
+    /// [`GroupOutcome::loss`] is 0 and its logarithms are not taken (the solver's pass sums
+    /// its own exact cross-entropy from `max` and `sum`).
     #[inline(always)]
     pub(crate) fn epilogue<S: Simd>(
         s: S,
         l: &mut [S::V],
         labels: S::V,
-        valid: u32,
+        (valid, loss): (u32, bool),
         grad: Option<ClipGradient>,
     ) -> GroupOutcome<S> {
+        let want_loss = loss;
         let mut max = l[0];
         for &v in &l[1..] {
             max = s.max(max, v);
@@ -204,7 +207,7 @@ pub(crate) mod lanes {
         unsafe { s.store(pys.as_mut_ptr(), py) };
         let mut loss = 0.0;
         for (i, &p) in pys.iter().enumerate().take(S::LANES) {
-            if valid >> i & 1 == 1 {
+            if want_loss && valid >> i & 1 == 1 {
                 loss += -p.clamp(CLIP_MIN, 1.0).ln();
             }
         }
@@ -292,8 +295,16 @@ mod tests {
                 let labels = vector(s, &(0..l).map(|i| label(i) as f32).collect::<Vec<_>>());
                 let valid = (1u32 << l) - 1;
                 for clip in [ClipGradient::Zero, ClipGradient::Through] {
+                    // Without the loss: no loss, everything else the same.
+                    let mut quiet = v.clone();
+                    let q = epilogue(s, &mut quiet, labels, (valid, false), Some(clip));
                     let mut v = v.clone();
-                    let o = epilogue(s, &mut v, labels, valid, Some(clip));
+                    let o = epilogue(s, &mut v, labels, (valid, true), Some(clip));
+                    assert_eq!(q.loss, 0.0);
+                    assert_eq!((q.correct, q.clipped), (o.correct, o.clipped));
+                    for (a, b) in quiet.iter().zip(&v) {
+                        assert_eq!(lanes_of(s, *a), lanes_of(s, *b));
+                    }
                     let (mut loss, mut correct, mut clipped) = (0.0f32, 0, 0);
                     let predicted = lanes_of(s, o.predicted);
                     let g: Vec<Vec<f32>> = v.iter().map(|&x| lanes_of(s, x)).collect();

@@ -561,15 +561,19 @@ fn epilogue_group<S: Simd>(
     let label_v = unsafe { simd.load(label_lanes.as_ptr()) };
     block_logits(simd, f, model, first, logits, s);
     let valid = (1u32 << group.len()) - 1;
+    let solver = matches!(
+        out,
+        Out::Backward {
+            objective: Some(_),
+            ..
+        }
+    );
     // The true class's logit of each row, for the solver's exact cross-entropy.
     let mut zy = simd.zero();
-    if let Out::Backward {
-        objective: Some(_), ..
-    } = out
-    {
+    if solver {
         zy = at_label(simd, logits, label_v);
     }
-    let o = lanes::epilogue(simd, logits, label_v, valid, f.grad);
+    let o = lanes::epilogue(simd, logits, label_v, (valid, !solver), f.grad);
     match out {
         Out::Forward(Some(predictions)) => {
             let mut pred = [0.0f32; 16];
