@@ -36,12 +36,12 @@
 //! (MNIST, 1e-5: 104 iterations in the second moment's coordinates, 86 after the change with
 //! 8192 drawn rows, 83 with all 60 000 rows weighted, 127 with 2048 evenly spaced rows
 //! weighted) chose the drawn sample. The change costs one pass that records `c` (13 ms), the
-//! `m`-row Gram matrix (41–46 ms for 8192 rows), a second Cholesky factorisation (16 ms) and
-//! `Rᵀ` (4 ms): about 6 passes, against 22 saved.
+//! `m`-row Gram matrix (41–46 ms for 8192 rows), a second Cholesky factorisation (16 ms then,
+//! blocked since: see [`cholesky_upper`]) and `Rᵀ` (4 ms): about 6 passes, against 22 saved.
 //!
 //! ## Cost
 //! Set-up: the upper triangle of `AᵀA` for the sample `A` (two `matrixmultiply::sgemm`
-//! blocks on the objective's threads, `1.5·m·(d+1)²` flops), a Cholesky factorisation
+//! blocks on the objective's threads, `1.5·m·(d+1)²` flops), a blocked Cholesky factorisation
 //! (`(d+1)³/3` flops) and `Rᵀ`. Per iteration: one `R⁻ᵀ·g` and one `R⁻¹·d` for the `K`
 //! classes (`2·K·(d+1)²` flops), dot products over rows of `Rᵀ` or `R`, each row read once
 //! for up to 5 classes, the groups of classes on the objective's threads (the helper is idle
@@ -386,7 +386,7 @@ impl SecondMoment {
         for i in 0..features {
             r[i * n + i] += ridge;
         }
-        cholesky_upper(&mut r, n)?;
+        cholesky_upper(&team, &mut r, n)?;
         let r: Vec<f32> = r.iter().map(|&v| v as f32).collect();
         let rt = transposed(&r, n);
         Ok(Self {
@@ -502,35 +502,104 @@ fn upper_gram(team: &Team, a: &[f32], m: usize, n: usize) -> Vec<f32> {
     gram
 }
 
+/// Rows of `R` per panel of [`cholesky_upper`].
+const PANEL: usize = 48;
+
 /// In place: the upper triangle of the symmetric `a` (`n × n`, row-major) becomes `R` with
 /// `RᵀR = a` (the strict lower triangle is zeroed); [`SolveError::Precondition`] when `a` is
 /// not positive definite.
-fn cholesky_upper(a: &mut [f64], n: usize) -> Result<(), SolveError> {
-    for k in 0..n {
-        let (head, tail) = a.split_at_mut((k + 1) * n);
-        let row_k = &mut head[k * n..];
-        let pivot = row_k[k];
-        if pivot.is_nan() || pivot <= 0.0 || !pivot.is_finite() {
-            return Err(SolveError::Precondition {
-                index: k,
-                value: pivot,
-            });
-        }
-        let root = pivot.sqrt();
-        row_k[..k].fill(0.0);
-        row_k[k..].iter_mut().for_each(|v| *v /= root);
-        // Trailing update of the upper triangle: a[i][i..] −= r[k][i] · r[k][i..].
-        for (off, row_i) in tail.chunks_exact_mut(n).enumerate() {
-            let i = k + 1 + off;
-            let f = row_k[i];
-            if f != 0.0 {
-                for (x, r) in row_i[i..].iter_mut().zip(&row_k[i..]) {
-                    *x -= f * r;
+///
+/// Blocked, right-looking: each panel of [`PANEL`] rows is factored by rank-1 updates within
+/// the panel, then the trailing rows take the panel's whole update at once, `A₂₂ −= R₁₂ᵀ·R₁₂`
+/// ([`trailing_update`]: two `dgemm` blocks on `team`). On MNIST's 785 × 785 (2-core AMD
+/// EPYC Zen 4, 2026-12-07) a factorisation took 16 ms as rank-1 updates of the whole
+/// trailing matrix (streamed from L3 once per row); blocked, the default solve's set-up (two
+/// factorisations among the rest) fell from 108–118 ms to 92–95 ms (`SOLVER_BENCH_ONLY=
+/// defaults cargo bench --bench solver`, three alternations).
+fn cholesky_upper(team: &Team, a: &mut [f64], n: usize) -> Result<(), SolveError> {
+    assert_eq!(a.len(), n * n, "a holds n × n values");
+    for k0 in (0..n).step_by(PANEL) {
+        let k1 = (k0 + PANEL).min(n);
+        for k in k0..k1 {
+            let (head, tail) = a.split_at_mut((k + 1) * n);
+            let row_k = &mut head[k * n..];
+            let pivot = row_k[k];
+            if pivot.is_nan() || pivot <= 0.0 || !pivot.is_finite() {
+                return Err(SolveError::Precondition {
+                    index: k,
+                    value: pivot,
+                });
+            }
+            let root = pivot.sqrt();
+            row_k[..k].fill(0.0);
+            row_k[k..].iter_mut().for_each(|v| *v /= root);
+            // The panel's later rows: a[i][i..] −= r[k][i] · r[k][i..].
+            for (off, row_i) in tail.chunks_exact_mut(n).take(k1 - k - 1).enumerate() {
+                let i = k + 1 + off;
+                let f = row_k[i];
+                if f != 0.0 {
+                    for (x, r) in row_i[i..].iter_mut().zip(&row_k[i..]) {
+                        *x -= f * r;
+                    }
                 }
             }
         }
+        trailing_update(team, a, n, k0..k1);
     }
     Ok(())
+}
+
+/// `a[i][j] −= Σ_{p ∈ panel} r[p][i]·r[p][j]` for the rows `i ≥ panel.end` and (at least)
+/// their upper triangle `j ≥ i` (entries left of it may change too: [`cholesky_upper`] zeroes
+/// them): two `dgemm` blocks on `team`, the first `h ≈ 0.382·m` trailing rows over all `m`
+/// trailing columns and the last `m − h` rows over their `(m − h)²` square, which cost the
+/// same (as [`upper_gram`]'s). The split does not depend on the thread count, so neither
+/// does the result.
+fn trailing_update(team: &Team, a: &mut [f64], n: usize, panel: Range<usize>) {
+    let (k0, k1) = (panel.start, panel.end);
+    assert!(k0 < k1 && k1 <= n && a.len() == n * n);
+    if k1 == n {
+        return;
+    }
+    let m = n - k1;
+    let h = (((3.0 - 5f64.sqrt()) / 2.0 * m as f64) as usize).max(1);
+    let (head, tail) = a.split_at_mut(k1 * n);
+    let panel_rows: &[f64] = head;
+    let (top, bottom) = tail.split_at_mut(h * n);
+    // Block t: the trailing rows `first..first + rows` (absolute), columns `first..n`.
+    let blocks = [
+        (k1, h, Mutex::new(top)),
+        (k1 + h, m - h, Mutex::new(bottom)),
+    ];
+    team.run_shared(2, &|t| {
+        let (first, rows, out) = &blocks[t];
+        let (first, rows) = (*first, *rows);
+        let mut out = lock(out);
+        let (cols, depth) = (n - first, k1 - k0);
+        // SAFETY: `panel_rows` holds rows `0..k1` (`k1·n` values): Aᵀ = the panel's entries
+        // `r[k0 + p][first + i]` at `(k0 + p)·n + first + i` (`p < depth`, `i < rows`,
+        // `first + rows <= n`) and B = `r[k0 + p][first + j]` (`j < cols = n − first`), all
+        // below `k1·n`. `out` holds this block's `rows` full rows (`rows·n` values) and is
+        // written at `i·n + first + j` (`i < rows`, `first + j < n`): below `rows·n`.
+        unsafe {
+            matrixmultiply::dgemm(
+                rows,
+                depth,
+                cols,
+                -1.0,
+                panel_rows.as_ptr().add(k0 * n + first),
+                1,
+                n as isize,
+                panel_rows.as_ptr().add(k0 * n + first),
+                n as isize,
+                1,
+                1.0,
+                out.as_mut_ptr().add(first),
+                n as isize,
+                1,
+            );
+        }
+    });
 }
 
 impl Coordinates for SecondMoment {
@@ -577,6 +646,53 @@ mod tests {
         // RᵀR is M: its bias pivot (mean of 1·1 = 1, times α) has no ridge.
         let m33: f64 = (0..n).map(|j| r(j, 3) * r(j, 3)).sum();
         assert!((m33 - 0.5).abs() < 1e-6, "{m33}");
+    }
+
+    #[test]
+    fn blocked_cholesky_factors_across_panels_for_any_team_and_refuses_an_indefinite_matrix() {
+        // n = 130: two whole panels of 48 and a part one, each with a trailing update.
+        let n = 130;
+        let mut next = stream(11);
+        let b: Vec<f64> = (0..n * n)
+            .map(|_| (next() % 2001) as f64 / 1000.0 - 1.0)
+            .collect();
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in i..n {
+                // BᵀB + I: symmetric positive definite; the upper triangle only.
+                a[i * n + j] = (0..n).map(|t| b[t * n + i] * b[t * n + j]).sum::<f64>()
+                    + if i == j { 1.0 } else { 0.0 };
+            }
+        }
+        let factor = |helpers, a: &[f64]| {
+            let team = Team::new(helpers).unwrap();
+            let mut r = a.to_vec();
+            cholesky_upper(&team, &mut r, n).map(|()| r)
+        };
+        let r = factor(0, &a).unwrap();
+        assert_eq!(r, factor(1, &a).unwrap(), "R does not depend on the team");
+        let mut worst = 0.0f64;
+        for i in 0..n {
+            for j in 0..n {
+                if j < i {
+                    assert_eq!(r[i * n + j], 0.0, "the strict lower triangle is zero");
+                } else {
+                    let rtr: f64 = (0..=i).map(|t| r[t * n + i] * r[t * n + j]).sum();
+                    worst = worst.max((rtr - a[i * n + j]).abs() / a[i * n + i]);
+                }
+            }
+        }
+        assert!(worst < 1e-12, "RᵀR differs from A by {worst}");
+        // A matrix whose 100th pivot is negative (in the third panel): refused there.
+        let mut bad = a.clone();
+        bad[100 * n + 100] = -1e6;
+        match factor(1, &bad) {
+            Err(SolveError::Precondition { index, value }) => {
+                assert_eq!(index, 100);
+                assert!(value < 0.0);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A small xorshift stream, for test data.

@@ -123,6 +123,73 @@ fn idx_features_of_every_element_type_and_rank() {
 }
 
 #[test]
+fn a_gz_file_is_inflated_once_into_the_cache_and_read_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    let opts = LoadOptions {
+        cache_dir: Some(cache.clone()),
+        ..LoadOptions::default()
+    };
+    let entries = || -> Vec<PathBuf> {
+        let mut e: Vec<PathBuf> = std::fs::read_dir(&cache)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        e.sort();
+        e
+    };
+    // u8 pixels from a `.gz`: one cache entry holding the inflated bytes, mapped in place.
+    let raw = idx(0x08, &[3, 2], &[1, 2, 3, 4, 5, 6]);
+    let gz = write(d, "x.idx.gz", &gzip(&raw));
+    let f = FeatureFile::open(&gz, &opts).unwrap();
+    assert!(f.is_in_place(), "u8 features mapped from the cache entry");
+    let first = entries();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(std::fs::read(&first[0]).unwrap(), raw);
+    // A second open reads the same entry (none added) and gets the same values.
+    let again = FeatureFile::open(&gz, &opts).unwrap();
+    assert_eq!((again.len(), again.features()), (3, 2));
+    match again.pixels() {
+        Pixels::U8(p) => assert_eq!(p, [1, 2, 3, 4, 5, 6]),
+        Pixels::F32(_) => panic!("u8 features read as f32"),
+    }
+    assert_eq!(entries(), first);
+    // Without mapping: read from the entry into memory, the same values.
+    let owned = FeatureFile::open(
+        &gz,
+        &LoadOptions {
+            mmap: false,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    match owned.pixels() {
+        Pixels::U8(p) => assert_eq!(p, [1, 2, 3, 4, 5, 6]),
+        Pixels::F32(_) => panic!("u8 features read as f32"),
+    }
+    // A changed `.gz` (another length) gets a fresh entry, which replaces the stale one.
+    let raw2 = idx(0x08, &[4, 2], &[9; 8]);
+    std::fs::write(&gz, gzip(&raw2)).unwrap();
+    let f = FeatureFile::open(&gz, &opts).unwrap();
+    assert_eq!(f.len(), 4);
+    let now = entries();
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(std::fs::read(&now[0]).unwrap(), raw2);
+    // Inflating past `max_bytes` is refused and leaves no entry behind; labels too.
+    let big = write(d, "big.gz", &gzip(&idx(0x08, &[100, 10], &[7; 1000])));
+    let small = LoadOptions {
+        max_bytes: 500,
+        ..opts.clone()
+    };
+    let err = FeatureFile::open(&big, &small).unwrap_err().to_string();
+    assert!(err.contains("big.gz"), "{err}");
+    assert_eq!(entries(), now);
+    let labels = write(d, "y.gz", &gzip(&idx(0x08, &[3], &[0, 1, 1])));
+    assert_eq!(LabelFile::open(&labels, &opts).unwrap().labels(), [0, 1, 1]);
+    assert_eq!(entries().len(), 2);
+}
+
+#[test]
 fn npy_features_of_every_version_mapped_in_place_when_little_endian_f32() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

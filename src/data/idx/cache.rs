@@ -4,7 +4,7 @@
 //! killed runs are swept.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::data::error::DataError;
@@ -101,20 +101,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Name prefix of the cache's temporary files.
 pub(crate) const PARTIAL_PREFIX: &str = ".partial-";
 
-/// Decompress `gz` into the cache (once) and return the path of the raw cached copy.
-///
-/// The cache entry's name carries the `.gz`'s length and modification time, so a changed `.gz`
-/// gets a fresh entry; entries are written to a temporary file, synced, then renamed, so a
-/// crash never leaves a half-written entry under the final name. The temporary file is locked
-/// (`flock`) while it is written; one left behind by a killed run is removed by the next run
-/// that reads this cache, whether it finds its entry or not (see `crate::temporaries`).
+/// Decompress `gz`, an IDX file of `kind`, into the cache (once) and return the path of the
+/// raw cached copy (see [`cached`]); its header is checked before the body is inflated.
 pub(crate) fn decompress_cached(
     gz: &Path,
     kind: IdxKind,
     opts: &LoadOptions,
 ) -> Result<PathBuf, DataError> {
     let mut file = File::open(gz).map_err(FileError::on(gz, "cannot open"))?;
-    let meta = file.metadata().map_err(FileError::on(gz, "cannot stat"))?;
     let mut magic = [0u8; 4];
     let n = read_up_to(&mut file, &mut magic).map_err(FileError::on(gz, "cannot read"))?;
     if !magic[..n].starts_with(&GZIP_MAGIC) || n < 2 {
@@ -132,6 +126,53 @@ pub(crate) fn decompress_cached(
             ),
         ));
     }
+    cached(gz, opts, |file, out| {
+        let mut out = out;
+        decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, &mut out).map(|_| ())
+    })
+}
+
+/// Inflate the gzip file `gz` (any content, every member, at most `opts.max_bytes`) into the
+/// cache (once) and return the path of the cached copy (see [`cached`]).
+pub(crate) fn inflate_cached(gz: &Path, opts: &LoadOptions) -> Result<PathBuf, DataError> {
+    cached(gz, opts, |file, out| {
+        let gz_err = |source| DataError::Gzip {
+            path: gz.to_path_buf(),
+            source,
+        };
+        let mut body =
+            super::gunzip(io::BufReader::new(file)).take(opts.max_bytes.saturating_add(1));
+        let written = io::copy(&mut body, out).map_err(gz_err)?;
+        if written > opts.max_bytes {
+            return Err(DataError::TooLarge {
+                path: gz.to_path_buf(),
+                claimed: written,
+                limit: opts.max_bytes,
+            });
+        }
+        if written == 0 {
+            return Err(DataError::format(gz, "the file is empty"));
+        }
+        Ok(())
+    })
+}
+
+/// The cache entry of `gz`, written by `inflate(the .gz file, the entry's writer)` when it is
+/// missing.
+///
+/// The cache entry's name carries the `.gz`'s length and modification time, so a changed `.gz`
+/// gets a fresh entry; entries are written to a temporary file, synced, then renamed, so a
+/// crash never leaves a half-written entry under the final name (nor does an `inflate`
+/// error: the temporary file is removed). The temporary file is locked (`flock`) while it is
+/// written; one left behind by a killed run is removed by the next run that reads this
+/// cache, whether it finds its entry or not (see `crate::temporaries`).
+fn cached(
+    gz: &Path,
+    opts: &LoadOptions,
+    inflate: impl FnOnce(File, &mut dyn Write) -> Result<(), DataError>,
+) -> Result<PathBuf, DataError> {
+    let file = File::open(gz).map_err(FileError::on(gz, "cannot open"))?;
+    let meta = file.metadata().map_err(FileError::on(gz, "cannot stat"))?;
     let mtime = meta
         .modified()
         .ok()
@@ -158,9 +199,8 @@ pub(crate) fn decompress_cached(
         "cannot lock a file in the cache directory",
     ))?;
     {
-        file.rewind().map_err(FileError::on(gz, "cannot read"))?;
         let mut out = io::BufWriter::new(tmp.file_mut());
-        decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, &mut out)?;
+        inflate(file, &mut out)?;
         out.flush()
             .map_err(FileError::on(&cached, "cannot write"))?;
     }

@@ -31,7 +31,7 @@ pub(crate) fn gunzip<R: Read>(compressed: R) -> MultiGzDecoder<R> {
 mod cache;
 mod locate;
 
-pub(crate) use cache::decompress_cached;
+pub(crate) use cache::{decompress_cached, inflate_cached};
 // Used by the tests and benches; what a user calls is `IdxFile::open` and `Dataset::open`.
 #[doc(hidden)]
 pub use cache::{cache_dir_for, decompress_idx};
