@@ -10,7 +10,8 @@
 //! configuration and reports the median time; `SOLVER_BENCH_ALPHA` and
 //! `SOLVER_BENCH_SAMPLE` change the preconditioner's `alpha` and `sample_rows`,
 //! `SOLVER_BENCH_AFTER` and `SOLVER_BENCH_CURVATURE_ROWS` its `after` and `curvature_rows`,
-//! `SOLVER_BENCH_MEMORY` the L-BFGS pairs;
+//! `SOLVER_BENCH_MEMORY` the L-BFGS pairs, `SOLVER_BENCH_F32=1` gives the solver the pixels as
+//! `f32` `x/255`, as the Python estimator has them;
 //! `SOLVER_BENCH_ONLY=gaps|defaults|pass` runs one part).
 
 use std::ops::ControlFlow;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use mnist_logreg::dataset::{ChecksumPolicy, Dataset};
 use mnist_logreg::idx::LoadOptions;
-use mnist_logreg::kernels::{Isa, KernelKind};
+use mnist_logreg::kernels::{Isa, KernelKind, Pixels};
 use mnist_logreg::solve::{self, Precondition, Problem, SolverConfig};
 use mnist_logreg::train::{TrainData, evaluate};
 
@@ -115,7 +116,20 @@ fn main() {
     let data = Dataset::open(&dir, &LoadOptions::default(), ChecksumPolicy::Skip)
         .expect("load data/mnist");
     let train = &data.train;
-    let problem = Problem::u8(train.pixels(), train.features(), train.labels(), 10).unwrap();
+    // SOLVER_BENCH_F32: the pixels as `f32` `x/255` (what the Python estimator is given).
+    let scaled: Vec<f32> = match env("SOLVER_BENCH_F32") {
+        Some(_) => train
+            .pixels()
+            .iter()
+            .map(|&p| f32::from(p) / 255.0)
+            .collect(),
+        None => Vec::new(),
+    };
+    let problem = if scaled.is_empty() {
+        Problem::u8(train.pixels(), train.features(), train.labels(), 10).unwrap()
+    } else {
+        Problem::new(Pixels::F32(&scaled), train.features(), train.labels(), 10).unwrap()
+    };
     let best = optimum("mnist");
     let memory = env("SOLVER_BENCH_MEMORY").map_or(SolverConfig::default().memory, |m| {
         m.parse().expect("SOLVER_BENCH_MEMORY")

@@ -59,8 +59,9 @@
 //! the next one" ([`Batch::with_next`]), into L2, a few cache lines at a time spread over the
 //! forward's row pairs and the backward's feature pairs (issued all at once they fill the
 //! line-fill buffers and the prefetch instructions stall the FMAs). At the tutorial's batch of
-//! 256 that is the next step's rows, which the sampler knows a step ahead; at 8192 it stays
-//! 256 rows ahead inside the batch, within L2 (an evaluation of the test set too). Where
+//! 256 that is the next step's rows, which the sampler knows a step ahead; in a longer batch
+//! (8192, an evaluation of the test set, the solver's chunks of 1024 rows) it stays
+//! `STREAM_AHEAD_ROWS` (64) rows ahead inside the batch, within L2. Where
 //! nothing lies ahead (the last rows of a batch without a hint) the next block of the batch
 //! is fetched into L1 instead.
 //!

@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 
-use super::prefetch::{LOOKAHEAD_ROWS, LinePrefetch, prefetch_rows_l1, rows_ahead};
+use super::prefetch::{LinePrefetch, lookahead, prefetch_rows_l1, rows_ahead};
 use super::tiles::{
     CLASS_TILE, WIDE_TILE, accumulate_cx2, class_tiles, dot_rxc, dot_rxc_u8, forward_rows,
     padded_classes,
@@ -281,7 +281,7 @@ impl Pass<'_, '_> {
             let after = &rows[start + block.len()..];
             let next_block = &after[..after.len().min(BLOCK_ROWS)];
             // At the tutorial's batch of 256: the next step's block at the same place.
-            let ahead_rows = rows_ahead(batch, start + rows.len().min(LOOKAHEAD_ROWS), BLOCK_ROWS);
+            let ahead_rows = rows_ahead(batch, start + lookahead(rows.len()), BLOCK_ROWS);
             let mut ahead = LinePrefetch::new(pixels, ahead_rows, f.d);
             // The look-ahead's lines, spread evenly over the forward's row pairs and the
             // backward's feature pairs.

@@ -11,6 +11,26 @@ use crate::compute::kernels::{Batch, Pixels};
 /// or 800 KB of `f32` rows in flight, well inside L2 whatever the batch size.
 pub(crate) const LOOKAHEAD_ROWS: usize = 256;
 
+/// How far ahead inside a batch longer than [`LOOKAHEAD_ROWS`] (an evaluation, the solver's
+/// chunks of 1024 rows): two blocks. Its rows run in order, so the look-ahead need only
+/// cover the memory's latency; 256 rows ahead (800 KB of `f32` rows) were evicted from L2
+/// before their turn. Measured 2026-12-07 on a 2-core AMD EPYC Zen 4 (avx512), the solver's
+/// pass over MNIST (`SOLVER_BENCH_ONLY=pass cargo bench --bench solver`, medians of 21, three
+/// interleaved runs each; u8 pixels, then `f32` `x/255` with `SOLVER_BENCH_F32=1`): 256 rows
+/// ahead 12.1 / 14.6 ms, 128 rows 11.7 / 13.8 ms, 64 rows 11.5 / 13.3 ms.
+pub(crate) const STREAM_AHEAD_ROWS: usize = 64;
+
+/// The distance in rows of the L2 look-ahead for a batch of `len` rows: the next batch's rows
+/// at the same position for a batch of up to [`LOOKAHEAD_ROWS`] (the tutorial's step), else
+/// [`STREAM_AHEAD_ROWS`] further in the batch.
+pub(crate) fn lookahead(len: usize) -> usize {
+    if len > LOOKAHEAD_ROWS {
+        STREAM_AHEAD_ROWS
+    } else {
+        len
+    }
+}
+
 /// The `len` rows at position `at` of the stream "this batch's rows, then the next batch's"
 /// ([`Batch::with_next`]); fewer (or none) where the stream ends. The fused kernel asks it for
 /// the rows [`LOOKAHEAD_ROWS`] ahead of a block, `parallel` for the chunk a thread will
