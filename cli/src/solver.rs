@@ -72,7 +72,7 @@ pub struct SolverFlags {
     /// L-BFGS: stop when the estimated relative gap to the optimum, (f − min f)/f, is at most
     /// this [default: 5e-6]. The estimate: the larger of the quasi-Newton model's decrease and
     /// the decrease still to come at the rate of the last 20 iterations. Measured on four
-    /// data sets, the true gap was at most 17× tol at the stop (the default: 3.5e-6 to 1.1e-5);
+    /// data sets, the true gap was at most 15× tol at the stop (the default: 2.5e-6 to 1.8e-5);
     /// 1e-9 reaches float32's limit. Not scikit-learn's tol (a bound on the largest gradient
     /// entry, which stops far from the optimum on badly scaled data).
     #[arg(long, value_name = "TOL", allow_hyphen_values = true)]

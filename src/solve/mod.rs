@@ -554,8 +554,8 @@ pub struct SolverConfig {
     /// Stop when the estimated relative gap `(f − min f)/f` is at most this: the larger of the
     /// L-BFGS model's predicted decrease and the decrease still to come at the rate of the
     /// last 20 iterations (so at least 20 iterations run). Measured on four data sets
-    /// (`gap.rs`), the true gap at the stop was at most 17× `tol`: the default 5e-6 stopped
-    /// 3.5e-6 to 1.1e-5 above the optimum, 1e-9 at the limit of the float32 evaluation.
+    /// (`gap.rs`), the true gap at the stop was at most 15× `tol`: the default 5e-6 stopped
+    /// 2.5e-6 to 1.8e-5 above the optimum, 1e-9 at the limit of the float32 evaluation.
     /// Not scikit-learn's `tol` (a bound on the largest gradient entry, which stopped 9.6e-3
     /// above the optimum at 1e-5 on a badly conditioned set).
     pub tol: f64,
