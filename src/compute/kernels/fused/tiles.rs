@@ -52,32 +52,9 @@ pub(crate) unsafe fn dot_rxc<S: Simd, const R: usize, const C: usize>(
     w: [*const f32; C],
     d: usize,
 ) -> ([[S::V; C]; R], [[f32; C]; R]) {
-    let mut acc = [[s.zero(); C]; R];
-    let vec_end = d - d % S::LANES;
-    let mut j = 0;
-    while j < vec_end {
-        // SAFETY: `j + LANES <= vec_end <= d`, inside every row (the caller's contract).
-        unsafe {
-            let xs: [S::V; R] = std::array::from_fn(|r| s.load(x[r].add(j)));
-            for c in 0..C {
-                let wc = s.load(w[c].add(j));
-                for r in 0..R {
-                    acc[r][c] = s.mul_add(xs[r], wc, acc[r][c]);
-                }
-            }
-        }
-        j += S::LANES;
-    }
-    let mut tail = [[0.0; C]; R];
-    for (r, tail) in tail.iter_mut().enumerate() {
-        for (c, t) in tail.iter_mut().enumerate() {
-            for jj in vec_end..d {
-                // SAFETY: `jj < d`.
-                *t += unsafe { *x[r].add(jj) * *w[c].add(jj) };
-            }
-        }
-    }
-    (acc, tail)
+    // SAFETY: `dot_rows` reads row `r` at `j .. j + LANES <= d` and at `jj < d`, inside every
+    // row (the caller's contract).
+    unsafe { dot_rows(s, |r, j| s.load(x[r].add(j)), |r, jj| *x[r].add(jj), w, d) }
 }
 
 /// [`dot_rxc`] for u8 rows that converts them on the way: each row's `f32` values are also
@@ -96,22 +73,52 @@ pub(crate) unsafe fn dot_rxc_u8<S: Simd, const R: usize, const C: usize>(
     w: [*const f32; C],
     d: usize,
 ) -> ([[S::V; C]; R], [[f32; C]; R]) {
+    // SAFETY: `dot_rows` reads and writes row `r` at `j .. j + LANES <= d` and at `jj < d`,
+    // inside every row (the caller's contract).
+    unsafe {
+        dot_rows(
+            s,
+            |r, j| {
+                let v = s.load_u8(src[r].add(j));
+                s.store(dst[r].add(j), v);
+                v
+            },
+            |r, jj| {
+                let v = f32::from(*src[r].add(jj));
+                *dst[r].add(jj) = v;
+                v
+            },
+            w,
+            d,
+        )
+    }
+}
+
+/// The body of [`dot_rxc`] and [`dot_rxc_u8`]: `vector(r, j)` gives row `r`'s values
+/// `j .. j + LANES` (`j + LANES <= d`), `value(r, jj)` its value `jj` (`vec_end <= jj < d`),
+/// each asked once.
+///
+/// # Safety
+/// The weight rows must be readable for `d` values.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+unsafe fn dot_rows<S: Simd, const R: usize, const C: usize>(
+    s: S,
+    vector: impl Fn(usize, usize) -> S::V,
+    value: impl Fn(usize, usize) -> f32,
+    w: [*const f32; C],
+    d: usize,
+) -> ([[S::V; C]; R], [[f32; C]; R]) {
     let mut acc = [[s.zero(); C]; R];
     let vec_end = d - d % S::LANES;
     let mut j = 0;
     while j < vec_end {
-        // SAFETY: `j + LANES <= vec_end <= d`, inside every row (the caller's contract).
-        unsafe {
-            let xs: [S::V; R] = std::array::from_fn(|r| {
-                let v = s.load_u8(src[r].add(j));
-                s.store(dst[r].add(j), v);
-                v
-            });
-            for c in 0..C {
-                let wc = s.load(w[c].add(j));
-                for r in 0..R {
-                    acc[r][c] = s.mul_add(xs[r], wc, acc[r][c]);
-                }
+        let xs: [S::V; R] = std::array::from_fn(|r| vector(r, j));
+        for c in 0..C {
+            // SAFETY: `j + LANES <= vec_end <= d`, inside every weight row.
+            let wc = unsafe { s.load(w[c].add(j)) };
+            for r in 0..R {
+                acc[r][c] = s.mul_add(xs[r], wc, acc[r][c]);
             }
         }
         j += S::LANES;
@@ -119,13 +126,10 @@ pub(crate) unsafe fn dot_rxc_u8<S: Simd, const R: usize, const C: usize>(
     let mut tail = [[0.0; C]; R];
     for (r, tail) in tail.iter_mut().enumerate() {
         for jj in vec_end..d {
-            // SAFETY: `jj < d`, inside every row (the caller's contract).
-            unsafe {
-                let x = f32::from(*src[r].add(jj));
-                *dst[r].add(jj) = x;
-                for (c, t) in tail.iter_mut().enumerate() {
-                    *t += x * *w[c].add(jj);
-                }
+            let x = value(r, jj);
+            for (c, t) in tail.iter_mut().enumerate() {
+                // SAFETY: `jj < d`, inside every weight row.
+                *t += x * unsafe { *w[c].add(jj) };
             }
         }
     }
