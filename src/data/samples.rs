@@ -149,8 +149,8 @@ fn load_bytes(path: &Path, opts: &LoadOptions) -> Result<Bytes, DataError> {
     if gz {
         // Inflated once into the cache (the `--data` path's, beside the file), then mapped
         // like any file: a run on the same `.gz` skips the inflate (MNIST's four files:
-        // 0.07–0.08 s for `train --solver lbfgs --max-iter 1` against 0.17–0.19 s inflating
-        // into memory; the run that fills the cache 0.22–0.29 s; 2026-12-07, docs/cli.md).
+        // 0.07–0.08 s for `train --solver lbfgs --max-iter 1`, the run that fills the cache
+        // 0.22–0.29 s, the build before that inflated into memory 0.17–0.19 s; docs/cli.md).
         // Cache entries are written once by this crate and renamed into place, never
         // modified: safe to map (the `idx` policy).
         let raw = crate::data::idx::inflate_cached(path, opts)?;
