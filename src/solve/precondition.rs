@@ -115,12 +115,17 @@ enum Dots {
 }
 
 impl Dots {
-    /// The form `isa` runs (holding an `Isa` proves the CPU has its instructions; the
-    /// `avx512` path's CPUs have AVX2 and FMA, which its kernels are compiled with too).
+    /// The form `isa` runs: AVX2 + FMA on the `avx2` and `avx512` paths, once the CPU is
+    /// seen to have both (asked here, not inferred from the path: the `Avx2Fma` form's
+    /// safety rests on this check alone).
     fn of(isa: Isa) -> Self {
         match isa.choice() {
             #[cfg(target_arch = "x86_64")]
-            SimdChoice::Avx2 | SimdChoice::Avx512 => Dots::Avx2Fma,
+            SimdChoice::Avx2 | SimdChoice::Avx512
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") =>
+            {
+                Dots::Avx2Fma
+            }
             SimdChoice::Neon => Dots::Portable { fma: true },
             _ => Dots::Portable { fma: false },
         }
@@ -139,8 +144,8 @@ impl Dots {
         );
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Dots::Avx2Fma` is only made from an `Avx2` or `Avx512` `Isa`, whose
-            // CPUs have AVX2 and FMA; every `ys[c]` is as long as `row` (asserted above).
+            // SAFETY: `Dots::Avx2Fma` is only made by `Dots::of` after the CPU was seen to
+            // have AVX2 and FMA; every `ys[c]` is as long as `row` (asserted above).
             Dots::Avx2Fma => unsafe { dots_avx2_fma(row, ys) },
             Dots::Portable { fma: true } => dots_portable::<C, true>(row, ys),
             Dots::Portable { fma: false } => dots_portable::<C, false>(row, ys),
