@@ -75,6 +75,7 @@ use std::time::{Duration, Instant};
 
 use super::lbfgs::Coordinates;
 use super::{Problem, SolveError};
+use crate::compute::kernels::fused::prefetch::prefetch_l1;
 use crate::compute::kernels::share::{Team, lock};
 use crate::compute::kernels::{Isa, SimdChoice};
 
@@ -89,8 +90,8 @@ pub(crate) struct SecondMoment {
     rt: Vec<f32>,
     /// The objective's threads: the maps run on them, a group of classes each.
     team: Arc<Team>,
-    /// The instruction set the maps are compiled for (the objective's).
-    isa: Isa,
+    /// How the maps' dot products run (chosen from the objective's instruction set).
+    dots: Dots,
 }
 
 /// Row `i`'s sample weight in `problem` (1 without weights).
@@ -226,22 +227,6 @@ unsafe fn dots_avx2_fma<const C: usize>(row: &[f32], ys: [&[f64]; C]) -> [f64; C
 /// Rows ahead of the substitution whose cache lines are asked for.
 const AHEAD: usize = 2;
 
-/// Ask for the cache lines of `values` (a hint: no effect on any result).
-#[inline(always)]
-fn prefetch(values: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in values.chunks(16) {
-        // SAFETY: `prefetcht0` never faults and has no visible effect, whatever the address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = values;
-}
-
 /// `sums[..C] = values`.
 fn put<const C: usize>(sums: &mut [f64], values: [f64; C]) {
     sums[..C].copy_from_slice(&values);
@@ -262,26 +247,26 @@ fn substitute(
 ) {
     let k = classes.len();
     assert!(tri.len() == n * n && out.len() == k * n && rhs.len() >= classes.end * n);
-    for step in 0..n {
-        let i = if back { n - 1 - step } else { step };
-        let (row, solved) = if back {
-            (&tri[i * n + i + 1..(i + 1) * n], i + 1..n)
+    // Step `step`'s index, and its row of `tri` up to and from the diagonal: the diagonal
+    // first (`R`) or last (`Rᵀ`).
+    let index = |step: usize| if back { n - 1 - step } else { step };
+    let segment = |i: usize| {
+        if back {
+            &tri[i * n + i..(i + 1) * n]
         } else {
-            (&tri[i * n..i * n + i], 0..i)
+            &tri[i * n..i * n + i + 1]
+        }
+    };
+    for step in 0..n {
+        let (i, seg) = (index(step), segment(index(step)));
+        let (diag, row, solved) = if back {
+            (seg[0], &seg[1..], i + 1..n)
+        } else {
+            (seg[i], &seg[..i], 0..i)
         };
-        let diag = f64::from(tri[i * n + i]);
+        let diag = f64::from(diag);
         if step + AHEAD < n {
-            let i = if back {
-                n - 1 - step - AHEAD
-            } else {
-                step + AHEAD
-            };
-            let ahead = if back {
-                &tri[i * n + i..(i + 1) * n]
-            } else {
-                &tri[i * n..i * n + i + 1]
-            };
-            prefetch(ahead);
+            prefetch_l1(segment(index(step + AHEAD)));
         }
         for c0 in (0..k).step_by(CLASS_TILE) {
             let part = |c: usize| &out[(c0 + c) * n..(c0 + c + 1) * n][solved.clone()];
@@ -400,7 +385,7 @@ impl SecondMoment {
             r,
             rt,
             team,
-            isa,
+            dots: Dots::of(isa),
         })
     }
 
@@ -417,8 +402,8 @@ impl SecondMoment {
         let tri = if back { &self.r } else { &self.rt };
         self.team.run_shared(parts.len(), &|t| {
             let classes = t * per..((t + 1) * per).min(k);
-            let (dots, out) = (Dots::of(self.isa), &mut lock(&parts[t]));
-            substitute(dots, (n, tri), input, out, classes, back);
+            let out = &mut lock(&parts[t]);
+            substitute(self.dots, (n, tri), input, out, classes, back);
         });
     }
 
@@ -460,36 +445,48 @@ fn transposed(r: &[f32], n: usize) -> Vec<f32> {
     t
 }
 
-/// The upper triangle of `AᵀA` (`n × n`, row-major; the strict lower triangle of the rows
-/// past the first block is left zero) for `a` = A, `m × n` row-major: two `sgemm` calls on
-/// `team`, the first `h ≈ 0.382·n` rows in full and the trailing `(n − h)²` square, which
-/// cost the same (`h·n = (n − h)²`) and together three quarters of the full product. The
-/// split does not depend on the thread count, so neither does the result.
-fn upper_gram(team: &Team, a: &[f32], m: usize, n: usize) -> Vec<f32> {
-    assert_eq!(a.len(), m * n, "A holds m × n values");
-    let h = ((3.0 - 5f64.sqrt()) / 2.0 * n as f64) as usize;
-    let mut gram = vec![0.0f32; n * n];
-    let (top, bottom) = gram.split_at_mut(h * n);
-    // Block t: rows `first..first + rows` of the product, columns `first..first + cols`,
-    // into `out`, which holds the product's rows from `first` on (row stride n).
+/// Run `block(first, rows, out)` on `team` for the two row blocks of the upper triangle of
+/// rows and columns `offset..n` of an `n`-column row-major matrix whose rows `offset..n` are
+/// `tail`: the first `h ≈ 0.382·m` of the `m = n − offset` rows over all `m` columns, the last
+/// `m − h` over their `(m − h)²` square, which cost the same (`h·m = (m − h)²`) and together
+/// three quarters of the square. `first` is the block's first row (absolute), `out` its `rows`
+/// whole rows. The split does not depend on the thread count, so neither does any result.
+fn upper_halves<T: Send>(
+    team: &Team,
+    tail: &mut [T],
+    (n, offset): (usize, usize),
+    block: &(dyn Fn(usize, usize, &mut [T]) + Sync),
+) {
+    let m = n - offset;
+    assert_eq!(tail.len(), m * n, "the rows offset..n");
+    let h = (((3.0 - 5f64.sqrt()) / 2.0 * m as f64) as usize).clamp(1.min(m), m);
+    let (top, bottom) = tail.split_at_mut(h * n);
     let blocks = [
-        (0, h, n, Mutex::new(top)),
-        (h, n - h, n - h, Mutex::new(bottom)),
+        (offset, h, Mutex::new(top)),
+        (offset + h, m - h, Mutex::new(bottom)),
     ];
     team.run_shared(2, &|t| {
-        let (first, rows, cols, out) = &blocks[t];
-        let (first, rows, cols) = (*first, *rows, *cols);
-        let mut out = lock(out);
+        let (first, rows, out) = &blocks[t];
+        block(*first, *rows, &mut lock(out));
+    });
+}
+
+/// The upper triangle of `AᵀA` (`n × n`, row-major; entries below it are left zero or hold
+/// parts of the product) for `a` = A, `m × n` row-major: two `sgemm` calls on `team`
+/// ([`upper_halves`]).
+fn upper_gram(team: &Team, a: &[f32], m: usize, n: usize) -> Vec<f32> {
+    assert_eq!(a.len(), m * n, "A holds m × n values");
+    let mut gram = vec![0.0f32; n * n];
+    upper_halves(team, &mut gram, (n, 0), &|first, rows, out| {
         // SAFETY: `a` holds `m × n` values: Aᵀ's rows `first..first + rows` are read at
-        // `l·n + first + i` (`i < rows <= n − first`, `l < m`), A's columns `first..first +
-        // cols` at `l·n + first + j` (`j < cols <= n − first`): all below `m·n`. `out` holds
-        // `rows × n` values (`h·n` for the top block, `(n − h)·n` for the other) and is
-        // written at `first + i·n + j` (`i < rows`, `first + j < n`): at most `rows·n − 1`.
+        // `l·n + first + i` (`i < rows <= n − first`, `l < m`), A's columns `first..n` at
+        // `l·n + first + j` (`j < n − first`): all below `m·n`. `out` holds `rows` whole rows
+        // (`rows·n` values) and is written at `i·n + first + j`: below `rows·n`.
         unsafe {
             matrixmultiply::sgemm(
                 rows,
                 m,
-                cols,
+                n - first,
                 1.0,
                 a.as_ptr().add(first),
                 1,
@@ -556,41 +553,26 @@ fn cholesky_upper(team: &Team, a: &mut [f64], n: usize) -> Result<(), SolveError
 
 /// `a[i][j] −= Σ_{p ∈ panel} r[p][i]·r[p][j]` for the rows `i ≥ panel.end` and (at least)
 /// their upper triangle `j ≥ i` (entries left of it may change too: [`cholesky_upper`] zeroes
-/// them): two `dgemm` blocks on `team`, the first `h ≈ 0.382·m` trailing rows over all `m`
-/// trailing columns and the last `m − h` rows over their `(m − h)²` square, which cost the
-/// same (as [`upper_gram`]'s). The split does not depend on the thread count, so neither
-/// does the result.
+/// them): two `dgemm` calls on `team` ([`upper_halves`]).
 fn trailing_update(team: &Team, a: &mut [f64], n: usize, panel: Range<usize>) {
     let (k0, k1) = (panel.start, panel.end);
     assert!(k0 < k1 && k1 <= n && a.len() == n * n);
     if k1 == n {
         return;
     }
-    let m = n - k1;
-    let h = (((3.0 - 5f64.sqrt()) / 2.0 * m as f64) as usize).max(1);
     let (head, tail) = a.split_at_mut(k1 * n);
     let panel_rows: &[f64] = head;
-    let (top, bottom) = tail.split_at_mut(h * n);
-    // Block t: the trailing rows `first..first + rows` (absolute), columns `first..n`.
-    let blocks = [
-        (k1, h, Mutex::new(top)),
-        (k1 + h, m - h, Mutex::new(bottom)),
-    ];
-    team.run_shared(2, &|t| {
-        let (first, rows, out) = &blocks[t];
-        let (first, rows) = (*first, *rows);
-        let mut out = lock(out);
-        let (cols, depth) = (n - first, k1 - k0);
+    upper_halves(team, tail, (n, k1), &|first, rows, out| {
         // SAFETY: `panel_rows` holds rows `0..k1` (`k1·n` values): Aᵀ = the panel's entries
-        // `r[k0 + p][first + i]` at `(k0 + p)·n + first + i` (`p < depth`, `i < rows`,
-        // `first + rows <= n`) and B = `r[k0 + p][first + j]` (`j < cols = n − first`), all
-        // below `k1·n`. `out` holds this block's `rows` full rows (`rows·n` values) and is
-        // written at `i·n + first + j` (`i < rows`, `first + j < n`): below `rows·n`.
+        // `r[k0 + p][first + i]` at `(k0 + p)·n + first + i` (`p < k1 − k0`, `i < rows`,
+        // `first + rows <= n`) and B = `r[k0 + p][first + j]` (`j < n − first`), all below
+        // `k1·n`. `out` holds `rows` whole rows (`rows·n` values) and is written at
+        // `i·n + first + j`: below `rows·n`.
         unsafe {
             matrixmultiply::dgemm(
                 rows,
-                depth,
-                cols,
+                k1 - k0,
+                n - first,
                 -1.0,
                 panel_rows.as_ptr().add(k0 * n + first),
                 1,

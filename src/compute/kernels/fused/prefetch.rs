@@ -86,6 +86,19 @@ fn hint<const L2: bool>(p: *const i8) {
     let _ = p;
 }
 
+/// Ask the CPU to start loading the cache lines of `values` into L1 (a hint: `values` is not
+/// read, and nothing changes but timing).
+#[inline(always)]
+pub(crate) fn prefetch_l1<T>(values: &[T]) {
+    if !HAS_PREFETCH {
+        return;
+    }
+    let (start, bytes) = (values.as_ptr().cast::<i8>(), std::mem::size_of_val(values));
+    for line in (0..bytes).step_by(64) {
+        hint::<false>(start.wrapping_add(line));
+    }
+}
+
 /// Ask the CPU to start loading `rows` of `pixels` (a row is `d` values) into L1. Only a
 /// hint: the addresses are computed with wrapping arithmetic and never dereferenced, so any
 /// row index is harmless.
