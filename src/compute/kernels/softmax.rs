@@ -171,10 +171,10 @@ pub(crate) mod lanes {
         s: S,
         l: &mut [S::V],
         labels: S::V,
-        (valid, loss): (u32, bool),
+        valid: u32,
+        want_loss: bool,
         grad: Option<ClipGradient>,
     ) -> GroupOutcome<S> {
-        let want_loss = loss;
         let mut max = l[0];
         for &v in &l[1..] {
             max = s.max(max, v);
@@ -202,13 +202,15 @@ pub(crate) mod lanes {
         let clipped_mask = s.lt(py, s.splat(CLIP_MIN));
         let clipped = s.mask_bits(clipped_mask) & valid;
         let correct = s.mask_bits(s.eq(predicted, labels)) & valid;
-        let mut pys = [0.0f32; 16];
-        // SAFETY: `pys` holds 16 ≥ LANES values.
-        unsafe { s.store(pys.as_mut_ptr(), py) };
         let mut loss = 0.0;
-        for (i, &p) in pys.iter().enumerate().take(S::LANES) {
-            if want_loss && valid >> i & 1 == 1 {
-                loss += -p.clamp(CLIP_MIN, 1.0).ln();
+        if want_loss {
+            let mut pys = [0.0f32; 16];
+            // SAFETY: `pys` holds 16 ≥ LANES values.
+            unsafe { s.store(pys.as_mut_ptr(), py) };
+            for (i, &p) in pys.iter().enumerate().take(S::LANES) {
+                if valid >> i & 1 == 1 {
+                    loss += -p.clamp(CLIP_MIN, 1.0).ln();
+                }
             }
         }
         if let Some(clip) = grad {
@@ -297,9 +299,9 @@ mod tests {
                 for clip in [ClipGradient::Zero, ClipGradient::Through] {
                     // Without the loss: no loss, everything else the same.
                     let mut quiet = v.clone();
-                    let q = epilogue(s, &mut quiet, labels, (valid, false), Some(clip));
+                    let q = epilogue(s, &mut quiet, labels, valid, false, Some(clip));
                     let mut v = v.clone();
-                    let o = epilogue(s, &mut v, labels, (valid, true), Some(clip));
+                    let o = epilogue(s, &mut v, labels, valid, true, Some(clip));
                     assert_eq!(q.loss, 0.0);
                     assert_eq!((q.correct, q.clipped), (o.correct, o.clipped));
                     for (a, b) in quiet.iter().zip(&v) {

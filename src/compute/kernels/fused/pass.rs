@@ -126,6 +126,9 @@ struct Frame {
     tiles: (usize, usize),
     /// The gradient rule of a backward pass; `None` for a forward pass.
     grad: Option<ClipGradient>,
+    /// The solver's pass (`Out::Backward` with an objective): its exact cross-entropy, no
+    /// clipped loss.
+    objective: bool,
     /// `kp` weight rows of `d` values: the model's, then `Scratch::zero` for padding.
     w: Vec<*const f32>,
     /// `kp` distinct `dW` rows of `d` values (empty for a forward pass).
@@ -183,6 +186,13 @@ impl Frame {
             Pixels::F32(_) => 1.0,
             Pixels::U8(_) => U8_SCALE,
         };
+        let objective = matches!(
+            out,
+            Out::Backward {
+                objective: Some(_),
+                ..
+            }
+        );
         let grad = match out {
             Out::Backward { clip, .. } => Some(*clip),
             Out::Forward(_) => None,
@@ -194,6 +204,7 @@ impl Frame {
             scale,
             tiles: class_tiles::<S>(kp),
             grad,
+            objective,
             w,
             dw: dw_rows,
         }
@@ -330,8 +341,8 @@ impl Pass<'_, '_> {
 /// [`forward_rows`]): the raw accumulators of every (row, class) into `s.acc`, the scalar
 /// tails into `s.tail`, zeros for the rows past `n` up to the end of their group of `LANES`.
 /// u8 rows are converted by their row tile's first class tile on the first span (the other
-/// tiles read them from L1). With nothing ahead to fetch into L2, `l1_next` (the next block of the batch) is
-/// fetched into L1 instead, a tile's rows at a time.
+/// tiles read them from L1). With nothing ahead to fetch into L2, `l1_next` (the next block of
+/// the batch) is fetched into L1 instead, a tile's rows at a time.
 #[inline(always)]
 fn forward_block<S: Simd, const R: usize>(
     simd: S,
@@ -561,19 +572,12 @@ fn epilogue_group<S: Simd>(
     let label_v = unsafe { simd.load(label_lanes.as_ptr()) };
     block_logits(simd, f, model, first, logits, s);
     let valid = (1u32 << group.len()) - 1;
-    let solver = matches!(
-        out,
-        Out::Backward {
-            objective: Some(_),
-            ..
-        }
-    );
     // The true class's logit of each row, for the solver's exact cross-entropy.
     let mut zy = simd.zero();
-    if solver {
+    if f.objective {
         zy = at_label(simd, logits, label_v);
     }
-    let o = lanes::epilogue(simd, logits, label_v, (valid, !solver), f.grad);
+    let o = lanes::epilogue(simd, logits, label_v, valid, !f.objective, f.grad);
     match out {
         Out::Forward(Some(predictions)) => {
             let mut pred = [0.0f32; 16];

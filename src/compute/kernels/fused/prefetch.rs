@@ -6,9 +6,9 @@
 
 use crate::compute::kernels::{Batch, Pixels};
 
-/// How far ahead of the block being computed its rows are prefetched into L2: one batch of the
-/// tutorial (so at batch 256 a step fetches the next step's rows), and at most 200 KB of u8
-/// or 800 KB of `f32` rows in flight, well inside L2 whatever the batch size.
+/// How far ahead of the block being computed its rows are prefetched into L2 in a batch of up
+/// to this many rows: the next batch's rows at the same position (at the tutorial's batch of
+/// 256, the next step's). Longer batches look [`STREAM_AHEAD_ROWS`] ahead ([`lookahead`]).
 pub(crate) const LOOKAHEAD_ROWS: usize = 256;
 
 /// How far ahead inside a batch longer than [`LOOKAHEAD_ROWS`] (an evaluation, the solver's
@@ -33,7 +33,7 @@ pub(crate) fn lookahead(len: usize) -> usize {
 
 /// The `len` rows at position `at` of the stream "this batch's rows, then the next batch's"
 /// ([`Batch::with_next`]); fewer (or none) where the stream ends. The fused kernel asks it for
-/// the rows [`LOOKAHEAD_ROWS`] ahead of a block, `parallel` for the chunk a thread will
+/// the rows [`lookahead`] ahead of a block, `parallel` for the chunk a thread will
 /// likely compute next.
 pub(crate) fn rows_ahead<'a>(batch: &Batch<'a>, at: usize, len: usize) -> &'a [usize] {
     let (rows, next) = (batch.rows(), batch.next_rows());

@@ -1,8 +1,8 @@
 //! The register tiles of the fused kernel, each a short function over raw row pointers:
 //! the forward's R-row × C-class dot products ([`dot_rxc`]), the backward's C-class × 2-vector
 //! `dW` accumulation ([`accumulate_cx2`]), and the forward tile that converts u8 rows to
-//! `f32` on the way ([`dot_rxc_u8`]). Shapes: `d` features per row, `C` classes per tile, `BLOCK_ROWS` rows
-//! per block; `W`, `dW` and `G` class-major.
+//! `f32` on the way ([`dot_rxc_u8`]). Shapes: `d` features per row, `C` classes per tile,
+//! `BLOCK_ROWS` rows per block; `W`, `dW` and `G` class-major.
 
 use super::BLOCK_ROWS;
 use super::prefetch::LinePrefetch;
