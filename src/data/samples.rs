@@ -146,40 +146,30 @@ fn load_bytes(path: &Path, opts: &LoadOptions) -> Result<Bytes, DataError> {
             .map_err(FileError::on(path, "cannot read"))?;
         magic == GZIP_MAGIC
     };
-    if gz {
-        // Inflated once into the cache (the `--data` path's, beside the file), then mapped
-        // like any file: a run on the same `.gz` skips the inflate (MNIST's four files:
-        // 0.07–0.08 s for `train --solver lbfgs --max-iter 1`, the run that fills the cache
-        // 0.22–0.29 s, the build before that inflated into memory 0.17–0.19 s; docs/cli.md).
-        // Cache entries are written once by this crate and renamed into place, never
-        // modified: safe to map (the `idx` policy).
-        let raw = crate::data::idx::inflate_cached(path, opts)?;
-        let file = File::open(&raw).map_err(FileError::on(&raw, "cannot open"))?;
-        if opts.mmap {
-            // SAFETY: a read-only mapping of a cache entry this crate wrote and renamed into
-            // place and never modifies (see above); every access is bounded by the mapping's
-            // own length.
-            let map = unsafe { memmap2::MmapOptions::new().map(&file) }
-                .map_err(FileError::on(&raw, "cannot memory-map"))?;
-            return Ok(Bytes::Mapped(map));
-        }
-        let mut bytes = Vec::new();
-        let mut file = file;
-        file.read_to_end(&mut bytes)
-            .map_err(FileError::on(&raw, "cannot read"))?;
-        return Ok(Bytes::Owned(bytes));
-    }
+    // A gzip file is inflated once into the cache (the `--data` path's, beside the file) and
+    // read from there like a raw file: a run on the same `.gz` skips the inflate (MNIST's
+    // four files: 0.07–0.08 s for `train --solver lbfgs --max-iter 1`, the run that fills the
+    // cache 0.22–0.29 s, the build before that inflated into memory 0.17–0.19 s; docs/cli.md).
+    let entry;
+    let (path, file) = if gz {
+        entry = crate::data::idx::inflate_cached(path, opts)?;
+        let file = File::open(&entry).map_err(FileError::on(&entry, "cannot open"))?;
+        (entry.as_path(), file)
+    } else {
+        (path, file)
+    };
     if opts.mmap {
-        // SAFETY: a read-only mapping of a file the user named; every access is bounded by
-        // the mapping's own length (checked against the header after mapping). A concurrent
-        // truncation by another process would raise SIGBUS and a concurrent write would
-        // change bytes behind the slices we hand out: the module docs state the policy, and
-        // `mmap: false` reads the file instead.
+        // SAFETY: a read-only mapping, every access bounded by the mapping's own length
+        // (checked against the header after mapping), of a cache entry this crate wrote,
+        // renamed into place and never modifies, or of a file the user named: there a
+        // concurrent truncation by another process would raise SIGBUS and a concurrent write
+        // would change bytes behind the slices we hand out; the module docs state the
+        // policy, and `mmap: false` reads the file instead.
         let map = unsafe { memmap2::MmapOptions::new().map(&file) }
             .map_err(FileError::on(path, "cannot memory-map"))?;
         Ok(Bytes::Mapped(map))
     } else {
-        let mut bytes = Vec::with_capacity(len as usize);
+        let mut bytes = Vec::new();
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(FileError::on(path, "cannot read"))?;

@@ -36,7 +36,7 @@ pub fn decompress_idx(
     compressed: impl Read,
     kind: IdxKind,
     max_bytes: u64,
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
 ) -> Result<u64, DataError> {
     let gz_err = |source| DataError::Gzip {
         path: path.to_path_buf(),
@@ -127,8 +127,7 @@ pub(crate) fn decompress_cached(
         ));
     }
     cached(gz, opts, |file, out| {
-        let mut out = out;
-        decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, &mut out).map(|_| ())
+        decompress_idx(gz, io::BufReader::new(file), kind, opts.max_bytes, out).map(|_| ())
     })
 }
 
